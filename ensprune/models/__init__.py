@@ -1,0 +1,44 @@
+"""Model zoo, training loop, checkpoints and measurement (parameters, MACs, latency)."""
+
+from ensprune.models.architecture import LayerSpec, SequentialNet, build_from_layers
+from ensprune.models.checkpoint import load_model, save_model
+from ensprune.models.measure import (
+    ParamCounts,
+    count_macs,
+    count_parameters,
+    measure_latency_ms,
+    prunable_parameters,
+)
+from ensprune.models.training import (
+    TrainConfig,
+    TrainHistory,
+    evaluate,
+    predict_logits,
+    predict_proba,
+    resolve_device,
+    train_model,
+)
+from ensprune.models.zoo import MODELS, build_model, build_seeded
+
+__all__ = [
+    "MODELS",
+    "LayerSpec",
+    "ParamCounts",
+    "SequentialNet",
+    "TrainConfig",
+    "TrainHistory",
+    "build_from_layers",
+    "build_model",
+    "build_seeded",
+    "count_macs",
+    "count_parameters",
+    "evaluate",
+    "load_model",
+    "measure_latency_ms",
+    "predict_logits",
+    "predict_proba",
+    "prunable_parameters",
+    "resolve_device",
+    "save_model",
+    "train_model",
+]

@@ -1,0 +1,201 @@
+"""Seeded training with early stopping on validation loss, and batched inference."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ensprune.errors import SpecError
+
+StepHook = Callable[[nn.Module], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train one network.
+
+    Attributes:
+        epochs: maximum number of passes over the training data.
+        batch_size: mini-batch size.
+        lr: learning rate.
+        weight_decay: L2 penalty (decoupled for AdamW).
+        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"`` (momentum 0.9, Nesterov).
+        patience: stop after this many epochs without a lower validation loss (0 disables).
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available).
+        seed: seeds initial shuffling and dropout; the same seed gives the same run.
+    """
+
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    patience: int = 5
+    device: str = "cpu"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0:
+            raise SpecError(f"epochs must be >= 0; got {self.epochs}")
+        if self.batch_size < 1:
+            raise SpecError(f"batch_size must be >= 1; got {self.batch_size}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise SpecError(f"lr must be a positive number; got {self.lr}")
+        if self.optimizer not in ("adam", "adamw", "sgd"):
+            raise SpecError(f"optimizer must be adam, adamw or sgd; got {self.optimizer!r}")
+        if self.device not in ("cpu", "cuda", "auto"):
+            raise SpecError(f"device must be cpu, cuda or auto; got {self.device!r}")
+
+
+@dataclass
+class TrainHistory:
+    """Per-epoch curves of one training run; the returned model holds the best-val-loss weights."""
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    best_epoch: int = -1
+    stopped_early: bool = False
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.train_loss)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SpecError("device 'cuda' was asked for but no CUDA device is available; use 'cpu'")
+    return torch.device(device)
+
+
+def _as_tensors(x: np.ndarray, y: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    xt = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32)
+    yt = None if y is None else torch.as_tensor(np.asarray(y), dtype=torch.long)
+    return xt, yt
+
+
+def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
+        )
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 1024, device: str = "cpu"
+) -> tuple[float, float]:
+    """Mean cross-entropy loss and accuracy of ``model`` on (x, y)."""
+    logits = predict_logits(model, x, batch_size=batch_size, device=device)
+    yt = torch.as_tensor(np.asarray(y), dtype=torch.long)
+    loss = float(nn.functional.cross_entropy(logits, yt))
+    acc = float((logits.argmax(1) == yt).float().mean())
+    return loss, acc
+
+
+@torch.no_grad()
+def predict_logits(
+    model: nn.Module, x: np.ndarray, batch_size: int = 1024, device: str = "cpu"
+) -> torch.Tensor:
+    """Logits of ``model`` on x, computed in batches, returned on the CPU."""
+    dev = resolve_device(device)
+    was_training = model.training
+    model.eval()
+    model.to(dev)
+    xt, _ = _as_tensors(x)
+    out = [model(xt[i : i + batch_size].to(dev)).float().cpu() for i in range(0, len(xt), batch_size)]
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def predict_proba(model: nn.Module, x: np.ndarray, batch_size: int = 1024, device: str = "cpu") -> np.ndarray:
+    """Softmax probabilities (N, C) as float64 numpy."""
+    logits = predict_logits(model, x, batch_size=batch_size, device=device)
+    return torch.softmax(logits.double(), dim=1).numpy()
+
+
+def train_model(
+    model: nn.Module,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    config: TrainConfig,
+    *,
+    before_step: StepHook | None = None,
+    after_step: StepHook | None = None,
+    progress: bool = True,
+    desc: str = "train",
+) -> TrainHistory:
+    """Train ``model`` in place with early stopping on validation loss; restore the best weights.
+
+    Args:
+        before_step: called after ``backward`` and before the optimizer step (e.g. mask gradients).
+        after_step: called after each optimizer step (e.g. re-apply pruning masks).
+        progress: show a progress bar over epochs.
+
+    Returns:
+        The per-epoch history.
+    """
+    dev = resolve_device(config.device)
+    model.to(dev)
+    xt, yt = _as_tensors(x_train, y_train)
+    assert yt is not None
+    history = TrainHistory()
+    if config.epochs == 0 or len(xt) == 0:
+        return history
+    gen = torch.Generator().manual_seed(config.seed)
+    optimizer = _make_optimizer(model, config)
+    best_loss = math.inf
+    best_state = copy.deepcopy(model.state_dict())
+    since_best = 0
+    bar = tqdm(range(config.epochs), desc=desc, disable=not progress, leave=False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)  # dropout draws from the global generator
+        for epoch in bar:
+            model.train()
+            order = torch.randperm(len(xt), generator=gen)
+            total, seen = 0.0, 0
+            for i in range(0, len(xt), config.batch_size):
+                idx = order[i : i + config.batch_size]
+                xb, yb = xt[idx].to(dev), yt[idx].to(dev)
+                optimizer.zero_grad(set_to_none=True)
+                loss = nn.functional.cross_entropy(model(xb), yb)
+                loss.backward()
+                if before_step is not None:
+                    before_step(model)
+                optimizer.step()
+                if after_step is not None:
+                    after_step(model)
+                total += float(loss.detach()) * len(idx)
+                seen += len(idx)
+            val_loss, val_acc = evaluate(model, x_val, y_val, device=config.device)
+            history.train_loss.append(total / max(seen, 1))
+            history.val_loss.append(val_loss)
+            history.val_accuracy.append(val_acc)
+            bar.set_postfix(val_loss=f"{val_loss:.4f}", val_acc=f"{val_acc:.4f}")
+            if val_loss < best_loss - 1e-6:
+                best_loss, since_best, history.best_epoch = val_loss, 0, epoch
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                since_best += 1
+                if config.patience and since_best >= config.patience:
+                    history.stopped_early = True
+                    break
+    bar.close()
+    model.load_state_dict(best_state)
+    return history

@@ -1,0 +1,98 @@
+"""The model zoo: architectures of the source papers, each adapting to the dataset's input shape."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ensprune._registry import Registry
+from ensprune.models.architecture import LayerListBuilder, SequentialNet, build_from_layers
+
+ModelBuilder = Callable[[tuple[int, ...], int], SequentialNet]
+MODELS: Registry[ModelBuilder] = Registry("model")
+
+
+def build_model(name: str, input_shape: tuple[int, ...], num_classes: int) -> SequentialNet:
+    """Build zoo model ``name`` for inputs of ``input_shape`` (C, H, W) and ``num_classes`` outputs.
+
+    Example:
+        >>> net = build_model("lenet300", (1, 28, 28), 10)
+    """
+    return MODELS.get(name)(tuple(input_shape), int(num_classes))
+
+
+def _mlp(hidden: tuple[int, ...]) -> ModelBuilder:
+    def builder(input_shape: tuple[int, ...], num_classes: int) -> SequentialNet:
+        b = LayerListBuilder(input_shape)
+        for width in hidden:
+            b.linear(width)
+        b.linear(num_classes, relu=False)
+        return build_from_layers(b.layers, input_shape)
+
+    return builder
+
+
+MODELS.register("model_a")(_mlp((40, 40)))  # DropNet Model A: FC40-FC40
+MODELS.register("lenet300")(_mlp((300, 100)))  # LeNet-300-100
+MODELS.register("mlp_40_20")(_mlp((40, 20)))  # WoodFisher's 784-40-20-10
+
+
+@MODELS.register("lenet5")
+def lenet5(input_shape: tuple[int, ...], num_classes: int) -> SequentialNet:
+    """LeNet-5 (Caffe variant used by Han et al.): conv20-pool-conv50-pool-fc500."""
+    b = LayerListBuilder(input_shape)
+    small = min(input_shape[1:]) < 16
+    b.conv(20, 5 if not small else 3, padding=0 if not small else 1)
+    b.pool()
+    b.conv(50, 5 if not small else 3, padding=0 if not small else 1)
+    b.pool()
+    b.linear(500)
+    b.linear(num_classes, relu=False)
+    return build_from_layers(b.layers, input_shape)
+
+
+@MODELS.register("model_b")
+def model_b(input_shape: tuple[int, ...], num_classes: int) -> SequentialNet:
+    """DropNet Model B: Conv64-Conv64-pool, then the classifier."""
+    b = LayerListBuilder(input_shape)
+    b.conv(64, 3, padding=1)
+    b.conv(64, 3, padding=1)
+    b.pool()
+    b.linear(num_classes, relu=False)
+    return build_from_layers(b.layers, input_shape)
+
+
+@MODELS.register("model_c")
+def model_c(input_shape: tuple[int, ...], num_classes: int) -> SequentialNet:
+    """DropNet Model C: Conv64-64-pool-Conv128-128-pool, Dense 256."""
+    b = LayerListBuilder(input_shape)
+    b.conv(64, 3, padding=1)
+    b.conv(64, 3, padding=1)
+    b.pool()
+    b.conv(128, 3, padding=1)
+    b.conv(128, 3, padding=1)
+    b.pool()
+    b.linear(256)
+    b.linear(num_classes, relu=False)
+    return build_from_layers(b.layers, input_shape)
+
+
+@MODELS.register("vgg_small")
+def vgg_small(input_shape: tuple[int, ...], num_classes: int) -> SequentialNet:
+    """A small VGG: three conv blocks (32, 64, 128) with batch norm, Dense 128."""
+    b = LayerListBuilder(input_shape)
+    for width in (32, 64, 128):
+        b.conv(width, 3, padding=1, bn=True)
+        b.conv(width, 3, padding=1, bn=True)
+        b.pool()
+    b.linear(128)
+    b.linear(num_classes, relu=False)
+    return build_from_layers(b.layers, input_shape)
+
+
+def build_seeded(name: str, input_shape: tuple[int, ...], num_classes: int, seed: int) -> SequentialNet:
+    """Build zoo model ``name`` with weights initialised from ``seed`` (global RNG left untouched)."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_model(name, input_shape, num_classes)
