@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import nn
 
-from ensprune.errors import CheckpointError
+from ensprune.errors import CheckpointError, SpecError
 
 LayerSpec = dict[str, Any]
 
@@ -70,12 +70,12 @@ class LayerListBuilder:
 
     def conv(self, out: int, kernel: int, padding: int = 0, relu: bool = True, bn: bool = False) -> None:
         if len(self.shape) != 3:
-            raise ValueError(f"a convolution needs an image input (C, H, W); got shape {self.shape}")
+            raise SpecError(f"a convolution needs an image input (C, H, W); got shape {self.shape}")
         c, h, w = self.shape
         self.layers.append({"type": "conv2d", "in": c, "out": out, "kernel": kernel, "padding": padding})
         h, w = h + 2 * padding - kernel + 1, w + 2 * padding - kernel + 1
         if h < 1 or w < 1:
-            raise ValueError(f"input {self.shape} is too small for a {kernel}x{kernel} convolution")
+            raise SpecError(f"input {self.shape} is too small for a {kernel}x{kernel} convolution")
         self.shape = (out, h, w)
         if bn:
             self.layers.append({"type": "batchnorm2d", "features": out})

@@ -1,0 +1,5 @@
+import sys
+
+from ensprune.cli import main
+
+sys.exit(main())

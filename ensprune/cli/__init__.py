@@ -1,0 +1,55 @@
+"""Command-line interface: thin wrappers that parse, call the library and print.
+
+Each subcommand lives in its own module exposing ``add_parser(subparsers)``; the parser it adds
+sets ``handler`` (a function ``args -> int``). Any :class:`EnsPruneError` becomes one line on
+stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from ensprune import __version__
+from ensprune.errors import EnsPruneError
+
+SUBCOMMANDS = ("run", "prune", "select", "report", "dashboard", "list")
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse already exits 2; keep it to one line plus the usage hint
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand registered."""
+    parser = _ArgumentParser(
+        prog="ensprune",
+        description="Compress neural-network ensembles: prune members, select diverse sub-ensembles.",
+    )
+    parser.add_argument("--version", action="version", version=f"ensprune {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
+    for name in SUBCOMMANDS:
+        importlib.import_module(f"ensprune.cli.{name}_cmd").add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ensprune`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except EnsPruneError as exc:
+        print(f"ensprune {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ensprune {args.command}: interrupted; finished work is saved, re-run to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
