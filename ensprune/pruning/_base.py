@@ -1,0 +1,124 @@
+"""The pruning-method interface.
+
+A :class:`PruningMethod` turns a trained network and a target sparsity into a pruned network: a
+masked copy (unstructured methods), a physically smaller one (structured methods, compaction) or
+a factorised one (low-rank methods). Saliency methods subclass :class:`ScoreMethod` and implement
+only :meth:`ScoreMethod.scores`; thresholds, masks, schedules and fine-tuning live once, here and in
+``_masks.py`` / ``_schedule.py``.
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+
+from ensprune._registry import Registry
+from ensprune.errors import SpecError
+from ensprune.models.architecture import SequentialNet
+from ensprune.models.training import TrainConfig
+
+if TYPE_CHECKING:
+    import optuna
+
+Masks = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class PruningContext:
+    """Everything a method may use besides the network: data, fine-tuning budget, randomness.
+
+    Attributes:
+        x_train, y_train: training data (scores, calibration statistics, fine-tuning).
+        x_val, y_val: validation data (early stopping, stopping rules); never test data.
+        finetune: the fine-tuning budget and optimiser (``epochs=0`` disables fine-tuning).
+        seed: seeds every random choice of the method.
+        progress: show progress bars.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    finetune: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=0))
+    seed: int = 0
+    progress: bool = False
+
+    def generator(self, salt: int = 0) -> torch.Generator:
+        """A torch Generator seeded from ``seed`` (and ``salt`` for independent streams)."""
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + salt)
+
+
+@dataclass
+class PruningResult:
+    """A pruned network and how it was obtained.
+
+    Attributes:
+        model: the pruned network (a new object; the input network is never modified).
+        masks: boolean keep-masks of prunable weights still enforced by zeros in ``model``;
+            empty when the method removed structure physically.
+        info: method-specific facts (rounds, units remaining, ranks, ...), JSON-able.
+    """
+
+    model: SequentialNet
+    masks: Masks = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class PruningMethod(ABC):
+    """Base class of every pruning method; register subclasses in ``METHODS``.
+
+    Subclasses set ``name``, accept their knobs as keyword arguments in ``__init__`` and declare
+    the same knobs for Optuna in :meth:`search_space` (namespaced ``"<name>.<knob>"``).
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    structured: ClassVar[bool] = False
+
+    def params(self) -> dict[str, Any]:
+        """The method's knobs as given to ``__init__`` (JSON-able), for reports and checkpoints."""
+        return {}
+
+    @classmethod
+    def search_space(cls, trial: optuna.Trial) -> dict[str, Any]:
+        """Suggest this method's knobs on ``trial``; returns ``__init__`` keyword arguments."""
+        return {}
+
+    @abstractmethod
+    def prune(self, model: SequentialNet, sparsity: float, context: PruningContext) -> PruningResult:
+        """Return a pruned copy of ``model`` at ``sparsity`` (share of prunable weights removed)."""
+
+
+def check_sparsity(sparsity: float) -> float:
+    """Validate a target sparsity: a number in [0, 1)."""
+    try:
+        value = float(sparsity)
+    except (TypeError, ValueError):
+        raise SpecError(f"sparsity must be a number in [0, 1); got {sparsity!r}") from None
+    if not (0.0 <= value < 1.0):
+        raise SpecError(
+            f"sparsity must lie in [0, 1) (the share of weights removed); got {sparsity!r}"
+        )
+    return value
+
+
+def clone(model: SequentialNet) -> SequentialNet:
+    """A deep copy, so methods never modify the caller's network."""
+    return copy.deepcopy(model)
+
+
+METHODS: Registry[type[PruningMethod]] = Registry("pruning method")
+
+
+def make_method(name: str, **params: Any) -> PruningMethod:
+    """Instantiate registered method ``name`` with its knobs; bad knobs raise :class:`SpecError`."""
+    cls = METHODS.get(name)
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise SpecError(f"bad options for pruning method {name!r}: {exc}") from None
