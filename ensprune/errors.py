@@ -29,3 +29,7 @@ class CheckpointError(EnsPruneError):
 
 class RunDirError(EnsPruneError):
     """A run directory that cannot be used as asked (e.g. it holds another run's results)."""
+
+
+class StorageError(EnsPruneError):
+    """An Optuna storage URL that is malformed or cannot be reached."""

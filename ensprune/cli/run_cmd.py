@@ -1,0 +1,49 @@
+"""``ensprune run SPEC.toml``: the whole flow, resumable."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run a study spec end to end (train pool, search, select, report)",
+        description="Run a study spec end to end. Re-running the same spec resumes it.",
+    )
+    parser.add_argument("spec", type=Path, help="study spec (TOML), e.g. studies/quickstart.toml")
+    parser.add_argument("--run-dir", type=Path, help="results directory (default: runs/<name>)")
+    parser.add_argument("--storage", help="Optuna storage URL (default: SQLite file in the run dir)")
+    parser.add_argument("--data-dir", type=Path, help="dataset directory (default: $ENSPRUNE_DATA_DIR or ./data)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or per-trial lines")
+    parser.add_argument("--json", action="store_true", help="print the final summary as JSON")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ensprune.errors import SpecError
+    from ensprune.study import StudySpec, run_study
+
+    spec = StudySpec.from_toml(args.spec)
+    try:
+        text = args.spec.read_text(encoding="utf-8")
+    except OSError as exc:  # pragma: no cover - from_toml read it a moment ago
+        raise SpecError(f"cannot read {args.spec}: {exc}") from None
+    quiet = bool(args.quiet or args.json)
+    result = run_study(
+        spec,
+        spec_text=text,
+        run_dir=args.run_dir,
+        storage=args.storage,
+        data_dir=args.data_dir,
+        progress=not quiet,
+        log=None if quiet else print,
+    )
+    if args.json:
+        print(json.dumps(result.summary, indent=2, default=str))
+    else:
+        print(result.summary_text)
+    return 0

@@ -1,0 +1,278 @@
+"""StudySpec: a whole study (data, pool, search space, selection) as frozen, validated dataclasses.
+
+Example ``studies/quickstart.toml``::
+
+    [study]
+    name = "quickstart"
+    seed = 0
+
+    [data]
+    dataset = "digits"
+
+    [pool]
+    architectures = ["model_a", "lenet300"]
+    seeds = [0, 1, 2]
+    epochs = 40
+
+    [search]
+    methods = ["magnitude", "random"]
+    sparsity = [0.3, 0.95]
+    trials = 12
+    finetune_epochs = 3
+
+    [selection]
+    selector = "hq"
+    metric = "gd"
+    beta = 0.1
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ensprune.errors import SpecError, UnknownNameError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SAMPLERS = ("tpe", "nsga2", "random")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which dataset and how to split it."""
+
+    dataset: str = "digits"
+    val_fraction: float = 0.15
+    test_fraction: float = 0.2
+    max_train: int | None = None
+    max_test: int | None = None
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """The pool of members: every architecture trained with every seed."""
+
+    architectures: tuple[str, ...] = ("model_a", "lenet300")
+    seeds: tuple[int, ...] = (0, 1, 2)
+    epochs: int = 40
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    patience: int = 5
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """The per-member Optuna search: methods, sparsity range, budget and the operating-point rule.
+
+    ``accuracy_tolerance``: the chosen operating point is the Pareto-optimal trial with the highest
+    sparsity whose validation accuracy is at least the dense member's minus this tolerance
+    (falling back to the most accurate Pareto trial when none qualifies).
+    """
+
+    methods: tuple[str, ...] = ("magnitude", "random")
+    sparsity: tuple[float, float] = (0.3, 0.95)
+    trials: int = 12
+    finetune_epochs: int = 3
+    finetune_lr: float = 1e-3
+    sampler: str = "tpe"
+    accuracy_tolerance: float = 0.01
+    method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SelectionSpec:
+    """How the sub-ensemble is chosen from the pruned pool (on validation data only)."""
+
+    selector: str = "hq"
+    metric: str = "gd"
+    beta: float = 0.1
+    max_size: int = 5
+    voting: str = "plurality"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A whole study; load with :meth:`from_toml`."""
+
+    name: str = "study"
+    seed: int = 0
+    storage: str | None = None
+    run_dir: str | None = None
+    device: str = "cpu"
+    data: DataSpec = field(default_factory=DataSpec)
+    pool: PoolSpec = field(default_factory=PoolSpec)
+    search: SearchSpec = field(default_factory=SearchSpec)
+    selection: SelectionSpec = field(default_factory=SelectionSpec)
+
+    @property
+    def members(self) -> list[tuple[str, str, int]]:
+        """(member name, architecture, seed) for every member, in pool order."""
+        return [(f"{a}-s{s}", a, s) for a in self.pool.architectures for s in self.pool.seeds]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def fingerprint(self, *sections: str) -> str:
+        """A short hash of the given sections (all when none), to detect a changed spec on resume."""
+        full = self.to_dict()
+        part = {k: full[k] for k in sections} if sections else full
+        return hashlib.sha256(json.dumps(part, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> StudySpec:
+        """Read and validate a spec file."""
+        path = Path(path)
+        if not path.is_file():
+            raise SpecError(f"spec file {path} does not exist")
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SpecError(f"{path} is not valid TOML: {exc}") from None
+        return cls.from_dict(raw, source=str(path))
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "spec") -> StudySpec:
+        """Build and validate a spec from a nested dict (the parsed TOML)."""
+        raw = dict(raw)
+        study = _section(raw, "study", source)
+        top = {k: study.pop(k) for k in ("name", "seed", "storage", "run_dir", "device") if k in study}
+        _no_extra(study, "study", source)
+        sections: dict[str, Any] = {}
+        for key, sub in (("data", DataSpec), ("pool", PoolSpec), ("search", SearchSpec), ("selection", SelectionSpec)):
+            sections[key] = _build(sub, _section(raw, key, source), key, source)
+        _no_extra(raw, "top level", source, sections=True)
+        try:
+            spec = cls(**top, **sections)
+        except TypeError as exc:
+            raise SpecError(f"{source}: [study]: {exc}") from None
+        try:
+            spec.validate(source)
+        except UnknownNameError as exc:
+            raise UnknownNameError(f"{source}: {exc}") from None
+        return spec
+
+    def validate(self, source: str = "spec") -> None:
+        """Check names against the registries and values against their ranges."""
+        from ensprune.data import DATASETS
+        from ensprune.ensemble import METRICS, SELECTORS
+        from ensprune.models import MODELS
+        from ensprune.pruning import METHODS
+
+        def fail(msg: str) -> None:
+            raise SpecError(f"{source}: {msg}")
+
+        if not self.name or not all(c.isalnum() or c in "-_." for c in self.name):
+            fail(f"[study] name must be non-empty letters, digits, '-', '_' or '.'; got {self.name!r}")
+        _check_int(self.seed, "[study] seed", fail, minimum=0)
+        if self.device not in ("cpu", "cuda", "auto"):
+            fail(f"[study] device must be cpu, cuda or auto; got {self.device!r}")
+        DATASETS.get(self.data.dataset)
+        for frac, label in ((self.data.val_fraction, "val_fraction"), (self.data.test_fraction, "test_fraction")):
+            if not (isinstance(frac, (int, float)) and 0.0 < frac < 0.9):
+                fail(f"[data] {label} must be a number in (0, 0.9); got {frac!r}")
+        for lim, label in ((self.data.max_train, "max_train"), (self.data.max_test, "max_test")):
+            if lim is not None:
+                _check_int(lim, f"[data] {label}", fail, minimum=20)
+        if not self.pool.architectures:
+            fail("[pool] architectures must name at least one model")
+        for arch in self.pool.architectures:
+            MODELS.get(arch)
+        if not self.pool.seeds:
+            fail("[pool] seeds must list at least one seed")
+        if len(set(self.pool.seeds)) != len(self.pool.seeds):
+            fail("[pool] seeds must be distinct")
+        for s in self.pool.seeds:
+            _check_int(s, "[pool] seeds", fail, minimum=0)
+        _check_int(self.pool.epochs, "[pool] epochs", fail, minimum=1)
+        _check_int(self.pool.batch_size, "[pool] batch_size", fail, minimum=1)
+        _check_int(self.pool.patience, "[pool] patience", fail, minimum=0)
+        if not (isinstance(self.pool.lr, (int, float)) and 0 < self.pool.lr < 10):
+            fail(f"[pool] lr must be a positive number; got {self.pool.lr!r}")
+        if self.pool.optimizer not in ("adam", "adamw", "sgd"):
+            fail(f"[pool] optimizer must be adam, adamw or sgd; got {self.pool.optimizer!r}")
+        if not self.search.methods:
+            fail("[search] methods must name at least one pruning method")
+        for method in self.search.methods:
+            METHODS.get(method)
+        for method in self.search.method_params:
+            if method not in self.search.methods:
+                fail(f"[search.method_params] names {method!r}, which is not in [search] methods")
+        lo_hi = self.search.sparsity
+        if len(lo_hi) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in lo_hi):
+            fail(f"[search] sparsity must be a range [low, high]; got {list(lo_hi)!r}")
+        lo, hi = lo_hi
+        if not (0.0 <= lo <= hi < 1.0):
+            fail(f"[search] sparsity range must satisfy 0 <= low <= high < 1; got [{lo}, {hi}]")
+        _check_int(self.search.trials, "[search] trials", fail, minimum=1)
+        _check_int(self.search.finetune_epochs, "[search] finetune_epochs", fail, minimum=0)
+        if self.search.sampler not in SAMPLERS:
+            fail(f"[search] sampler must be one of {', '.join(SAMPLERS)}; got {self.search.sampler!r}")
+        if not (0.0 <= self.search.accuracy_tolerance < 1.0):
+            fail(f"[search] accuracy_tolerance must lie in [0, 1); got {self.search.accuracy_tolerance}")
+        SELECTORS.get(self.selection.selector)
+        METRICS.get(self.selection.metric)
+        if not (0.0 <= self.selection.beta < 1.0):
+            fail(f"[selection] beta must lie in [0, 1); got {self.selection.beta}")
+        _check_int(self.selection.max_size, "[selection] max_size", fail, minimum=2)
+        if self.selection.max_size > len(self.members):
+            fail(
+                f"[selection] max_size {self.selection.max_size} exceeds the pool of "
+                f"{len(self.members)} members; lower it or add architectures/seeds"
+            )
+        if len(self.members) < 2:
+            fail("the pool needs at least 2 members (architectures x seeds) to select a team")
+
+
+def _section(raw: dict[str, Any], key: str, source: str) -> dict[str, Any]:
+    value = raw.pop(key, {})
+    if not isinstance(value, dict):
+        raise SpecError(f"{source}: [{key}] must be a table")
+    return dict(value)
+
+
+def _no_extra(raw: dict[str, Any], where: str, source: str, sections: bool = False) -> None:
+    if raw:
+        kind = "section(s)" if sections else "key(s)"
+        raise SpecError(f"{source}: unknown {kind} {sorted(raw)} in {where}; check the spelling")
+
+
+def _build(cls: type[Any], values: dict[str, Any], key: str, source: str) -> Any:
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise SpecError(
+            f"{source}: unknown key(s) {unknown} in [{key}]; valid keys: {', '.join(known)}"
+        )
+    converted = {}
+    for name, value in values.items():
+        default = getattr(cls(), name)
+        if isinstance(default, tuple) or name in ("architectures", "seeds", "methods"):
+            if not isinstance(value, list):
+                raise SpecError(f"{source}: [{key}] {name} must be a list; got {value!r}")
+            value = tuple(value)
+        elif isinstance(default, dict) and not isinstance(value, dict):
+            raise SpecError(f"{source}: [{key}] {name} must be a table; got {value!r}")
+        elif isinstance(default, str) and not isinstance(value, str):
+            raise SpecError(f"{source}: [{key}] {name} must be a string; got {value!r}")
+        elif isinstance(default, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise SpecError(f"{source}: [{key}] {name} must be a number; got {value!r}")
+        converted[name] = value
+    return cls(**converted)
+
+
+def _check_int(value: Any, label: str, fail: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        fail(f"{label} must be an integer >= {minimum}; got {value!r}")

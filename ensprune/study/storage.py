@@ -1,0 +1,73 @@
+"""Storage URLs -> Optuna storages: SQLite (one process), journal file (one machine), RDB (many)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend
+
+from ensprune.errors import StorageError
+
+JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
+
+
+def default_storage_url(run_dir: str | Path) -> str:
+    """The default storage of a run: an SQLite file inside the run directory."""
+    return f"sqlite:///{(Path(run_dir) / 'study.db').resolve()}"
+
+
+def open_storage(url: str) -> BaseStorage:
+    """Open the Optuna storage behind ``url``.
+
+    Accepted forms: ``sqlite:///path.db``, ``postgresql+psycopg2://user@host/db`` (or any SQLAlchemy
+    URL), and a journal file (``journal:///path`` or a path ending in .log/.journal/.jsonl) for
+    several processes on one machine.
+    """
+    if not url or not isinstance(url, str):
+        raise StorageError("the storage URL is empty; give e.g. sqlite:///study.db")
+    journal_path = _journal_path(url)
+    if journal_path is not None:
+        journal_path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(journal_path)))
+    if "://" not in url:
+        raise StorageError(
+            f"storage {url!r} is neither a database URL nor a journal file; use sqlite:///PATH.db, "
+            "postgresql+psycopg2://USER@HOST/DB or a PATH.log journal file"
+        )
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine_kwargs = {} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    try:
+        return RDBStorage(url, engine_kwargs=engine_kwargs)
+    except ImportError as exc:
+        raise StorageError(
+            f"the driver for storage {_redact(url)} is not installed ({exc}); for PostgreSQL run "
+            "pip install 'ensprune[postgres]'"
+        ) from None
+    except Exception as exc:  # SQLAlchemy raises many types for bad URLs and refused connections
+        raise StorageError(f"cannot open storage {_redact(url)}: {str(exc).splitlines()[0]}") from None
+
+
+def _journal_path(url: str) -> Path | None:
+    if url.startswith("journal://"):
+        return Path(url.removeprefix("journal://"))
+    if "://" not in url and url.endswith(JOURNAL_SUFFIXES):
+        return Path(url)
+    return None
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a database URL before it is printed."""
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    return url
+
+
+def study_names(url: str) -> list[str]:
+    """Names of the studies held by a storage."""
+    return [s.study_name for s in optuna.get_all_study_summaries(open_storage(url))]

@@ -1,0 +1,93 @@
+"""StudySpec: loading, defaults, and one clear error per malformed or contradictory spec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ensprune.errors import SpecError, UnknownNameError
+from ensprune.study import StudySpec
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "spec.toml"
+    path.write_text(text)
+    return path
+
+
+def test_quickstart_spec_loads_and_meets_the_brief() -> None:
+    spec = StudySpec.from_toml(REPO / "studies" / "quickstart.toml")
+    assert spec.data.dataset == "digits"
+    assert len(spec.members) >= 6
+    assert len(spec.pool.architectures) >= 2
+    assert len(spec.search.methods) >= 2
+    assert spec.members[0] == ("model_a-s0", "model_a", 0)
+
+
+def test_defaults_fill_missing_sections(tmp_path: Path) -> None:
+    spec = StudySpec.from_toml(write(tmp_path, '[study]\nname = "x"\n'))
+    assert spec.name == "x"
+    assert spec.search.sparsity == (0.3, 0.95)
+    assert spec.selection.selector == "hq"
+
+
+def test_fingerprint_ignores_trial_count(tmp_path: Path) -> None:
+    a = StudySpec.from_dict({"study": {"name": "a"}, "search": {"trials": 3}})
+    b = StudySpec.from_dict({"study": {"name": "a"}, "search": {"trials": 9}})
+    c = StudySpec.from_dict({"study": {"name": "a"}, "pool": {"epochs": 9}})
+    assert a.fingerprint("seed", "data", "pool") == b.fingerprint("seed", "data", "pool")
+    assert a.fingerprint("seed", "data", "pool") != c.fingerprint("seed", "data", "pool")
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("[search]\nsparsity = [0.5, 1.0]\n", "sparsity range"),
+        ("[search]\nsparsity = [0.9, 0.5]\n", "sparsity range"),
+        ("[search]\nsparsity = [-0.1, 0.5]\n", "sparsity range"),
+        ("[search]\ntrials = 0\n", "trials must be an integer >= 1"),
+        ("[search]\nmethods = []\n", "at least one pruning method"),
+        ("[search]\nmethods = \"magnitude\"\n", "methods must be a list"),
+        ("[pool]\nseeds = [1, 1]\n", "seeds must be distinct"),
+        ("[pool]\nepochs = 2.5\n", "epochs must be an integer"),
+        ("[pool]\narchitectures = [\"model_a\"]\nseeds = [0]\n", "at least 2 members"),
+        ("[pool]\nwidth = 3\n", "unknown key(s) ['width'] in [pool]"),
+        ("[selection]\nbeta = 1.5\n", "beta must lie in [0, 1)"),
+        ("[selection]\nmax_size = 50\n", "exceeds the pool"),
+        ("[data]\nval_fraction = 0.95\n", "val_fraction"),
+        ("[extra]\na = 1\n", "unknown section(s) ['extra']"),
+        ("[study]\nname = \"a b\"\n", "name must be"),
+        ("[search]\nsampler = \"cmaes\"\n", "sampler must be one of"),
+        ("[search.method_params.lamp]\nscope = \"layer\"\n", "not in [search] methods"),
+        ("not toml at all [", "not valid TOML"),
+    ],
+)
+def test_malformed_specs_raise_one_clear_error(tmp_path: Path, text: str, fragment: str) -> None:
+    with pytest.raises(SpecError, match=None) as info:
+        StudySpec.from_toml(write(tmp_path, text))
+    assert fragment in str(info.value)
+    assert "spec.toml" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "valid"),
+    [
+        ("[data]\ndataset = \"imagenet\"\n", "digits"),
+        ("[pool]\narchitectures = [\"resnet9000\", \"model_a\"]\n", "lenet300"),
+        ("[search]\nmethods = [\"magic\"]\n", "magnitude"),
+        ("[selection]\nselector = \"oracle\"\n", "hq"),
+        ("[selection]\nmetric = \"vibes\"\n", "gd"),
+    ],
+)
+def test_unknown_names_list_the_valid_ones(tmp_path: Path, text: str, valid: str) -> None:
+    with pytest.raises(UnknownNameError) as info:
+        StudySpec.from_toml(write(tmp_path, text))
+    assert valid in str(info.value)
+
+
+def test_missing_file_is_a_spec_error(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="does not exist"):
+        StudySpec.from_toml(tmp_path / "nope.toml")
