@@ -35,6 +35,9 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--max-train", type=int, default=None, help="subsample the training split")
     parser.add_argument("--data-dir", type=Path, help="dataset directory (default: $ENSPRUNE_DATA_DIR or ./data)")
+    parser.add_argument(
+        "--no-download", action="store_true", help="fail instead of downloading missing data files"
+    )
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
     parser.add_argument("--save", type=Path, help="write the pruned checkpoint here")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -72,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         params=parse_params(args.param),
         max_train=args.max_train,
         data_dir=args.data_dir,
+        download=not args.no_download,
         device=args.device,
         save=args.save,
         progress=not (args.quiet or args.json),

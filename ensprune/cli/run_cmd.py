@@ -18,6 +18,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--run-dir", type=Path, help="results directory (default: runs/<name>)")
     parser.add_argument("--storage", help="Optuna storage URL (default: SQLite file in the run dir)")
     parser.add_argument("--data-dir", type=Path, help="dataset directory (default: $ENSPRUNE_DATA_DIR or ./data)")
+    parser.add_argument(
+        "--no-download", action="store_true", help="fail instead of downloading missing data files"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars or per-trial lines")
     parser.add_argument("--json", action="store_true", help="print the final summary as JSON")
     parser.set_defaults(handler=run)
@@ -39,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         run_dir=args.run_dir,
         storage=args.storage,
         data_dir=args.data_dir,
+        download=not args.no_download,
         progress=not quiet,
         log=None if quiet else print,
     )

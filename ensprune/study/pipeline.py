@@ -325,6 +325,7 @@ def run_study(
     run_dir: str | Path | None = None,
     storage: str | None = None,
     data_dir: str | Path | None = None,
+    download: bool = True,
     progress: bool = True,
     log: Log | None = print,
 ) -> RunResult:
@@ -335,6 +336,7 @@ def run_study(
         run_dir: where results go; defaults to the spec's ``run_dir`` or ``runs/<name>``.
         storage: Optuna storage URL; defaults to the spec's, else SQLite inside the run directory.
         data_dir: dataset directory (else ``ENSPRUNE_DATA_DIR``, else ``./data``).
+        download: download missing dataset files (MD5-verified) into the data directory.
         progress: progress bars for training; ``log=None`` silences the per-trial lines too.
     """
     from ensprune.report import build_report, format_summary, summary
@@ -354,6 +356,7 @@ def run_study(
         test_fraction=spec.data.test_fraction,
         max_train=spec.data.max_train,
         max_test=spec.data.max_test,
+        download=download,
         progress=progress,
     )
     emit(

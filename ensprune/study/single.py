@@ -42,6 +42,7 @@ def prune_one(
     params: dict[str, Any] | None = None,
     max_train: int | None = None,
     data_dir: str | Path | None = None,
+    download: bool = True,
     device: str = "cpu",
     save: str | Path | None = None,
     progress: bool = True,
@@ -57,7 +58,9 @@ def prune_one(
     """
     target = check_sparsity(sparsity)
     pruning = make_method(method, **(params or {}))
-    data = load_dataset(dataset, data_dir=data_dir, seed=seed, max_train=max_train, progress=progress)
+    data = load_dataset(
+        dataset, data_dir=data_dir, seed=seed, max_train=max_train, download=download, progress=progress
+    )
     net = build_seeded(model, data.input_shape, data.num_classes, seed)
     train_cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, device=device, seed=seed)
     train_model(net, data.x_train, data.y_train, data.x_val, data.y_val, train_cfg, progress=progress, desc="train")

@@ -1,0 +1,123 @@
+"""CLI: run / prune / list, and one clear line with exit code 2 for every bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ensprune.cli import main
+
+TINY_SPEC = """
+[study]
+name = "clitiny"
+seed = 1
+
+[data]
+dataset = "digits"
+
+[pool]
+architectures = ["model_a", "lenet300"]
+seeds = [0]
+epochs = 4
+
+[search]
+methods = ["magnitude"]
+sparsity = [0.5, 0.8]
+trials = 2
+finetune_epochs = 1
+
+[selection]
+selector = "hq"
+metric = "bd"
+max_size = 2
+"""
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_run_prints_summary_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "spec.toml"
+    spec.write_text(TINY_SPEC)
+    assert main(["run", str(spec), "--run-dir", str(tmp_path / "run"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "model_a-s0" in out and "report" in out.lower()
+    assert main(["run", str(spec), "--run-dir", str(tmp_path / "run"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary  # resumed run: same results, machine-readable
+
+
+def test_run_refuses_a_foreign_run_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "spec.toml"
+    spec.write_text(TINY_SPEC)
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("keep me")
+    assert main(["run", str(spec), "--run-dir", str(tmp_path / "busy"), "--quiet"]) == 2
+    assert "not an ensprune run directory" in one_line_error(capsys)
+
+
+def test_prune_json_has_the_documented_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["prune", "--dataset", "digits", "--model", "model_a", "--method", "magnitude",
+                 "--sparsity", "0.8", "--epochs", "8", "--seed", "0", "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    for side in ("dense", "pruned"):
+        for key in ("accuracy", "params", "macs", "latency_ms"):
+            assert key in result[side]
+        assert 0.0 <= result[side]["accuracy"] <= 1.0
+    assert result["pruned"]["sparsity"] == pytest.approx(0.8, abs=0.01)
+    assert result["pruned"]["params"] < result["dense"]["params"]
+    assert result["pruned"]["macs"] < result["dense"]["macs"]
+    assert result["dense"]["accuracy"] > 0.8
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["prune", "--model", "resnet9000"], "valid model names"),
+        (["prune", "--method", "magic"], "valid pruning method names"),
+        (["prune", "--dataset", "imagenet"], "valid dataset names"),
+        (["prune", "--sparsity", "1.0"], "sparsity must lie in [0, 1)"),
+        (["prune", "--sparsity", "-0.2"], "sparsity must lie in [0, 1)"),
+        (["prune", "--param", "noequals"], "KEY=VALUE"),
+        (["prune", "--param", "scope=diagonal"], "scope"),
+        (["run", "does-not-exist.toml"], "does not exist"),
+        (["prune", "--dataset", "mnist", "--data-dir", "{tmp}/empty", "--no-download"], "mnist"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(
+    argv: list[str], fragment: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "empty").mkdir()
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(argv) == 2
+    assert fragment in one_line_error(capsys)
+
+
+def test_malformed_spec_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "bad.toml"
+    spec.write_text(TINY_SPEC.replace("trials = 2", "trials = -1"))
+    assert main(["run", str(spec)]) == 2
+    assert "trials must be an integer >= 1" in one_line_error(capsys)
+
+
+def test_argparse_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["prune", "--sparsity", "lots"])
+    assert info.value.code == 2
+    one_line_error(capsys)
+
+
+@pytest.mark.parametrize("kind", ["datasets", "models", "methods", "metrics", "selectors"])
+def test_list(kind: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", kind]) == 0
+    out = capsys.readouterr().out
+    expected = {"datasets": "digits", "models": "lenet300", "methods": "magnitude", "metrics": "gd",
+                "selectors": "hq"}[kind]
+    assert expected in out

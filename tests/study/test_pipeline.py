@@ -1,0 +1,138 @@
+"""The whole flow on a tiny spec: files of every stage, resume, refusal of a foreign run dir."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from ensprune.ensemble import PredictionSet
+from ensprune.errors import CheckpointError, RunDirError
+from ensprune.study import StudySpec, run_study
+from ensprune.study.storage import open_storage
+
+TINY = {
+    "study": {"name": "tiny", "seed": 3},
+    "data": {"dataset": "digits", "val_fraction": 0.2, "test_fraction": 0.25},
+    "pool": {"architectures": ["model_a", "lenet300"], "seeds": [0, 1], "epochs": 6, "batch_size": 64,
+             "lr": 0.003},
+    "search": {"methods": ["magnitude", "random"], "sparsity": [0.3, 0.9], "trials": 3, "finetune_epochs": 1},
+    "selection": {"selector": "hq", "metric": "gd", "beta": 0.1, "max_size": 3},
+}
+
+
+def tiny_spec(**changes: dict) -> StudySpec:
+    raw = json.loads(json.dumps(TINY))
+    for section, values in changes.items():
+        raw[section].update(values)
+    return StudySpec.from_dict(raw)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    result = run_study(tiny_spec(), run_dir=run_dir, progress=False, log=None)
+    return run_dir, result
+
+
+def test_every_stage_leaves_its_files(finished_run: tuple[Path, object]) -> None:
+    run_dir, result = finished_run
+    for name in ("spec.toml", "run.json", "study.db", "members.csv", "trials.csv", "selection.json",
+                 "predictions/val.npz", "predictions/test.npz", "predictions/dense_val.npz",
+                 "predictions/dense_test.npz", "report/report.html"):
+        assert (run_dir / name).is_file(), name
+    members = pd.read_csv(run_dir / "members.csv")
+    assert list(members.member) == ["model_a-s0", "model_a-s1", "lenet300-s0", "lenet300-s1"]
+    assert ((members.sparsity > 0.25) & (members.sparsity < 0.95)).all()
+    assert (members.pruned_params < members.dense_params).all()
+    trials = pd.read_csv(run_dir / "trials.csv")
+    assert len(trials) == 12 and trials.chosen.sum() == 4
+    assert set(trials.method) <= {"magnitude", "random"}
+    val = PredictionSet.load(run_dir / "predictions" / "val.npz")
+    assert val.n_members == 4 and val.cost is not None
+    selection = json.loads((run_dir / "selection.json").read_text())
+    assert 2 <= len(selection["members"]) <= 3
+    assert "test" not in json.dumps(selection)  # selection is made and described on validation only
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert set(meta["stages"]) == {"train", "search", "evaluate", "select", "report"}
+    assert "test accuracy" in result.summary_text.lower()  # type: ignore[attr-defined]
+
+
+def test_pruned_member_checkpoints_reproduce_recorded_sparsity(finished_run: tuple[Path, object]) -> None:
+    from ensprune.models import count_parameters, load_model
+
+    run_dir, _ = finished_run
+    members = pd.read_csv(run_dir / "members.csv")
+    for row in members.itertuples():
+        model, _ = load_model(run_dir / "members" / row.member / "pruned.pt")
+        assert count_parameters(model).prunable_nonzero == row.pruned_params
+
+
+def test_rerun_resumes_without_new_work(finished_run: tuple[Path, object]) -> None:
+    run_dir, _ = finished_run
+    before = pd.read_csv(run_dir / "trials.csv")
+    lines: list[str] = []
+    run_study(tiny_spec(), run_dir=run_dir, progress=False, log=lines.append)
+    after = pd.read_csv(run_dir / "trials.csv")
+    pd.testing.assert_frame_equal(before.drop(columns="duration_s"), after.drop(columns="duration_s"))
+    assert any("dense model reused" in line for line in lines)
+    assert not any(" trial(s) in " in line for line in lines)
+
+
+def test_more_trials_extend_the_studies(finished_run: tuple[Path, object]) -> None:
+    run_dir, _ = finished_run
+    run_study(tiny_spec(search={"trials": 4}), run_dir=run_dir, progress=False, log=None)
+    storage = open_storage(json.loads((run_dir / "run.json").read_text())["storage"])
+    study = optuna.load_study(study_name="tiny.model_a-s0", storage=storage)
+    assert len(study.trials) == 4
+
+
+def test_a_different_spec_is_refused(finished_run: tuple[Path, object]) -> None:
+    run_dir, _ = finished_run
+    with pytest.raises(RunDirError, match="different spec"):
+        run_study(tiny_spec(pool={"epochs": 7}), run_dir=run_dir, progress=False, log=None)
+    with pytest.raises(RunDirError, match="different search space"):
+        run_study(tiny_spec(search={"sparsity": [0.1, 0.5]}), run_dir=run_dir, progress=False, log=None)
+
+
+def test_foreign_directory_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "mine.txt").write_text("precious")
+    with pytest.raises(RunDirError, match="not an ensprune run directory"):
+        run_study(tiny_spec(), run_dir=tmp_path, progress=False, log=None)
+    assert (tmp_path / "mine.txt").read_text() == "precious"
+
+
+def test_corrupt_member_checkpoint_is_named(finished_run: tuple[Path, object], tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(finished_run[0], copy)
+    meta = json.loads((copy / "run.json").read_text())
+    meta["storage"] = f"sqlite:///{copy / 'study.db'}"
+    (copy / "run.json").write_text(json.dumps(meta))
+    (copy / "members" / "lenet300-s1" / "dense.pt").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="lenet300-s1"):
+        run_study(tiny_spec(), run_dir=copy, progress=False, log=None)
+
+
+def test_same_spec_same_seed_same_result(tmp_path: Path, finished_run: tuple[Path, object]) -> None:
+    run_dir, _ = finished_run
+    run_study(tiny_spec(), run_dir=tmp_path / "again", progress=False, log=None)
+    cols = ["member", "number", "method", "target_sparsity", "val_accuracy", "sparsity"]
+    a = pd.read_csv(run_dir / "trials.csv")
+    b = pd.read_csv(tmp_path / "again" / "trials.csv")
+    a = a[a.number < 3][cols].reset_index(drop=True)  # another test may extend the module's run
+    pd.testing.assert_frame_equal(a, b[cols])
+
+
+@pytest.mark.postgres
+def test_pipeline_on_postgres_storage(postgres_url: str, tmp_path: Path) -> None:
+    spec = tiny_spec(study={"name": "tinypg"}, pool={"architectures": ["model_a"], "seeds": [0, 1, 2]},
+                     search={"trials": 2})
+    result = run_study(spec, run_dir=tmp_path / "pg", storage=postgres_url, progress=False, log=None)
+    assert result.storage_url == postgres_url
+    names = {s.study_name for s in optuna.get_all_study_summaries(open_storage(postgres_url))}
+    assert {"tinypg.model_a-s0", "tinypg.model_a-s1", "tinypg.model_a-s2"} <= names

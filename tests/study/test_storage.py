@@ -1,0 +1,59 @@
+"""Storage URLs open real storages: SQLite, a journal file, and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from ensprune.errors import StorageError
+from ensprune.study.storage import default_storage_url, open_storage, study_names
+
+
+def _two_objective_study(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study:
+    study = optuna.create_study(study_name=name, storage=storage, directions=["maximize", "maximize"],
+                                sampler=optuna.samplers.RandomSampler(seed=0), load_if_exists=True)
+    study.optimize(lambda t: (t.suggest_float("x", 0, 1), 1 - t.suggest_float("y", 0, 1)), n_trials=3)
+    return study
+
+
+def test_default_storage_is_sqlite_inside_the_run_dir(tmp_path: Path) -> None:
+    url = default_storage_url(tmp_path / "run")
+    assert url.startswith("sqlite:///") and url.endswith("run/study.db")
+    _two_objective_study(open_storage(url), "s")
+    assert (tmp_path / "run" / "study.db").is_file()
+    assert study_names(url) == ["s"]
+
+
+def test_journal_file_storage_round_trips(tmp_path: Path) -> None:
+    path = str(tmp_path / "journal.log")
+    _two_objective_study(open_storage(path), "j")
+    again = optuna.load_study(study_name="j", storage=open_storage(path))
+    assert len(again.trials) == 3
+
+
+@pytest.mark.parametrize("url", ["", "not a url", "nosuchdb://x/y"])
+def test_bad_urls_raise_storage_error(url: str) -> None:
+    with pytest.raises(StorageError):
+        open_storage(url)
+
+
+def test_unreachable_postgres_is_one_clear_error() -> None:
+    with pytest.raises(StorageError, match="cannot open storage postgresql"):
+        open_storage("postgresql+psycopg2://nobody:secret@127.0.0.1:9/none")
+
+
+def test_password_is_not_printed() -> None:
+    with pytest.raises(StorageError) as info:
+        open_storage("postgresql+psycopg2://nobody:secret@127.0.0.1:9/none")
+    assert "secret" not in str(info.value)
+
+
+@pytest.mark.postgres
+def test_postgres_storage_shared_by_two_handles(postgres_url: str) -> None:
+    """Two storage handles (as two machines would hold) see each other's trials."""
+    _two_objective_study(open_storage(postgres_url), "pg")
+    other = optuna.load_study(study_name="pg", storage=open_storage(postgres_url))
+    other.optimize(lambda t: (t.suggest_float("x", 0, 1), 1 - t.suggest_float("y", 0, 1)), n_trials=2)
+    assert len(optuna.load_study(study_name="pg", storage=open_storage(postgres_url)).trials) == 5
