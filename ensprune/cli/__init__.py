@@ -47,7 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ensprune {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"ensprune {args.command}: interrupted; finished work is saved, re-run to resume", file=sys.stderr)
+        print(
+            f"ensprune {args.command}: interrupted; finished work is saved, re-run to resume",
+            file=sys.stderr,
+        )
         return 130
 
 

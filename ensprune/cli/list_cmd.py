@@ -12,7 +12,9 @@ KINDS = ("datasets", "models", "methods", "metrics", "selectors")
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("list", help="list registered datasets, models, methods, metrics, selectors")
+    parser = subparsers.add_parser(
+        "list", help="list registered datasets, models, methods, metrics, selectors"
+    )
     parser.add_argument("kind", choices=KINDS, help="what to list")
     parser.set_defaults(handler=run)
 

@@ -21,20 +21,34 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--dataset", default="digits", help="dataset name (default: digits)")
     parser.add_argument("--model", default="lenet300", help="zoo model (default: lenet300)")
     parser.add_argument("--method", default="magnitude", help="pruning method (default: magnitude)")
-    parser.add_argument("--sparsity", type=float, default=0.9, help="share of weights to remove, in [0, 1)")
-    parser.add_argument("--epochs", type=int, default=40, help="max dense training epochs (early stopping)")
     parser.add_argument(
-        "--finetune-epochs", type=int, default=None, help="fine-tuning epochs (default: half of --epochs)"
+        "--sparsity", type=float, default=0.9, help="share of weights to remove, in [0, 1)"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=40, help="max dense training epochs (early stopping)"
+    )
+    parser.add_argument(
+        "--finetune-epochs",
+        type=int,
+        default=None,
+        help="fine-tuning epochs (default: half of --epochs)",
     )
     parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (Adam)")
     parser.add_argument("--batch-size", type=int, default=64, help="mini-batch size")
-    parser.add_argument("--seed", type=int, default=0, help="seed of splits, init, training and pruning")
     parser.add_argument(
-        "--param", action="append", default=[], metavar="KEY=VALUE",
+        "--seed", type=int, default=0, help="seed of splits, init, training and pruning"
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="a method knob, e.g. --param scope=layer (repeatable; values parsed as JSON when possible)",
     )
     parser.add_argument("--max-train", type=int, default=None, help="subsample the training split")
-    parser.add_argument("--data-dir", type=Path, help="dataset directory (default: $ENSPRUNE_DATA_DIR or ./data)")
+    parser.add_argument(
+        "--data-dir", type=Path, help="dataset directory (default: $ENSPRUNE_DATA_DIR or ./data)"
+    )
     parser.add_argument(
         "--no-download", action="store_true", help="fail instead of downloading missing data files"
     )

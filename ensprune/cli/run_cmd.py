@@ -16,8 +16,12 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("spec", type=Path, help="study spec (TOML), e.g. studies/quickstart.toml")
     parser.add_argument("--run-dir", type=Path, help="results directory (default: runs/<name>)")
-    parser.add_argument("--storage", help="Optuna storage URL (default: SQLite file in the run dir)")
-    parser.add_argument("--data-dir", type=Path, help="dataset directory (default: $ENSPRUNE_DATA_DIR or ./data)")
+    parser.add_argument(
+        "--storage", help="Optuna storage URL (default: SQLite file in the run dir)"
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, help="dataset directory (default: $ENSPRUNE_DATA_DIR or ./data)"
+    )
     parser.add_argument(
         "--no-download", action="store_true", help="fail instead of downloading missing data files"
     )

@@ -64,7 +64,11 @@ class PredictionSet:
                 f"y must have shape ({n},) to match proba's {n} samples; got shape {y.shape}"
             )
         if not np.issubdtype(y.dtype, np.integer):
-            if np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+            if (
+                np.issubdtype(y.dtype, np.floating)
+                and np.all(np.isfinite(y))
+                and np.all(y == np.round(y))
+            ):
                 y = y.astype(np.int64)
             else:
                 raise PredictionError(f"y must hold integer class labels; got dtype {y.dtype}")
@@ -72,11 +76,15 @@ class PredictionSet:
             raise PredictionError(
                 f"labels in y must lie in [0, {c}) for {c} classes; found {int(y.min())}..{int(y.max())}"
             )
-        names = tuple(str(s) for s in self.names) if len(self.names) else tuple(
-            f"m{i}" for i in range(m)
+        names = (
+            tuple(str(s) for s in self.names)
+            if len(self.names)
+            else tuple(f"m{i}" for i in range(m))
         )
         if len(names) != m:
-            raise PredictionError(f"got {len(names)} names for {m} members; give one name per member")
+            raise PredictionError(
+                f"got {len(names)} names for {m} members; give one name per member"
+            )
         if len(set(names)) != m:
             raise PredictionError("member names must be unique")
         cost = None

@@ -68,11 +68,15 @@ class LayerListBuilder:
         self.shape: tuple[int, ...] = tuple(int(d) for d in input_shape)
         self.layers: list[LayerSpec] = []
 
-    def conv(self, out: int, kernel: int, padding: int = 0, relu: bool = True, bn: bool = False) -> None:
+    def conv(
+        self, out: int, kernel: int, padding: int = 0, relu: bool = True, bn: bool = False
+    ) -> None:
         if len(self.shape) != 3:
             raise SpecError(f"a convolution needs an image input (C, H, W); got shape {self.shape}")
         c, h, w = self.shape
-        self.layers.append({"type": "conv2d", "in": c, "out": out, "kernel": kernel, "padding": padding})
+        self.layers.append(
+            {"type": "conv2d", "in": c, "out": out, "kernel": kernel, "padding": padding}
+        )
         h, w = h + 2 * padding - kernel + 1, w + 2 * padding - kernel + 1
         if h < 1 or w < 1:
             raise SpecError(f"input {self.shape} is too small for a {kernel}x{kernel} convolution")

@@ -46,7 +46,14 @@ def load_model(path: str | Path) -> tuple[SequentialNet, dict[str, Any]]:
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+    except (
+        RuntimeError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        EOFError,
+        OSError,
+        ValueError,
+    ) as exc:
         raise CheckpointError(
             f"checkpoint {path} is corrupt or not an ensprune checkpoint ({type(exc).__name__}); "
             "delete it and re-run to recreate it"

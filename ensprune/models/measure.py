@@ -18,11 +18,13 @@ PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv2d)
 
 def prunable_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
     """The prunable weights by qualified name (``"0.weight"``), in module order."""
-    return {
-        f"{name}.weight" if name else "weight": module.weight
-        for name, module in model.named_modules()
-        if isinstance(module, PRUNABLE_TYPES)
-    }
+    params: dict[str, nn.Parameter] = {}
+    for name, module in model.named_modules():
+        if isinstance(module, PRUNABLE_TYPES):
+            weight = module.weight
+            assert isinstance(weight, nn.Parameter)
+            params[f"{name}.weight" if name else "weight"] = weight
+    return params
 
 
 @dataclass(frozen=True)
@@ -65,14 +67,17 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...], effective: bool =
 
     def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
         nonlocal total
-        weight = module.weight  # type: ignore[union-attr]
+        weight = module.weight
+        assert isinstance(weight, torch.Tensor)
         per_weight = int(torch.count_nonzero(weight)) if effective else weight.numel()
         if isinstance(module, nn.Conv2d):
             total += per_weight * output.shape[-1] * output.shape[-2]
         else:
             total += per_weight * (output.numel() // output.shape[-1] // output.shape[0])
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, PRUNABLE_TYPES)]
+    handles = [
+        m.register_forward_hook(hook) for m in model.modules() if isinstance(m, PRUNABLE_TYPES)
+    ]
     was_training = model.training
     model.eval()
     try:

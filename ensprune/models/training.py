@@ -63,6 +63,7 @@ class TrainHistory:
     val_accuracy: list[float] = field(default_factory=list)
     best_epoch: int = -1
     stopped_early: bool = False
+    snapshot: dict[str, torch.Tensor] | None = None
 
     @property
     def epochs_run(self) -> int:
@@ -78,7 +79,9 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _as_tensors(x: np.ndarray, y: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _as_tensors(
+    x: np.ndarray, y: np.ndarray | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     xt = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32)
     yt = None if y is None else torch.as_tensor(np.asarray(y), dtype=torch.long)
     return xt, yt
@@ -117,12 +120,16 @@ def predict_logits(
     model.eval()
     model.to(dev)
     xt, _ = _as_tensors(x)
-    out = [model(xt[i : i + batch_size].to(dev)).float().cpu() for i in range(0, len(xt), batch_size)]
+    out = [
+        model(xt[i : i + batch_size].to(dev)).float().cpu() for i in range(0, len(xt), batch_size)
+    ]
     model.train(was_training)
     return torch.cat(out) if out else torch.empty(0)
 
 
-def predict_proba(model: nn.Module, x: np.ndarray, batch_size: int = 1024, device: str = "cpu") -> np.ndarray:
+def predict_proba(
+    model: nn.Module, x: np.ndarray, batch_size: int = 1024, device: str = "cpu"
+) -> np.ndarray:
     """Softmax probabilities (N, C) as float64 numpy."""
     logits = predict_logits(model, x, batch_size=batch_size, device=device)
     return torch.softmax(logits.double(), dim=1).numpy()
@@ -140,6 +147,7 @@ def train_model(
     after_step: StepHook | None = None,
     progress: bool = True,
     desc: str = "train",
+    snapshot_epoch: int | None = None,
 ) -> TrainHistory:
     """Train ``model`` in place with early stopping on validation loss; restore the best weights.
 
@@ -147,6 +155,8 @@ def train_model(
         before_step: called after ``backward`` and before the optimizer step (e.g. mask gradients).
         after_step: called after each optimizer step (e.g. re-apply pruning masks).
         progress: show a progress bar over epochs.
+        snapshot_epoch: keep a copy of the weights after this many epochs in
+            ``history.snapshot`` (the early checkpoint of lottery-ticket rewinding).
 
     Returns:
         The per-epoch history.
@@ -188,6 +198,8 @@ def train_model(
             history.val_loss.append(val_loss)
             history.val_accuracy.append(val_acc)
             bar.set_postfix(val_loss=f"{val_loss:.4f}", val_acc=f"{val_acc:.4f}")
+            if snapshot_epoch is not None and epoch + 1 == snapshot_epoch:
+                history.snapshot = copy.deepcopy(model.state_dict())
             if val_loss < best_loss - 1e-6:
                 best_loss, since_best, history.best_epoch = val_loss, 0, epoch
                 best_state = copy.deepcopy(model.state_dict())

@@ -89,7 +89,9 @@ def vgg_small(input_shape: tuple[int, ...], num_classes: int) -> SequentialNet:
     return build_from_layers(b.layers, input_shape)
 
 
-def build_seeded(name: str, input_shape: tuple[int, ...], num_classes: int, seed: int) -> SequentialNet:
+def build_seeded(
+    name: str, input_shape: tuple[int, ...], num_classes: int, seed: int
+) -> SequentialNet:
     """Build zoo model ``name`` with weights initialised from ``seed`` (global RNG left untouched)."""
     import torch
 

@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 import optuna
 import pandas as pd
+import torch
 
 from ensprune import __version__
 from ensprune.data import Dataset, load_dataset
 from ensprune.ensemble import PredictionSet
 from ensprune.errors import CheckpointError, RunDirError
 from ensprune.models import (
-    SequentialNet,
     TrainConfig,
     build_seeded,
     count_macs,
@@ -39,6 +39,7 @@ from ensprune.models import (
 from ensprune.study.search import (
     MemberObjective,
     SplitData,
+    TrainedMember,
     choose_operating_point,
     make_sampler,
     pareto_front,
@@ -54,6 +55,7 @@ RUN_FORMAT = "ensprune-run/1"
 # directory incompatible. Trial counts and selection settings may change between resumes.
 _COMPAT_SECTIONS = ("seed", "data", "pool")
 LATENCY_BATCH = 256
+EARLY_EPOCH = 1  # the early checkpoint kept for lottery-ticket rewinding
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,9 @@ def prepare_run_dir(
         try:
             meta = json.loads(meta_path.read_text())
         except json.JSONDecodeError:
-            raise RunDirError(f"{meta_path} is corrupt; delete the run directory or choose another") from None
+            raise RunDirError(
+                f"{meta_path} is corrupt; delete the run directory or choose another"
+            ) from None
         if meta.get("compat") != spec.fingerprint(*_COMPAT_SECTIONS):
             raise RunDirError(
                 f"run directory {run_dir} holds a run of a different spec (seed, data or pool differ); "
@@ -167,20 +171,24 @@ def _pool_config(spec: StudySpec, seed: int) -> TrainConfig:
 
 def train_pool(
     spec: StudySpec, data: Dataset, run_dir: Path, log: Log, progress: bool
-) -> dict[str, tuple[SequentialNet, float]]:
-    """Train (or reload) every member; returns member -> (dense network, validation accuracy)."""
-    pool: dict[str, tuple[SequentialNet, float]] = {}
+) -> dict[str, TrainedMember]:
+    """Train (or reload) every member, in pool order."""
+    pool: dict[str, TrainedMember] = {}
     for member, arch, seed in spec.members:
-        path = run_dir / "members" / member / "dense.pt"
-        if path.is_file():
+        folder = run_dir / "members" / member
+        # θ₀ is a pure function of (architecture, shape, seed), so it is rebuilt rather than stored.
+        initial = build_seeded(arch, data.input_shape, data.num_classes, seed)
+        initial_state = {k: v.clone() for k, v in initial.state_dict().items()}
+        if (folder / "dense.pt").is_file():
             try:
-                model, meta = load_model(path)
+                model, meta = load_model(folder / "dense.pt")
+                early = _load_state(folder / "early.pt")
             except CheckpointError as exc:
                 raise CheckpointError(f"{exc} (member {member})") from None
-            pool[member] = (model, float(meta["val_accuracy"]))
-            log(f"[{member}] dense model reused from {path.relative_to(run_dir)}")
+            pool[member] = TrainedMember(model, float(meta["val_accuracy"]), initial_state, early)
+            log(f"[{member}] dense model reused from {folder.relative_to(run_dir)}/dense.pt")
             continue
-        model = build_seeded(arch, data.input_shape, data.num_classes, seed)
+        model = initial
         start = time.perf_counter()
         history = train_model(
             model,
@@ -191,15 +199,23 @@ def train_pool(
             _pool_config(spec, seed),
             progress=progress,
             desc=f"train {member}",
+            snapshot_epoch=EARLY_EPOCH,
         )
         _, val_acc = evaluate(model, data.x_val, data.y_val, device=spec.device)
+        if history.snapshot is not None:
+            _save_state(folder / "early.pt", history.snapshot)
         save_model(
-            path,
+            folder / "dense.pt",
             model,
-            {"member": member, "architecture": arch, "seed": seed, "val_accuracy": val_acc,
-             "epochs": history.epochs_run},
+            {
+                "member": member,
+                "architecture": arch,
+                "seed": seed,
+                "val_accuracy": val_acc,
+                "epochs": history.epochs_run,
+            },
         )
-        pool[member] = (model, val_acc)
+        pool[member] = TrainedMember(model, val_acc, initial_state, history.snapshot)
         log(
             f"[{member}] trained {history.epochs_run} epochs in {time.perf_counter() - start:.1f}s: "
             f"val_acc={val_acc:.4f}"
@@ -207,10 +223,27 @@ def train_pool(
     return pool
 
 
+def _save_state(path: Path, state: dict[str, torch.Tensor]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({k: v.detach().cpu() for k, v in state.items()}, tmp)
+    tmp.replace(path)
+
+
+def _load_state(path: Path) -> dict[str, torch.Tensor] | None:
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # torch raises several types for a damaged file
+        raise CheckpointError(f"{path} is corrupt; delete it and re-run to recreate it") from None
+    return dict(state)
+
+
 def search_pool(
     spec: StudySpec,
     data: Dataset,
-    pool: dict[str, tuple[SequentialNet, float]],
+    pool: dict[str, TrainedMember],
     run_dir: Path,
     storage_url: str,
     log: Log,
@@ -220,12 +253,20 @@ def search_pool(
     split = SplitData(data.x_train, data.y_train, data.x_val, data.y_val)
     rows = []
     for index, (member, _, _) in enumerate(spec.members):
-        dense, dense_acc = pool[member]
+        trained = pool[member]
+        dense_acc = trained.val_accuracy
         seed = _member_seed(spec, index)
         study_name = f"{spec.name}.{member}"
-        objective = MemberObjective(spec, member, dense, split, run_dir / "members" / member / "trials", seed)
+        objective = MemberObjective(
+            spec, member, trained, split, run_dir / "members" / member / "trials", seed
+        )
         study = run_member_study(
-            storage, study_name, objective, spec.search.trials, make_sampler(spec.search.sampler, seed), log
+            storage,
+            study_name,
+            objective,
+            spec.search.trials,
+            make_sampler(spec.search.sampler, seed),
+            log,
         )
         study.set_user_attr("dense_val_accuracy", dense_acc)
         trials = study.get_trials(deepcopy=False)
@@ -257,7 +298,7 @@ def search_pool(
 def evaluate_members(
     spec: StudySpec,
     data: Dataset,
-    pool: dict[str, tuple[SequentialNet, float]],
+    pool: dict[str, TrainedMember],
     trials: pd.DataFrame,
     run_dir: Path,
     log: Log,
@@ -268,10 +309,14 @@ def evaluate_members(
     pruned_macs = []
     shape = data.input_shape
     for member, arch, seed in spec.members:
-        dense, dense_acc = pool[member]
+        dense, dense_acc = pool[member].model, pool[member].val_accuracy
         chosen = trials[(trials.member == member) & trials.chosen].iloc[0]
         pruned, _ = load_model(run_dir / "members" / member / "trials" / chosen.checkpoint)
-        save_model(run_dir / "members" / member / "pruned.pt", pruned, {"member": member, "trial": int(chosen.number)})
+        save_model(
+            run_dir / "members" / member / "pruned.pt",
+            pruned,
+            {"member": member, "trial": int(chosen.number)},
+        )
         _, pruned_val = evaluate(pruned, data.x_val, data.y_val, device=spec.device)
         dense_counts, pruned_counts = count_parameters(dense), count_parameters(pruned)
         macs = count_macs(pruned, shape, effective=True)
@@ -284,7 +329,9 @@ def evaluate_members(
                 "dense_val_accuracy": dense_acc,
                 "dense_params": dense_counts.prunable_nonzero,
                 "dense_macs": count_macs(dense, shape),
-                "dense_latency_ms": measure_latency_ms(dense, shape, batch_size=LATENCY_BATCH, repeats=10),
+                "dense_latency_ms": measure_latency_ms(
+                    dense, shape, batch_size=LATENCY_BATCH, repeats=10
+                ),
                 "method": chosen.method,
                 "method_params": chosen.params,
                 "target_sparsity": chosen.target_sparsity,
@@ -292,7 +339,9 @@ def evaluate_members(
                 "pruned_val_accuracy": pruned_val,
                 "pruned_params": pruned_counts.prunable_nonzero,
                 "pruned_macs": macs,
-                "pruned_latency_ms": measure_latency_ms(pruned, shape, batch_size=LATENCY_BATCH, repeats=10),
+                "pruned_latency_ms": measure_latency_ms(
+                    pruned, shape, batch_size=LATENCY_BATCH, repeats=10
+                ),
                 "study_name": chosen.study_name,
                 "n_trials": int(((trials.member == member) & (trials.state == "COMPLETE")).sum()),
                 "chosen_trial": int(chosen.number),
@@ -369,9 +418,13 @@ def run_study(
     _mark_stage(run_path, "search")
     evaluate_members(spec, data, pool, trials, run_path, emit)
     _mark_stage(run_path, "evaluate")
-    selection = select_team(PredictionSet.load(run_path / "predictions" / "val.npz"), spec.selection, spec.seed)
+    selection = select_team(
+        PredictionSet.load(run_path / "predictions" / "val.npz"), spec.selection, spec.seed
+    )
     selection.write(run_path)
-    emit(f"selected team ({spec.selection.selector}, {spec.selection.metric}): {', '.join(selection.names)}")
+    emit(
+        f"selected team ({spec.selection.selector}, {spec.selection.metric}): {', '.join(selection.names)}"
+    )
     _mark_stage(run_path, "select")
     report_path = build_report(run_path)
     _mark_stage(run_path, "report")

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from ensprune.errors import SpecError
@@ -33,6 +34,16 @@ class SplitData:
     y_train: np.ndarray
     x_val: np.ndarray
     y_val: np.ndarray
+
+
+@dataclass(frozen=True)
+class TrainedMember:
+    """A dense member with what rewinding methods need: θ₀ and an early checkpoint."""
+
+    model: SequentialNet
+    val_accuracy: float
+    initial_state: dict[str, torch.Tensor]
+    early_state: dict[str, torch.Tensor] | None
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -86,18 +97,19 @@ class MemberObjective:
         self,
         spec: StudySpec,
         member: str,
-        dense: SequentialNet,
+        trained: TrainedMember,
         data: SplitData,
         trial_dir: Path,
         member_seed: int,
     ) -> None:
         self.spec = spec
         self.member = member
-        self.dense = dense
+        self.trained = trained
+        self.dense = trained.model
         self.data = data
         self.trial_dir = trial_dir
         self.member_seed = member_seed
-        self.dense_prunable = count_parameters(dense).prunable
+        self.dense_prunable = count_parameters(trained.model).prunable
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
         search = self.spec.search
@@ -122,9 +134,13 @@ class MemberObjective:
                 seed=seed,
             ),
             seed=seed,
+            initial_state=self.trained.initial_state,
+            early_state=self.trained.early_state,
         )
         result = method.prune(self.dense, target, context)
-        _, val_accuracy = evaluate(result.model, self.data.x_val, self.data.y_val, device=self.spec.device)
+        _, val_accuracy = evaluate(
+            result.model, self.data.x_val, self.data.y_val, device=self.spec.device
+        )
         counts = count_parameters(result.model)
         sparsity = 1.0 - counts.prunable_nonzero / self.dense_prunable
         path = save_model(

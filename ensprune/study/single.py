@@ -20,7 +20,9 @@ from ensprune.models import (
 from ensprune.pruning import PruningContext, check_sparsity, make_method
 
 
-def _measure(model: SequentialNet, acc: float, input_shape: tuple[int, ...], effective: bool) -> dict[str, Any]:
+def _measure(
+    model: SequentialNet, acc: float, input_shape: tuple[int, ...], effective: bool
+) -> dict[str, Any]:
     return {
         "accuracy": acc,
         "params": count_parameters(model).prunable_nonzero,
@@ -59,18 +61,34 @@ def prune_one(
     target = check_sparsity(sparsity)
     pruning = make_method(method, **(params or {}))
     data = load_dataset(
-        dataset, data_dir=data_dir, seed=seed, max_train=max_train, download=download, progress=progress
+        dataset,
+        data_dir=data_dir,
+        seed=seed,
+        max_train=max_train,
+        download=download,
+        progress=progress,
     )
     net = build_seeded(model, data.input_shape, data.num_classes, seed)
     train_cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, device=device, seed=seed)
-    train_model(net, data.x_train, data.y_train, data.x_val, data.y_val, train_cfg, progress=progress, desc="train")
+    train_model(
+        net,
+        data.x_train,
+        data.y_train,
+        data.x_val,
+        data.y_val,
+        train_cfg,
+        progress=progress,
+        desc="train",
+    )
     ft_epochs = max(epochs // 2, 1) if finetune_epochs is None else finetune_epochs
     context = PruningContext(
         data.x_train,
         data.y_train,
         data.x_val,
         data.y_val,
-        finetune=TrainConfig(epochs=ft_epochs, batch_size=batch_size, lr=lr, device=device, seed=seed),
+        finetune=TrainConfig(
+            epochs=ft_epochs, batch_size=batch_size, lr=lr, device=device, seed=seed
+        ),
         seed=seed,
         progress=progress,
     )
@@ -84,5 +102,9 @@ def prune_one(
     pruned_row["method_params"] = pruning.params()
     pruned_row["info"] = result.info
     if save is not None:
-        save_model(save, result.model, {"dataset": dataset, "model": model, "method": method, "sparsity": target})
+        save_model(
+            save,
+            result.model,
+            {"dataset": dataset, "model": model, "method": method, "sparsity": target},
+        )
     return {"dense": dense_row, "pruned": pruned_row}

@@ -129,7 +129,9 @@ class StudySpec:
         """A short hash of the given sections (all when none), to detect a changed spec on resume."""
         full = self.to_dict()
         part = {k: full[k] for k in sections} if sections else full
-        return hashlib.sha256(json.dumps(part, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(part, sort_keys=True, default=str).encode()).hexdigest()[
+            :16
+        ]
 
     @classmethod
     def from_toml(cls, path: str | Path) -> StudySpec:
@@ -148,10 +150,17 @@ class StudySpec:
         """Build and validate a spec from a nested dict (the parsed TOML)."""
         raw = dict(raw)
         study = _section(raw, "study", source)
-        top = {k: study.pop(k) for k in ("name", "seed", "storage", "run_dir", "device") if k in study}
+        top = {
+            k: study.pop(k) for k in ("name", "seed", "storage", "run_dir", "device") if k in study
+        }
         _no_extra(study, "study", source)
         sections: dict[str, Any] = {}
-        for key, sub in (("data", DataSpec), ("pool", PoolSpec), ("search", SearchSpec), ("selection", SelectionSpec)):
+        for key, sub in (
+            ("data", DataSpec),
+            ("pool", PoolSpec),
+            ("search", SearchSpec),
+            ("selection", SelectionSpec),
+        ):
             sections[key] = _build(sub, _section(raw, key, source), key, source)
         _no_extra(raw, "top level", source, sections=True)
         try:
@@ -175,12 +184,17 @@ class StudySpec:
             raise SpecError(f"{source}: {msg}")
 
         if not self.name or not all(c.isalnum() or c in "-_." for c in self.name):
-            fail(f"[study] name must be non-empty letters, digits, '-', '_' or '.'; got {self.name!r}")
+            fail(
+                f"[study] name must be non-empty letters, digits, '-', '_' or '.'; got {self.name!r}"
+            )
         _check_int(self.seed, "[study] seed", fail, minimum=0)
         if self.device not in ("cpu", "cuda", "auto"):
             fail(f"[study] device must be cpu, cuda or auto; got {self.device!r}")
         DATASETS.get(self.data.dataset)
-        for frac, label in ((self.data.val_fraction, "val_fraction"), (self.data.test_fraction, "test_fraction")):
+        for frac, label in (
+            (self.data.val_fraction, "val_fraction"),
+            (self.data.test_fraction, "test_fraction"),
+        ):
             if not (isinstance(frac, (int, float)) and 0.0 < frac < 0.9):
                 fail(f"[data] {label} must be a number in (0, 0.9); got {frac!r}")
         for lim, label in ((self.data.max_train, "max_train"), (self.data.max_test, "max_test")):
@@ -211,7 +225,9 @@ class StudySpec:
             if method not in self.search.methods:
                 fail(f"[search.method_params] names {method!r}, which is not in [search] methods")
         lo_hi = self.search.sparsity
-        if len(lo_hi) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in lo_hi):
+        if len(lo_hi) != 2 or not all(
+            isinstance(v, (int, float)) and math.isfinite(v) for v in lo_hi
+        ):
             fail(f"[search] sparsity must be a range [low, high]; got {list(lo_hi)!r}")
         lo, hi = lo_hi
         if not (0.0 <= lo <= hi < 1.0):
@@ -219,9 +235,13 @@ class StudySpec:
         _check_int(self.search.trials, "[search] trials", fail, minimum=1)
         _check_int(self.search.finetune_epochs, "[search] finetune_epochs", fail, minimum=0)
         if self.search.sampler not in SAMPLERS:
-            fail(f"[search] sampler must be one of {', '.join(SAMPLERS)}; got {self.search.sampler!r}")
+            fail(
+                f"[search] sampler must be one of {', '.join(SAMPLERS)}; got {self.search.sampler!r}"
+            )
         if not (0.0 <= self.search.accuracy_tolerance < 1.0):
-            fail(f"[search] accuracy_tolerance must lie in [0, 1); got {self.search.accuracy_tolerance}")
+            fail(
+                f"[search] accuracy_tolerance must lie in [0, 1); got {self.search.accuracy_tolerance}"
+            )
         SELECTORS.get(self.selection.selector)
         METRICS.get(self.selection.metric)
         if not (0.0 <= self.selection.beta < 1.0):
@@ -267,7 +287,9 @@ def _build(cls: type[Any], values: dict[str, Any], key: str, source: str) -> Any
             raise SpecError(f"{source}: [{key}] {name} must be a table; got {value!r}")
         elif isinstance(default, str) and not isinstance(value, str):
             raise SpecError(f"{source}: [{key}] {name} must be a string; got {value!r}")
-        elif isinstance(default, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        elif isinstance(default, float) and (
+            isinstance(value, bool) or not isinstance(value, (int, float))
+        ):
             raise SpecError(f"{source}: [{key}] {name} must be a number; got {value!r}")
         converted[name] = value
     return cls(**converted)

@@ -47,7 +47,9 @@ def open_storage(url: str) -> BaseStorage:
             "pip install 'ensprune[postgres]'"
         ) from None
     except Exception as exc:  # SQLAlchemy raises many types for bad URLs and refused connections
-        raise StorageError(f"cannot open storage {_redact(url)}: {str(exc).splitlines()[0]}") from None
+        raise StorageError(
+            f"cannot open storage {_redact(url)}: {str(exc).splitlines()[0]}"
+        ) from None
 
 
 def _journal_path(url: str) -> Path | None:

@@ -63,8 +63,24 @@ def test_run_refuses_a_foreign_run_dir(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_prune_json_has_the_documented_fields(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["prune", "--dataset", "digits", "--model", "model_a", "--method", "magnitude",
-                 "--sparsity", "0.8", "--epochs", "8", "--seed", "0", "--json"])
+    code = main(
+        [
+            "prune",
+            "--dataset",
+            "digits",
+            "--model",
+            "model_a",
+            "--method",
+            "magnitude",
+            "--sparsity",
+            "0.8",
+            "--epochs",
+            "8",
+            "--seed",
+            "0",
+            "--json",
+        ]
+    )
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     for side in ("dense", "pruned"):
@@ -118,6 +134,11 @@ def test_argparse_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 def test_list(kind: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", kind]) == 0
     out = capsys.readouterr().out
-    expected = {"datasets": "digits", "models": "lenet300", "methods": "magnitude", "metrics": "gd",
-                "selectors": "hq"}[kind]
+    expected = {
+        "datasets": "digits",
+        "models": "lenet300",
+        "methods": "magnitude",
+        "metrics": "gd",
+        "selectors": "hq",
+    }[kind]
     assert expected in out

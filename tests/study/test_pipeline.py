@@ -17,9 +17,19 @@ from ensprune.study.storage import open_storage
 TINY = {
     "study": {"name": "tiny", "seed": 3},
     "data": {"dataset": "digits", "val_fraction": 0.2, "test_fraction": 0.25},
-    "pool": {"architectures": ["model_a", "lenet300"], "seeds": [0, 1], "epochs": 6, "batch_size": 64,
-             "lr": 0.003},
-    "search": {"methods": ["magnitude", "random"], "sparsity": [0.3, 0.9], "trials": 3, "finetune_epochs": 1},
+    "pool": {
+        "architectures": ["model_a", "lenet300"],
+        "seeds": [0, 1],
+        "epochs": 6,
+        "batch_size": 64,
+        "lr": 0.003,
+    },
+    "search": {
+        "methods": ["magnitude", "random"],
+        "sparsity": [0.3, 0.9],
+        "trials": 3,
+        "finetune_epochs": 1,
+    },
     "selection": {"selector": "hq", "metric": "gd", "beta": 0.1, "max_size": 3},
 }
 
@@ -40,9 +50,19 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object
 
 def test_every_stage_leaves_its_files(finished_run: tuple[Path, object]) -> None:
     run_dir, result = finished_run
-    for name in ("spec.toml", "run.json", "study.db", "members.csv", "trials.csv", "selection.json",
-                 "predictions/val.npz", "predictions/test.npz", "predictions/dense_val.npz",
-                 "predictions/dense_test.npz", "report/report.html"):
+    for name in (
+        "spec.toml",
+        "run.json",
+        "study.db",
+        "members.csv",
+        "trials.csv",
+        "selection.json",
+        "predictions/val.npz",
+        "predictions/test.npz",
+        "predictions/dense_val.npz",
+        "predictions/dense_test.npz",
+        "report/report.html",
+    ):
         assert (run_dir / name).is_file(), name
     members = pd.read_csv(run_dir / "members.csv")
     assert list(members.member) == ["model_a-s0", "model_a-s1", "lenet300-s0", "lenet300-s1"]
@@ -61,7 +81,9 @@ def test_every_stage_leaves_its_files(finished_run: tuple[Path, object]) -> None
     assert "test accuracy" in result.summary_text.lower()  # type: ignore[attr-defined]
 
 
-def test_pruned_member_checkpoints_reproduce_recorded_sparsity(finished_run: tuple[Path, object]) -> None:
+def test_pruned_member_checkpoints_reproduce_recorded_sparsity(
+    finished_run: tuple[Path, object],
+) -> None:
     from ensprune.models import count_parameters, load_model
 
     run_dir, _ = finished_run
@@ -77,7 +99,9 @@ def test_rerun_resumes_without_new_work(finished_run: tuple[Path, object]) -> No
     lines: list[str] = []
     run_study(tiny_spec(), run_dir=run_dir, progress=False, log=lines.append)
     after = pd.read_csv(run_dir / "trials.csv")
-    pd.testing.assert_frame_equal(before.drop(columns="duration_s"), after.drop(columns="duration_s"))
+    pd.testing.assert_frame_equal(
+        before.drop(columns="duration_s"), after.drop(columns="duration_s")
+    )
     assert any("dense model reused" in line for line in lines)
     assert not any(" trial(s) in " in line for line in lines)
 
@@ -95,7 +119,9 @@ def test_a_different_spec_is_refused(finished_run: tuple[Path, object]) -> None:
     with pytest.raises(RunDirError, match="different spec"):
         run_study(tiny_spec(pool={"epochs": 7}), run_dir=run_dir, progress=False, log=None)
     with pytest.raises(RunDirError, match="different search space"):
-        run_study(tiny_spec(search={"sparsity": [0.1, 0.5]}), run_dir=run_dir, progress=False, log=None)
+        run_study(
+            tiny_spec(search={"sparsity": [0.1, 0.5]}), run_dir=run_dir, progress=False, log=None
+        )
 
 
 def test_foreign_directory_is_refused(tmp_path: Path) -> None:
@@ -105,7 +131,9 @@ def test_foreign_directory_is_refused(tmp_path: Path) -> None:
     assert (tmp_path / "mine.txt").read_text() == "precious"
 
 
-def test_corrupt_member_checkpoint_is_named(finished_run: tuple[Path, object], tmp_path: Path) -> None:
+def test_corrupt_member_checkpoint_is_named(
+    finished_run: tuple[Path, object], tmp_path: Path
+) -> None:
     import shutil
 
     copy = tmp_path / "copy"
@@ -130,9 +158,14 @@ def test_same_spec_same_seed_same_result(tmp_path: Path, finished_run: tuple[Pat
 
 @pytest.mark.postgres
 def test_pipeline_on_postgres_storage(postgres_url: str, tmp_path: Path) -> None:
-    spec = tiny_spec(study={"name": "tinypg"}, pool={"architectures": ["model_a"], "seeds": [0, 1, 2]},
-                     search={"trials": 2})
-    result = run_study(spec, run_dir=tmp_path / "pg", storage=postgres_url, progress=False, log=None)
+    spec = tiny_spec(
+        study={"name": "tinypg"},
+        pool={"architectures": ["model_a"], "seeds": [0, 1, 2]},
+        search={"trials": 2},
+    )
+    result = run_study(
+        spec, run_dir=tmp_path / "pg", storage=postgres_url, progress=False, log=None
+    )
     assert result.storage_url == postgres_url
     names = {s.study_name for s in optuna.get_all_study_summaries(open_storage(postgres_url))}
     assert {"tinypg.model_a-s0", "tinypg.model_a-s1", "tinypg.model_a-s2"} <= names

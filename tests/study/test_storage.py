@@ -12,9 +12,16 @@ from ensprune.study.storage import default_storage_url, open_storage, study_name
 
 
 def _two_objective_study(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study:
-    study = optuna.create_study(study_name=name, storage=storage, directions=["maximize", "maximize"],
-                                sampler=optuna.samplers.RandomSampler(seed=0), load_if_exists=True)
-    study.optimize(lambda t: (t.suggest_float("x", 0, 1), 1 - t.suggest_float("y", 0, 1)), n_trials=3)
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage,
+        directions=["maximize", "maximize"],
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        load_if_exists=True,
+    )
+    study.optimize(
+        lambda t: (t.suggest_float("x", 0, 1), 1 - t.suggest_float("y", 0, 1)), n_trials=3
+    )
     return study
 
 
@@ -55,5 +62,7 @@ def test_postgres_storage_shared_by_two_handles(postgres_url: str) -> None:
     """Two storage handles (as two machines would hold) see each other's trials."""
     _two_objective_study(open_storage(postgres_url), "pg")
     other = optuna.load_study(study_name="pg", storage=open_storage(postgres_url))
-    other.optimize(lambda t: (t.suggest_float("x", 0, 1), 1 - t.suggest_float("y", 0, 1)), n_trials=2)
+    other.optimize(
+        lambda t: (t.suggest_float("x", 0, 1), 1 - t.suggest_float("y", 0, 1)), n_trials=2
+    )
     assert len(optuna.load_study(study_name="pg", storage=open_storage(postgres_url)).trials) == 5
