@@ -52,8 +52,8 @@ def _float_option(options: dict[str, Any], key: str, low: float, high: float) ->
 
 @dataset_source(
     "synthetic",
-    "seeded make_classification: 2000 samples of 64 features as 1x8x8 images, 10 classes "
-    "(no download; options change the size)",
+    "seeded make_classification: 2000 samples, 64 features as 1x8x8 images, 10 classes "
+    "(no download)",
     options=tuple(DEFAULTS),
 )
 def synthetic(request: SourceRequest) -> RawData:
