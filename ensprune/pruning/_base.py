@@ -35,9 +35,15 @@ class PruningContext:
     Attributes:
         x_train, y_train: training data (scores, calibration statistics, fine-tuning).
         x_val, y_val: validation data (early stopping, stopping rules); never test data.
-        finetune: the fine-tuning budget and optimiser (``epochs=0`` disables fine-tuning).
+        finetune: the fine-tuning budget and optimiser (``epochs=0`` disables fine-tuning). Gradual
+            schedules split ``epochs`` over their rounds; DropNet trains each round with it.
         seed: seeds every random choice of the method.
         progress: show progress bars.
+        initial_state: the network's weights before training (θ₀, a ``state_dict``), needed for
+            rewinding to initialisation (``rewind="init"``, DropNet ``reset="init"``). The study
+            pipeline passes each member's initial weights here.
+        early_state: weights from early in training (e.g. after one epoch), for lottery-ticket
+            rewinding with ``rewind="early"``.
     """
 
     x_train: np.ndarray
@@ -47,10 +53,29 @@ class PruningContext:
     finetune: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=0))
     seed: int = 0
     progress: bool = False
+    initial_state: dict[str, torch.Tensor] | None = None
+    early_state: dict[str, torch.Tensor] | None = None
 
     def generator(self, salt: int = 0) -> torch.Generator:
         """A torch Generator seeded from ``seed`` (and ``salt`` for independent streams)."""
         return torch.Generator().manual_seed(self.seed * 1_000_003 + salt)
+
+    def rewind_state(self, kind: str, who: str) -> dict[str, torch.Tensor]:
+        """The state to rewind to: ``"init"`` -> ``initial_state``, ``"early"`` -> ``early_state``.
+
+        Args:
+            kind: ``"init"`` or ``"early"``.
+            who: the asking method's name, for the error message.
+        """
+        state = self.initial_state if kind == "init" else self.early_state
+        if state is None:
+            attr = "initial_state" if kind == "init" else "early_state"
+            raise SpecError(
+                f"{who}: rewinding to {kind!r} needs PruningContext.{attr} (the member's weights "
+                f"{'before training' if kind == 'init' else 'early in training'}); pass it, or "
+                "choose another rewind/reset option"
+            )
+        return state
 
 
 @dataclass
@@ -90,7 +115,9 @@ class PruningMethod(ABC):
         return {}
 
     @abstractmethod
-    def prune(self, model: SequentialNet, sparsity: float, context: PruningContext) -> PruningResult:
+    def prune(
+        self, model: SequentialNet, sparsity: float, context: PruningContext
+    ) -> PruningResult:
         """Return a pruned copy of ``model`` at ``sparsity`` (share of prunable weights removed)."""
 
 

@@ -1,4 +1,4 @@
-"""From scores to masks: global or per-layer thresholds with per-layer caps, and mask enforcement."""
+"""From scores to masks: global or per-layer thresholds with per-layer caps; mask enforcement."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ def masks_from_scores(
         scores: one score tensor per prunable weight (same shape); higher = more important.
             ``-inf`` marks weights that must go (e.g. already pruned).
         sparsity: share of all scored weights to remove.
-        scope: ``"global"`` ranks all weights together; ``"layer"`` removes ``sparsity`` of each layer.
+        scope: ``"global"`` ranks all weights together; ``"layer"`` removes ``sparsity`` of each
+            layer.
         max_layer_sparsity: no layer loses more than this share (global scope), so none collapses.
 
     Returns:
@@ -40,15 +41,15 @@ def masks_from_scores(
     if scope == "layer":
         for name, score in scores.items():
             flat = score.detach().flatten().float()
-            n_prune = min(int(round(sparsity * flat.numel())), flat.numel() - 1)
+            n_prune = min(round(sparsity * flat.numel()), flat.numel() - 1)
             masks[name] = _keep_all_but_lowest(flat, n_prune).view_as(score)
         return masks
     # Global: the pruned set is the k lowest among each layer's quota of lowest scores, which is
     # exactly "prune globally lowest first, skipping layers whose cap is reached".
     total = sum(s.numel() for s in scores.values())
-    k = int(round(sparsity * total))
+    k = round(sparsity * total)
     candidates = []
-    for name, score in scores.items():
+    for score in scores.values():
         flat = score.detach().flatten().float()
         quota = min(math.floor(max_layer_sparsity * flat.numel()), flat.numel() - 1)
         lowest = torch.sort(flat).values[:quota]
