@@ -1,0 +1,557 @@
+"""A run directory as pandas DataFrames: trials, members, teams, and the team-vs-pool comparison.
+
+Every function here reads the run directory written by the study pipeline and returns plain data;
+nothing is drawn or written. This is the only place where test predictions are scored: selection
+used validation data only, the report states what the chosen team does on test.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ensprune.ensemble.predictions import PredictionSet
+from ensprune.ensemble.voting import VOTING, vote
+from ensprune.errors import RunDirError
+
+RUN_JSON = "run.json"
+MEMBERS_CSV = "members.csv"
+TRIALS_CSV = "trials.csv"
+TEAMS_CSV = "teams.csv"
+SELECTION_JSON = "selection.json"
+PREDICTIONS = {
+    "val": "predictions/val.npz",
+    "test": "predictions/test.npz",
+    "dense_val": "predictions/dense_val.npz",
+    "dense_test": "predictions/dense_test.npz",
+}
+DEFAULT_VOTING = "plurality"
+
+# The pipeline stage (run.json "stages") that writes each file, so a missing file says what to run.
+_STAGE_OF = {
+    TRIALS_CSV: "search",
+    MEMBERS_CSV: "evaluate",
+    SELECTION_JSON: "select",
+    **{path: "evaluate" for path in PREDICTIONS.values()},
+}
+
+# Rows of the comparison frame, in display order.
+TEAM = "selected team"
+POOL = "full pool"
+BEST_SINGLE = "best single member"
+DENSE_POOL = "full dense pool"
+
+VOTING_DESCRIPTIONS = {
+    "plurality": "plurality voting: every member votes for its most probable class; the class "
+    "with the most votes wins, ties go to the lowest class index",
+    "soft": "soft voting: the class with the highest mean probability over the members wins "
+    "(ties go to the lowest class index)",
+    "majority": "majority voting: a class needs more than half of the members' votes, otherwise "
+    "the ensemble abstains and the sample counts as wrong",
+    "weighted": "weighted soft voting: the class with the highest weighted mean probability wins "
+    "(the selected team's weights from selection.json; equal weights elsewhere)",
+}
+
+
+def ensemble_accuracy(
+    predictions: PredictionSet,
+    members: Sequence[int] | None = None,
+    voting: str = DEFAULT_VOTING,
+    weights: Sequence[float] | None = None,
+) -> float:
+    """Accuracy of the ensemble of ``members`` (all when None) under a voting rule.
+
+    Args:
+        predictions: the pool's predictions on one split.
+        members: pool indices of the ensemble; None for the whole pool.
+        voting: a rule of :data:`ensprune.ensemble.voting.VOTING`; abstentions count as wrong.
+        weights: one weight per ensemble member, for weighted rules (equal weights when None).
+
+    Example:
+        >>> ensemble_accuracy(PredictionSet.load("run/predictions/test.npz"), [0, 3], "soft")
+    """
+    idx = np.arange(predictions.n_members) if members is None else np.asarray(members)
+    if VOTING.get(voting).weighted and weights is None:
+        weights = [1.0] * len(idx)
+    labels = vote(predictions.proba[idx], voting, weights)
+    return float(np.mean(labels == predictions.y))
+
+
+# ----------------------------------------------------------------------------- reading the run dir
+
+
+def require(run_dir: str | Path, name: str) -> Path:
+    """The path of ``name`` inside ``run_dir``; a missing directory or file says what to run.
+
+    Raises:
+        RunDirError: the directory or the file does not exist.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(
+            f"run directory {run_dir} does not exist; create it with `ensprune run SPEC.toml`"
+        )
+    if not (run_dir / RUN_JSON).is_file():
+        raise RunDirError(
+            f"{run_dir} is not an ensprune run directory (it has no {RUN_JSON}); give the "
+            "directory that `ensprune run SPEC.toml` created"
+        )
+    path = run_dir / name
+    if not path.is_file():
+        stage = _STAGE_OF.get(name, "?")
+        raise RunDirError(
+            f"{path} is missing: the '{stage}' stage writes it; finish the run with `ensprune run "
+            f"{run_dir / 'spec.toml'} --run-dir {run_dir}` (it resumes), then report again"
+        )
+    return path
+
+
+def run_info(run_dir: str | Path) -> dict[str, Any]:
+    """The run's ``run.json`` as a dict."""
+    return _read_json(require(run_dir, RUN_JSON))
+
+
+def selection_info(run_dir: str | Path) -> dict[str, Any]:
+    """The selector's ``selection.json`` as a dict, with its member indices checked."""
+    path = require(run_dir, SELECTION_JSON)
+    selection = _read_json(path)
+    members = selection.get("members")
+    if (
+        not isinstance(members, list)
+        or not members
+        or not all(isinstance(i, int) and not isinstance(i, bool) for i in members)
+    ):
+        raise RunDirError(
+            f"{path} must hold 'members', a non-empty list of member indices into the pool; "
+            "re-run the selection stage"
+        )
+    return selection
+
+
+def voting_rule(run_dir: str | Path) -> str:
+    """The voting rule of the run: selection.json's ``voting``, else run.json's, else plurality."""
+    for name in (SELECTION_JSON, RUN_JSON):
+        path = Path(run_dir) / name
+        if path.is_file():
+            voting = _read_json(path).get("voting")
+            if voting:
+                VOTING.get(str(voting))  # an unknown rule fails here, listing the known ones
+                return str(voting)
+    return DEFAULT_VOTING
+
+
+def load_predictions(run_dir: str | Path, split: str) -> PredictionSet:
+    """One of the run's prediction files: ``val``, ``test``, ``dense_val`` or ``dense_test``."""
+    return PredictionSet.load(require(run_dir, PREDICTIONS[split]))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunDirError(
+            f"cannot read {path} as JSON ({exc}); re-run the stage that wrote it"
+        ) from None
+    if not isinstance(data, dict):
+        raise RunDirError(f"{path} must hold a JSON object; re-run the stage that wrote it")
+    return data
+
+
+def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise RunDirError(
+            f"cannot read {path} as CSV ({exc}); re-run the stage that wrote it"
+        ) from None
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise RunDirError(
+            f"{path} lacks the column(s) {', '.join(missing)}; re-run the stage that wrote it"
+        )
+    return frame
+
+
+def _as_bool(values: pd.Series) -> pd.Series:
+    """CSV booleans ("True", "false", 1, 0, empty) as a bool column."""
+    if values.dtype == bool:
+        return values
+    truthy = {"true", "1", "1.0", "yes"}
+    return values.map(lambda v: str(v).strip().lower() in truthy).astype(bool)
+
+
+# ----------------------------------------------------------------------------------------- frames
+
+
+def trials_frame(run_dir: str | Path) -> pd.DataFrame:
+    """Every Optuna trial of every member study, one row each (``trials.csv``).
+
+    Columns include member, number, state, method, target_sparsity, params (JSON), val_accuracy,
+    sparsity, duration_s, and the booleans pareto and chosen.
+    """
+    columns = ["member", "number", "state", "method", "val_accuracy", "sparsity"]
+    frame = _read_csv(require(run_dir, TRIALS_CSV), [*columns, "pareto", "chosen"])
+    frame["member"] = frame["member"].astype(str)
+    for column in ("pareto", "chosen"):
+        frame[column] = _as_bool(frame[column])
+    return frame
+
+
+def members_frame(run_dir: str | Path) -> pd.DataFrame:
+    """One row per member (``members.csv``) plus its dense and pruned accuracy on test.
+
+    ``dense_test_accuracy`` and ``pruned_test_accuracy`` are computed from the test prediction
+    files; the validation columns are taken from members.csv as the search measured them.
+    """
+    columns = [
+        "member",
+        "method",
+        "sparsity",
+        "dense_val_accuracy",
+        "pruned_val_accuracy",
+        "dense_params",
+        "dense_macs",
+        "pruned_params",
+        "pruned_macs",
+    ]
+    frame = _read_csv(require(run_dir, MEMBERS_CSV), columns)
+    frame["member"] = frame["member"].astype(str)
+    names = tuple(frame["member"])
+    test = _matching_predictions(run_dir, "test", names)
+    dense_test = _matching_predictions(run_dir, "dense_test", names)
+    _same_labels(run_dir, test, dense_test, "test", "dense_test")
+    frame["dense_test_accuracy"] = dense_test.accuracies()
+    frame["pruned_test_accuracy"] = test.accuracies()
+    return frame
+
+
+def _matching_predictions(run_dir: str | Path, split: str, names: tuple[str, ...]) -> PredictionSet:
+    """A prediction file whose members are exactly members.csv's, in that order."""
+    predictions = load_predictions(run_dir, split)
+    if predictions.names != names:
+        raise RunDirError(
+            f"{Path(run_dir) / PREDICTIONS[split]} holds members {list(predictions.names)} but "
+            f"members.csv lists {list(names)}; re-run the predictions stage"
+        )
+    return predictions
+
+
+def _same_labels(
+    run_dir: str | Path, a: PredictionSet, b: PredictionSet, a_split: str, b_split: str
+) -> None:
+    if not np.array_equal(a.y, b.y):
+        raise RunDirError(
+            f"{PREDICTIONS[a_split]} and {PREDICTIONS[b_split]} in {run_dir} are not on the same "
+            "samples (their labels differ); re-run the predictions stage"
+        )
+
+
+def teams_frame(run_dir: str | Path) -> pd.DataFrame | None:
+    """The selector's table of candidate teams (``teams.csv``), or None when the run has none.
+
+    Adds ``members`` (the team's pool indices as a tuple), ``names`` (comma-separated member
+    names) and ``selected`` (True for the team that selection.json chose). Teams may be written as
+    indices ("0,3,5") or as member names (a comma-separated or JSON list).
+    """
+    path = Path(run_dir) / TEAMS_CSV
+    if not path.is_file():
+        return None
+    frame = _read_csv(path, ["team", "val_accuracy"])
+    pool = tuple(_read_csv(require(run_dir, MEMBERS_CSV), ["member"])["member"].astype(str))
+    teams = [parse_team(value, pool) for value in frame["team"]]
+    frame["members"] = teams
+    frame["names"] = [", ".join(pool[i] for i in team) for team in teams]
+    if "size" not in frame.columns:
+        frame["size"] = [len(team) for team in teams]
+    if "status" in frame.columns:
+        frame["status"] = frame["status"].astype(str).str.strip().str.lower()
+    chosen: tuple[int, ...] = ()
+    if (Path(run_dir) / SELECTION_JSON).is_file():
+        chosen = tuple(sorted(selection_info(run_dir)["members"]))
+    frame["selected"] = [tuple(sorted(team)) == chosen for team in teams]
+    return frame
+
+
+def parse_team(value: object, pool: Sequence[str]) -> tuple[int, ...]:
+    """A team written as indices or member names -> pool indices.
+
+    Example:
+        >>> parse_team("0,3", ["a", "b", "c", "d"])
+        (0, 3)
+        >>> parse_team('["b", "d"]', ["a", "b", "c", "d"])
+        (1, 3)
+    """
+    text = str(value).strip()
+    tokens: list[str]
+    if text.startswith("["):
+        try:
+            tokens = [str(t) for t in json.loads(text)]
+        except json.JSONDecodeError:
+            tokens = text.strip("[]").replace("'", "").replace('"', "").split(",")
+    else:
+        tokens = text.replace(";", ",").split(",")
+    tokens = [t.strip() for t in tokens if t.strip()]
+    # Names win over indices when every token is a member name (names may look like numbers).
+    if tokens and all(t in pool for t in tokens):
+        return tuple(pool.index(t) for t in tokens)
+    try:
+        indices = tuple(int(t) for t in tokens)
+    except ValueError:
+        indices = ()
+    if not indices or any(not 0 <= i < len(pool) for i in indices):
+        raise RunDirError(
+            f"teams.csv lists team {text!r}, which is neither member indices in [0, {len(pool)}) "
+            "nor member names from members.csv; re-run the selection stage"
+        )
+    return indices
+
+
+def focal_columns(teams: pd.DataFrame, metric: str | Sequence[str] | None = None) -> list[str]:
+    """The teams table's focal-diversity score columns.
+
+    Columns named after the selection metric (with or without a ``focal_`` prefix) come first,
+    then any other column whose name starts with ``focal``.
+    """
+    metrics = [metric] if isinstance(metric, str) else list(metric or [])
+    found: list[str] = []
+    for name in metrics:
+        for candidate in (f"focal_{name}", name, f"focal_{name}".lower(), name.lower()):
+            if candidate in teams.columns and candidate not in found:
+                found.append(candidate)
+                break
+    found += [c for c in teams.columns if str(c).lower().startswith("focal") and c not in found]
+    return [c for c in found if pd.api.types.is_numeric_dtype(teams[c])]
+
+
+def comparison_frame(run_dir: str | Path) -> pd.DataFrame:
+    """Selected team vs full pool vs best single member vs full dense pool.
+
+    The best single member is the pruned member with the highest validation accuracy (ties to
+    the first), reported on test like every other row. Accuracies of several members use the
+    run's voting rule (:func:`voting_rule`).
+
+    Returns:
+        One row per ensemble (``ensemble``: selected team, full pool, best single member, full
+        dense pool) with n_members, members (names), val_accuracy, test_accuracy, params and macs
+        (totals over the members), cost_share (macs over the full pruned pool's macs) and
+        dense_cost_share (macs over the full dense pool's macs).
+    """
+    cost_columns = ["dense_params", "dense_macs", "pruned_params", "pruned_macs"]
+    members = _read_csv(require(run_dir, MEMBERS_CSV), ["member", *cost_columns])
+    names = tuple(members["member"].astype(str))
+    voting = voting_rule(run_dir)
+    val = _matching_predictions(run_dir, "val", names)
+    test = _matching_predictions(run_dir, "test", names)
+    dense_val = _matching_predictions(run_dir, "dense_val", names)
+    dense_test = _matching_predictions(run_dir, "dense_test", names)
+    _same_labels(run_dir, val, dense_val, "val", "dense_val")
+    _same_labels(run_dir, test, dense_test, "test", "dense_test")
+
+    selection = selection_info(run_dir)
+    team = list(selection["members"])
+    if any(not 0 <= i < len(names) for i in team):
+        raise RunDirError(
+            f"selection.json picks members {team}, outside the pool of {len(names)}; "
+            "re-run the selection stage"
+        )
+    everyone = list(range(len(names)))
+    best = int(np.argmax(val.accuracies()))  # argmax keeps the first of equal accuracies
+    pruned_cost = members[["pruned_params", "pruned_macs"]].to_numpy(dtype=np.float64)
+    dense_cost = members[["dense_params", "dense_macs"]].to_numpy(dtype=np.float64)
+    pool_macs = float(pruned_cost[:, 1].sum())
+    dense_macs = float(dense_cost[:, 1].sum())
+
+    # A weighted rule uses the selector's team weights when it wrote them; equal weights elsewhere.
+    team_weights = selection.get("weights") if VOTING.get(voting).weighted else None
+    if team_weights is not None and len(team_weights) != len(team):
+        raise RunDirError(
+            f"selection.json gives {len(team_weights)} weights for {len(team)} members; "
+            "re-run the selection stage"
+        )
+
+    rows = []
+    for label, idx, val_set, test_set, cost, weights in (
+        (TEAM, team, val, test, pruned_cost, team_weights),
+        (POOL, everyone, val, test, pruned_cost, None),
+        (BEST_SINGLE, [best], val, test, pruned_cost, None),
+        (DENSE_POOL, everyone, dense_val, dense_test, dense_cost, None),
+    ):
+        params, macs = cost[idx].sum(axis=0)
+        rows.append(
+            {
+                "ensemble": label,
+                "n_members": len(idx),
+                "members": ", ".join(names[i] for i in idx),
+                "val_accuracy": ensemble_accuracy(val_set, idx, voting, weights),
+                "test_accuracy": ensemble_accuracy(test_set, idx, voting, weights),
+                "params": float(params),
+                "macs": float(macs),
+                "cost_share": float(macs) / pool_macs if pool_macs > 0 else math.nan,
+                "dense_cost_share": float(macs) / dense_macs if dense_macs > 0 else math.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------- summary
+
+
+def summary(run_dir: str | Path, report_dir: str | Path | None = None) -> dict[str, Any]:
+    """The run's outcome as a JSON-able dict (what ``ensprune report`` prints).
+
+    Args:
+        run_dir: the run directory.
+        report_dir: where the report is (or will be) written; default ``RUN_DIR/report``.
+
+    Returns:
+        Keys ``run`` (name, dataset, storage, directories), ``voting`` (rule and its meaning),
+        ``members`` (dense vs pruned accuracy on val and test, sparsity), ``selection`` (team
+        names, indices, selector, metric, val and test accuracy), ``comparison`` (one dict per
+        row of :func:`comparison_frame`) and ``best_single`` (that member's name).
+    """
+    return summary_from_frames(
+        run_dir, members_frame(run_dir), comparison_frame(run_dir), report_dir=report_dir
+    )
+
+
+def summary_from_frames(
+    run_dir: str | Path,
+    members: pd.DataFrame,
+    comparison: pd.DataFrame,
+    report_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """:func:`summary` from frames already computed (the report builds them once)."""
+    run_dir = Path(run_dir)
+    info = run_info(run_dir)
+    selection = selection_info(run_dir)
+    voting = voting_rule(run_dir)
+    report_dir = Path(report_dir) if report_dir is not None else run_dir / "report"
+    rows = {row["ensemble"]: row for row in _records(comparison)}
+    team, best = rows[TEAM], rows[BEST_SINGLE]
+    pool = [str(name) for name in members["member"]]
+    member_columns = [
+        "member",
+        "method",
+        "sparsity",
+        "dense_val_accuracy",
+        "pruned_val_accuracy",
+        "dense_test_accuracy",
+        "pruned_test_accuracy",
+        "pruned_macs",
+        "dense_macs",
+    ]
+    return {
+        "run": {
+            "name": info.get("name", run_dir.name),
+            "dataset": info.get("dataset"),
+            "ensprune_version": info.get("ensprune_version"),
+            "created": info.get("created"),
+            "run_dir": str(run_dir.resolve()),
+            "storage": info.get("storage"),
+            "report_dir": str(report_dir.resolve()),
+            "report_html": str((report_dir / "report.html").resolve()),
+        },
+        "voting": {"rule": voting, "description": VOTING_DESCRIPTIONS.get(voting, voting)},
+        "members": _records(members[[c for c in member_columns if c in members.columns]]),
+        "selection": {
+            "selector": selection.get("selector"),
+            "metric": selection.get("metric"),
+            "members": list(selection["members"]),
+            "names": [pool[i] for i in selection["members"]],
+            "val_accuracy": team["val_accuracy"],
+            "test_accuracy": team["test_accuracy"],
+            "cost_share": team["cost_share"],
+            "dense_cost_share": team["dense_cost_share"],
+        },
+        "best_single": best["members"],
+        "comparison": list(rows.values()),
+    }
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """DataFrame rows as JSON-able dicts (numpy scalars -> Python, NaN -> None)."""
+    return [{str(k): _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def _plain(value: object) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def format_summary(summary: Mapping[str, Any]) -> str:
+    """The summary as a few lines of text for the terminal.
+
+    Example:
+        >>> print(format_summary(summary("runs/mnist")))
+    """
+    run = summary["run"]
+    lines = [
+        f"Run {run['name']} (dataset {run.get('dataset') or '?'}); accuracies use "
+        f"{summary['voting']['description']}.",
+        "",
+        "Members: accuracy dense -> pruned",
+    ]
+    members = summary["members"]
+    width = max([len("member"), *(len(str(m["member"])) for m in members)])
+    method_width = max([len("method"), *(len(str(m.get("method"))) for m in members)])
+    lines.append(f"  {'member':<{width}}  {'method':<{method_width}}  sparsity  {'val':<16}  test")
+    for m in members:
+        lines.append(
+            f"  {m['member']:<{width}}  {m.get('method')!s:<{method_width}}  "
+            f"{_pct(m.get('sparsity')):>8}  "
+            f"{_acc(m.get('dense_val_accuracy'))} -> {_acc(m.get('pruned_val_accuracy'))}  "
+            f"{_acc(m.get('dense_test_accuracy'))} -> {_acc(m.get('pruned_test_accuracy'))}"
+        )
+    selection = summary["selection"]
+    rows = {row["ensemble"]: row for row in summary["comparison"]}
+    pool, best, dense = rows[POOL], rows[BEST_SINGLE], rows[DENSE_POOL]
+    metric = selection.get("metric")
+    metric_text = ", ".join(metric) if isinstance(metric, list) else metric
+    team_acc = selection["test_accuracy"]
+    n_team = len(selection["names"])
+    lines += [
+        "",
+        f"Selected team ({selection.get('selector')}, metric {metric_text}), "
+        f"{n_team} of {pool['n_members']} members: {', '.join(selection['names'])}",
+        f"  test accuracy {_acc(team_acc)} (val {_acc(selection['val_accuracy'])})",
+    ]
+    for label, row, note in (
+        ("full pool", pool, ""),
+        ("best single member", best, f"; {best['members']}, chosen on validation"),
+        ("full dense pool", dense, ""),
+    ):
+        diff = _diff(team_acc, row["test_accuracy"])
+        lines.append(f"  {label:<18} {_acc(row['test_accuracy'])}  (team {diff}{note})")
+    lines += [
+        f"  cost: {_pct(selection['cost_share'])} of the full pool's MACs, "
+        f"{_pct(selection['dense_cost_share'])} of the dense pool's",
+        "",
+        f"Report:  {run['report_html']}",
+        f"Storage: {run.get('storage') or 'not recorded in run.json'}",
+    ]
+    if run.get("storage"):
+        lines.append(f"         browse the studies with `ensprune dashboard {run['run_dir']}`")
+    return "\n".join(lines)
+
+
+def _acc(value: object) -> str:
+    return f"{float(value):.4f}" if isinstance(value, int | float) else "  -   "
+
+
+def _pct(value: object) -> str:
+    return f"{100 * float(value):.1f}%" if isinstance(value, int | float) else "-"
+
+
+def _diff(a: object, b: object) -> str:
+    if not isinstance(a, int | float) or not isinstance(b, int | float):
+        return "-"
+    return f"{100 * (float(a) - float(b)):+.2f} pts"
