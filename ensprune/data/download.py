@@ -1,9 +1,10 @@
 """Checksum-verified files: MD5 checks and downloads from a list of mirrors, atomically.
 
-A download streams into a uniquely named ``<file>.<random>.part`` next to its destination, hashing
-as it goes; only a complete file with the expected MD5 is renamed into place (``os.replace`` is
-atomic), so a crash, a truncated transfer or a bad mirror never leaves a half-written dataset file
-behind, and parallel workers downloading the same file cannot clobber each other.
+A download streams into a uniquely named ``<file>.<pid>.<random>.part`` beside its destination,
+hashing as it goes; only a complete file with the expected MD5 is renamed into place
+(``os.replace`` is atomic), so a crash, a truncated transfer or a bad mirror never leaves a
+half-written dataset file behind, and parallel workers downloading the same file cannot clobber
+each other.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import hashlib
 import http.client
 import logging
 import os
-import tempfile
+import secrets
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -121,13 +122,14 @@ def download_file(
             f"point --data-dir / {DATA_DIR_ENV} at a writable folder"
         ) from exc
     failures: list[str] = []
-    for url in urls:
+    for attempt, url in enumerate(urls, start=1):
         try:
             _fetch_verified(url, dest, md5=md5, progress=progress, timeout=timeout)
         except (OSError, http.client.HTTPException, ValueError, _ChecksumMismatch) as exc:
             reason = str(exc) if isinstance(exc, _ChecksumMismatch) else _describe(exc)
             failures.append(f"{url}: {reason}")
-            logger.warning("download of %s from %s failed: %s", dest.name, url, reason)
+            if attempt < len(urls):  # the last failure is reported by the DataError below
+                logger.warning("%s failed (%s); trying the next mirror", url, reason)
             continue
         return dest
     raise DataError(
@@ -152,13 +154,14 @@ def _fetch_verified(
     url: str, dest: Path, *, md5: str | None, progress: bool, timeout: float
 ) -> None:
     request = urllib.request.Request(url, headers={"User-Agent": f"ensprune/{__version__}"})
-    fd, part_name = tempfile.mkstemp(dir=dest.parent, prefix=f"{dest.name}.", suffix=".part")
-    part = Path(part_name)
+    # unique per process and attempt; opened with "xb" (not mkstemp) so the finished file gets the
+    # umask's usual permissions and stays readable in a shared data folder
+    part = dest.with_name(f"{dest.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
     try:
         digest = hashlib.md5(usedforsecurity=False)
         received = 0
         with (
-            os.fdopen(fd, "wb") as out,
+            open(part, "xb") as out,
             urllib.request.urlopen(request, timeout=timeout) as response,
         ):
             length = response.headers.get("Content-Length")

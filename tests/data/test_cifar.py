@@ -6,13 +6,15 @@ import io
 import os
 import pickle
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from ensprune.data import CIFAR10_MD5, load_dataset, read_cifar10, unpickle_batch
+from ensprune.data import CIFAR10_MD5, load_dataset, md5_file, read_cifar10, unpickle_batch
+from ensprune.data.sources import cifar10 as cifar10_source
 from ensprune.errors import DataError
 
 BATCHES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
@@ -224,3 +226,22 @@ def test_broken_files_are_data_errors(tmp_path: Path) -> None:
         read_cifar10(garbage, md5=None)
     with pytest.raises(DataError, match="no such file or folder"):
         read_cifar10(tmp_path / "absent")
+
+
+def test_archive_download_is_verified_then_read(
+    tmp_path: Path, serve: Callable[[Path], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served = tmp_path / "mirror"
+    files = make_batches()
+    archive = write_archive(served / "cifar-10-python.tar.gz", files)
+    url = serve(served).url
+    data_dir = tmp_path / "data"
+    # with the canonical checksum, the tiny archive is refused and nothing is left behind
+    with pytest.raises(DataError, match="MD5 checksum of the download"):
+        load_dataset("cifar10", data_dir=data_dir, mirrors=[url], progress=False)
+    assert list((data_dir / "cifar10").iterdir()) == []
+    # with its own checksum in the table, it is downloaded, verified and read
+    monkeypatch.setattr(cifar10_source, "CIFAR10_MD5", md5_file(archive))
+    ds = load_dataset("cifar10", data_dir=data_dir, mirrors=[url], progress=False)
+    assert (data_dir / "cifar10" / "cifar-10-python.tar.gz").read_bytes() == archive.read_bytes()
+    assert np.array_equal(ds.y_test, expected_arrays(files)["y_test"])

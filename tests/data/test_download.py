@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -47,6 +48,9 @@ def test_download_verifies_and_renames_into_place(
     assert download_file([f"{server.url}/blob.bin"], dest, md5=md5, progress=False) == dest
     assert dest.read_bytes() == data
     assert _leftovers(dest.parent) == []
+    umask = os.umask(0)
+    os.umask(umask)
+    assert dest.stat().st_mode & 0o777 == 0o666 & ~umask  # readable like any other file
 
 
 def test_wrong_checksum_is_refused_and_leaves_nothing(

@@ -51,7 +51,7 @@ def test_reads_plain_and_gzip_files(tmp_path: Path, images: np.ndarray, name: st
 
 @pytest.mark.parametrize("dtype", [np.int32, np.float32])
 def test_reads_wider_big_endian_types(tmp_path: Path, dtype: type) -> None:
-    array = np.arange(24, dtype=dtype).reshape(2, 3, 4) - 5
+    array: np.ndarray = np.arange(24, dtype=dtype).reshape(2, 3, 4) - 5
     got = read_idx(write_idx(tmp_path / "a.idx", array))
     assert got.dtype == np.dtype(dtype) and got.dtype.isnative and np.array_equal(got, array)
 

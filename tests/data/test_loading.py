@@ -106,8 +106,8 @@ def test_max_train_subsample_is_stratified_and_leaves_test_alone(digits: Dataset
         assert np.all(np.abs(counts - full / full.sum() * n) <= 1.0 + 1e-9), (split, counts)
     # subsamples are drawn from the full splits: no sample changes split
     for split in SPLITS:
-        full = {r.tobytes() for r in _raw_digits(digits, split).reshape(-1, 64)}
-        assert all(r.tobytes() in full for r in _raw_digits(small, split).reshape(-1, 64))
+        rows = {r.tobytes() for r in _raw_digits(digits, split).reshape(-1, 64)}
+        assert all(r.tobytes() in rows for r in _raw_digits(small, split).reshape(-1, 64))
     # a cap on test alone does not change train / val
     capped = load_dataset("digits", seed=0, max_test=50)
     assert np.array_equal(capped.x_train, digits.x_train)
@@ -151,7 +151,8 @@ def test_invalid_options_raise_spec_error(kwargs: dict[str, Any], match: str) ->
 
 
 def test_numpy_integer_seed_and_fractions_are_accepted(digits: Dataset) -> None:
-    ds = load_dataset("digits", seed=np.int64(0), val_fraction=np.float64(0.1))
+    seed: Any = np.int64(0)  # numpy scalars from user code are accepted at run time
+    ds = load_dataset("digits", seed=seed, val_fraction=np.float64(0.1))
     assert np.array_equal(ds.y_train, digits.y_train)
 
 

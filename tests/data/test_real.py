@@ -51,7 +51,11 @@ def test_checksums_agree_with_the_shared_md5sums(real_data_root: Path) -> None:
     md5sums = real_data_root / "MD5SUMS"
     if not md5sums.is_file():
         pytest.skip(f"no MD5SUMS file in {real_data_root}")
-    listed = dict(reversed(line.split()) for line in md5sums.read_text().splitlines() if line)
+    listed = {}
+    for line in md5sums.read_text().splitlines():
+        if line.strip():
+            md5, name = line.split()
+            listed[name] = md5
     for spec in (MNIST, FASHION_MNIST):
         for remote in spec.files:
             key = f"{spec.folder}/{remote.name}"
