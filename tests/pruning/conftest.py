@@ -35,6 +35,12 @@ def tiny_conv(seed: int = 0) -> SequentialNet:
         return build_from_layers(TINY_CONV_LAYERS, (1, 8, 8))
 
 
+@pytest.fixture(name="tiny_conv")
+def tiny_conv_fixture() -> Callable[[int], SequentialNet]:
+    """The :func:`tiny_conv` builder, for tests (conftest modules are not importable)."""
+    return tiny_conv
+
+
 @pytest.fixture(autouse=True)
 def _one_thread() -> None:
     torch.set_num_threads(1)  # the test machine's cores are shared, and 1 thread is deterministic

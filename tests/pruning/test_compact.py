@@ -1,0 +1,130 @@
+"""Compaction: a physically smaller network with the masked network's outputs."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from ensprune.errors import SpecError
+from ensprune.models import (
+    SequentialNet,
+    build_from_layers,
+    build_seeded,
+    count_macs,
+    count_parameters,
+    load_model,
+    save_model,
+)
+from ensprune.pruning import apply_masks, compact, mask_units, unit_layers, unit_weight_masks
+
+BN1D_MLP = [
+    {"type": "flatten"},
+    {"type": "linear", "in": 64, "out": 32},
+    {"type": "batchnorm1d", "features": 32},
+    {"type": "relu"},
+    {"type": "dropout", "p": 0.5},
+    {"type": "linear", "in": 32, "out": 16},
+    {"type": "relu"},
+    {"type": "linear", "in": 16, "out": 10},
+]
+
+
+def _randomise_norms(net: nn.Module) -> None:
+    gen = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=gen))
+                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                m.weight.copy_(torch.randn(m.num_features, generator=gen))
+                m.bias.copy_(torch.randn(m.num_features, generator=gen))
+
+
+def _random_unit_masks(net: SequentialNet, seed: int = 1) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    masks = {}
+    for u in unit_layers(net):
+        keep = torch.rand(u.width, generator=gen) > 0.5
+        keep[0] = True
+        masks[u.name] = keep
+    return masks
+
+
+NETS = {
+    "mlp": lambda: build_seeded("model_a", (1, 8, 8), 10, seed=0),
+    "conv": lambda: build_seeded("model_b", (1, 8, 8), 10, seed=0),
+    "conv_to_linear": lambda: build_seeded("lenet5", (1, 8, 8), 10, seed=0),
+    "batchnorm2d": lambda: build_seeded("vgg_small", (1, 8, 8), 10, seed=0),
+    "batchnorm1d": lambda: build_from_layers(BN1D_MLP, (1, 8, 8)),
+}
+
+
+@pytest.mark.parametrize("kind", [*sorted(NETS), "conv_bn_linear"])
+def test_compacted_equals_masked(kind: str, tiny_conv, tmp_path: Path) -> None:
+    net = tiny_conv(0) if kind == "conv_bn_linear" else NETS[kind]()
+    _randomise_norms(net)
+    net.eval()
+    units = _random_unit_masks(net)
+    masked = copy.deepcopy(net)
+    mask_units(masked, units)
+    small = compact(net, units)
+    small.eval()
+    x = torch.randn(64, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    assert torch.allclose(small(x), masked(x), atol=1e-5)
+    assert [u.width for u in unit_layers(small)] == [int(m.sum()) for m in units.values()]
+    assert count_parameters(small).total < count_parameters(net).total
+    assert count_macs(small, (1, 8, 8)) < count_macs(net, (1, 8, 8))
+
+    # The equivalent weight masks (rows and the next layer's columns) keep what compaction keeps.
+    weight_masks = unit_weight_masks(net, units)
+    assert sum(int(m.sum()) for m in weight_masks.values()) == count_parameters(small).prunable
+    apply_masks(masked, weight_masks)
+    assert torch.allclose(small(x), masked(x), atol=1e-5)
+
+    # Round trip: architecture + weights, torch.load(weights_only=True).
+    loaded, _ = load_model(save_model(tmp_path / "small.pt", small))
+    loaded.eval()
+    assert loaded.layers == small.layers
+    assert torch.allclose(loaded(x), small(x), atol=1e-7)
+
+
+def test_flatten_boundary_removes_whole_channels(tiny_conv) -> None:
+    net = tiny_conv(0)
+    keep = torch.zeros(8, dtype=torch.bool)
+    keep[[1, 6]] = True
+    small = compact(net, {"0.weight": keep})
+    # 2 channels x 4 x 4 positions feed the first linear layer, in the original order.
+    assert small.layers[5]["in"] == 32
+    expected = torch.cat([net[5].weight[:, 16:32], net[5].weight[:, 96:112]], dim=1)
+    assert torch.equal(small[5].weight, expected)
+
+
+def test_unmasked_layers_and_input_are_unchanged(tiny_conv) -> None:
+    net = tiny_conv(0)
+    before = copy.deepcopy(net.state_dict())
+    small = compact(net, {})
+    assert small.layers == net.layers
+    assert all(torch.equal(v, small.state_dict()[k]) for k, v in before.items())
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())
+
+
+def test_output_layer_is_never_a_unit_layer() -> None:
+    net = build_seeded("lenet300", (1, 8, 8), 10, seed=0)
+    assert [u.width for u in unit_layers(net)] == [300, 100]
+    with pytest.raises(SpecError, match="names no hidden layer"):
+        compact(net, {"5.weight": torch.ones(10, dtype=torch.bool)})
+
+
+@pytest.mark.parametrize(
+    "mask",
+    [torch.zeros(40, dtype=torch.bool), torch.ones(39, dtype=torch.bool)],
+    ids=["empty", "short"],
+)
+def test_bad_unit_masks_raise(mask: torch.Tensor) -> None:
+    net = build_seeded("model_a", (1, 8, 8), 10, seed=0)
+    with pytest.raises(SpecError):
+        compact(net, {"1.weight": mask})

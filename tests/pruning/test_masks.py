@@ -1,0 +1,65 @@
+"""Scores to masks: global and per-layer thresholds, caps, already-pruned weights."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ensprune.errors import SpecError
+from ensprune.pruning import mask_sparsity, masks_from_scores
+
+
+def _scores() -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    # the small layer's scores are all lower: a plain global threshold would empty it
+    return {
+        "a.weight": torch.rand(10, 10, generator=gen) + 1.0,
+        "b.weight": torch.rand(4, generator=gen),
+    }
+
+
+def test_global_threshold_removes_the_lowest_overall() -> None:
+    scores = {"a": torch.tensor([1.0, 5.0, 3.0]), "b": torch.tensor([2.0, 4.0, 6.0])}
+    masks = masks_from_scores(scores, 0.5, "global", max_layer_sparsity=1.0)
+    assert masks["a"].tolist() == [False, True, False]
+    assert masks["b"].tolist() == [False, True, True]
+
+
+def test_global_cap_keeps_every_layer_alive() -> None:
+    masks = masks_from_scores(_scores(), 0.5, "global", max_layer_sparsity=0.75)
+    assert int(masks["b.weight"].sum()) == 1  # capped at 75 % of 4 weights
+    assert mask_sparsity(masks) == pytest.approx(0.5, abs=0.01)  # the rest comes from layer a
+
+
+def test_global_never_empties_a_layer_even_without_cap() -> None:
+    masks = masks_from_scores(_scores(), 0.9, "global", max_layer_sparsity=1.0)
+    assert all(int(m.sum()) >= 1 for m in masks.values())
+
+
+def test_layer_scope_prunes_each_layer_alike() -> None:
+    masks = masks_from_scores(_scores(), 0.5, "layer")
+    assert int((~masks["a.weight"]).sum()) == 50
+    assert int((~masks["b.weight"]).sum()) == 2
+
+
+def test_minus_infinity_goes_first() -> None:
+    scores = {"a": torch.tensor([5.0, -math.inf, 3.0, 4.0])}
+    masks = masks_from_scores(scores, 0.5, "layer")
+    assert masks["a"].tolist() == [True, False, False, True]
+
+
+def test_ties_are_deterministic() -> None:
+    scores = {"a": torch.zeros(6), "b": torch.zeros(6)}
+    first = masks_from_scores(scores, 0.5, "global")
+    second = masks_from_scores(scores, 0.5, "global")
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert mask_sparsity(first) == pytest.approx(0.5)
+
+
+def test_bad_scope_and_cap_raise() -> None:
+    with pytest.raises(SpecError):
+        masks_from_scores(_scores(), 0.5, "network")
+    with pytest.raises(SpecError):
+        masks_from_scores(_scores(), 0.5, "global", max_layer_sparsity=1.5)
