@@ -11,6 +11,8 @@ Example:
     >>> ds = load_dataset("digits", seed=0)
 """
 
+from __future__ import annotations
+
 from ensprune.data import sources  # noqa: F401  (registers the built-in datasets)
 from ensprune.data.cifar import CIFAR10_MD5, CifarArrays, read_cifar10, unpickle_batch
 from ensprune.data.dataset import (
