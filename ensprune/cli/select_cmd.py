@@ -1,0 +1,168 @@
+"""``ensprune select PREDS.npz``: choose a sub-ensemble from member predictions of any framework.
+
+PREDS.npz holds ``proba`` (members, samples, classes) and ``y`` (samples,), optionally ``names``
+and ``cost`` (one per member); selection runs on these (validation) predictions.
+
+Examples::
+
+    ensprune select val.npz --selector hq --metric gd,kw --beta 0.1 --max-size 5
+    ensprune select val.npz --selector ga --budget 2e6 --seed 3 --n-jobs 2 --json
+    ensprune select val.npz --selector nsga2 --table front.csv --quiet
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from ensprune.ensemble import METRICS, SELECTORS, VOTING, PredictionSet, Selection
+from ensprune.errors import PredictionError, SpecError
+
+# CLI flag -> selector setting; a flag given for a selector without that setting is an error
+_OPTIONS: dict[str, str] = {
+    "metric": "metrics",
+    "beta": "beta",
+    "max_size": "max_size",
+    "budget": "budget",
+    "seed": "seed",
+    "voting": "voting",
+    "n_jobs": "n_jobs",
+    "k": "k",
+    "population": "population",
+    "generations": "generations",
+    "negatives": "n_negatives",
+    "draws": "n_draws",
+    "normalize": "normalize",
+    "evolve_weights": "evolve_weights",
+}
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add the ``select`` subcommand."""
+    parser = subparsers.add_parser(
+        "select",
+        help="choose a sub-ensemble from member predictions (PREDS.npz)",
+        description=(
+            "Choose a sub-ensemble on validation predictions. PREDS.npz holds 'proba' "
+            "(members, samples, classes) and 'y' (samples,), optionally 'names' and 'cost'."
+        ),
+    )
+    parser.add_argument("preds", metavar="PREDS.npz", help="member predictions (numpy .npz)")
+    parser.add_argument(
+        "--selector",
+        default="hq",
+        choices=SELECTORS.names(),
+        help="selection algorithm (default: hq)",
+    )
+    parser.add_argument(
+        "--metric",
+        help=f"focal-diversity metric(s), comma-separated for a consensus "
+        f"({', '.join(METRICS.names())}; default ck,bd,kw,gd)",
+    )
+    parser.add_argument("--beta", type=float, help="HQ prune ratio in [0, 1) (default 0.1)")
+    parser.add_argument("--max-size", type=int, help="largest team size")
+    parser.add_argument("--budget", type=float, help="largest summed member cost (needs 'cost')")
+    parser.add_argument("--seed", type=int, help="random seed (default 0)")
+    parser.add_argument(
+        "--voting", choices=VOTING.names(), help="voting rule (default: soft; caruana: weighted)"
+    )
+    parser.add_argument("--n-jobs", type=int, help="joblib workers for team scoring")
+    parser.add_argument("--k", type=int, help="team size for topk and random")
+    parser.add_argument("--population", type=int, help="ga/nsga2 population size")
+    parser.add_argument("--generations", type=int, help="ga/nsga2 maximum generations")
+    parser.add_argument(
+        "--negatives", type=int, help="subsample this many negatives per focal member"
+    )
+    parser.add_argument(
+        "--draws", type=int, help="number of negative subsamples (with --negatives)"
+    )
+    parser.add_argument(
+        "--normalize",
+        action="store_const",
+        const=True,
+        help="hq/exhaustive: min-max normalise focal scores per (focal member, team size)",
+    )
+    parser.add_argument(
+        "--evolve-weights",
+        action="store_const",
+        const=True,
+        help="ga: evolve voting weights for the chosen team (weighted soft voting)",
+    )
+    parser.add_argument(
+        "--table", metavar="CSV", help="write the selector's table to this CSV file"
+    )
+    parser.add_argument("--json", action="store_true", help="print the selection as JSON")
+    parser.add_argument("--names", action="store_true", help="list member names in the summary")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    parser.set_defaults(handler=run)
+
+
+def selector_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The selector settings given on the command line, checked against the selector's fields.
+
+    Raises:
+        SpecError: a flag that the chosen selector does not take.
+    """
+    cls = SELECTORS.get(args.selector)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for flag, setting in _OPTIONS.items():
+        value = vars(args).get(flag)
+        if value is None:
+            continue
+        if setting not in fields:
+            raise SpecError(
+                f"--{flag.replace('_', '-')} does not apply to selector {args.selector!r}"
+            )
+        if setting == "metrics":
+            value = tuple(m.strip() for m in str(value).split(",") if m.strip())
+            for name in value:
+                METRICS.get(name)
+        kwargs[setting] = value
+    kwargs["progress"] = not args.quiet
+    return kwargs
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the predictions, run the selector, print a summary or JSON; 0 on success."""
+    preds = PredictionSet.load(args.preds)
+    if preds.n_members < 2:
+        raise PredictionError(
+            f"{args.preds} holds {preds.n_members} member; selection needs at least 2"
+        )
+    selector = SELECTORS.get(args.selector)(**selector_kwargs(args))
+    selection = selector.select(preds)
+    if args.table and selection.table is not None:
+        path = Path(args.table)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        selection.table.to_csv(path, index=False)
+    if args.json:
+        print(selection.to_json(indent=2))
+    else:
+        print(summary(selection, preds, show_names=args.names))
+    return 0
+
+
+def summary(selection: Selection, preds: PredictionSet, *, show_names: bool = False) -> str:
+    """A few human-readable lines describing the selection."""
+    lines = [
+        f"selector {selection.selector}: {selection.size} of {preds.n_members} members, "
+        f"{selection.voting} voting",
+        f"members: {', '.join(str(i) for i in selection.members)}",
+    ]
+    if show_names:
+        lines.append(f"names: {', '.join(selection.names)}")
+    if selection.weights is not None:
+        lines.append(f"weights: {', '.join(f'{w:.3f}' for w in selection.weights)}")
+    best = max(range(preds.n_members), key=lambda i: preds.accuracies()[i])
+    lines.append(
+        f"validation accuracy: {selection.val_accuracy:.4f} "
+        f"(best single member {preds.names[best]}: {preds.accuracies()[best]:.4f})"
+    )
+    if selection.scores:
+        lines.append("scores: " + ", ".join(f"{k}={v:.4g}" for k, v in selection.scores.items()))
+    if selection.n_evaluated is not None:
+        lines.append(f"teams scored: {selection.n_evaluated}")
+    return "\n".join(lines)

@@ -1,0 +1,93 @@
+"""Parallel execution through joblib: loky processes by default, any joblib backend on request.
+
+Library code never picks a backend itself; it calls :func:`parallel_map`, which runs in the
+current process when one job is asked for (no pickling, no start-up cost) and otherwise hands
+the work to :class:`joblib.Parallel`. Which backend that uses is decided by the caller through
+:func:`parallel_config`, a passthrough to :func:`joblib.parallel_config`, so the same code can
+spread over a dask or ray cluster:
+
+    >>> from dask.distributed import Client             # doctest: +SKIP
+    >>> client = Client("tcp://scheduler:8786")         # doctest: +SKIP
+    >>> with parallel_config(backend="dask"):           # doctest: +SKIP
+    ...     selection = GeneticSelector(n_jobs=-1).select(preds)
+
+Results never depend on the number of jobs: work is split into an ordered list of tasks and the
+results come back in that order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import joblib
+
+from ensprune.errors import SpecError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+DEFAULT_BACKEND = "loky"
+
+__all__ = ["DEFAULT_BACKEND", "chunked", "parallel_config", "parallel_map", "resolve_n_jobs"]
+
+
+def resolve_n_jobs(n_jobs: int | None) -> int:
+    """The number of workers ``n_jobs`` stands for, joblib style.
+
+    ``None`` means the value set by an enclosing :func:`parallel_config` (1 when there is none),
+    a positive number is taken as is, and ``-1`` means all CPUs, ``-2`` all but one, and so on.
+
+    Raises:
+        SpecError: for ``n_jobs == 0``.
+    """
+    if n_jobs is None:
+        configured = joblib.parallel.get_active_backend()[1]
+        return 1 if configured is None else resolve_n_jobs(int(configured))
+    if n_jobs == 0:
+        raise SpecError(
+            "n_jobs must be a positive number of workers or negative (-1 = all CPUs); got 0"
+        )
+    if n_jobs > 0:
+        return int(n_jobs)
+    return max(1, (os.cpu_count() or 1) + 1 + int(n_jobs))
+
+
+@contextmanager
+def parallel_config(
+    backend: str | None = None, *, n_jobs: int | None = None, **kwargs: Any
+) -> Iterator[None]:
+    """Set joblib's backend and default worker count for the code inside the block.
+
+    A thin passthrough to :func:`joblib.parallel_config`: ``backend`` is any joblib backend
+    (``"loky"``, ``"threading"``, ``"multiprocessing"``, or ``"dask"``/``"ray"`` once their
+    joblib integration is registered), ``kwargs`` go to joblib unchanged.
+    """
+    with joblib.parallel_config(backend=backend, n_jobs=n_jobs, **kwargs):
+        yield
+
+
+def chunked(items: Sequence[T], n_chunks: int) -> list[Sequence[T]]:
+    """Split ``items`` into at most ``n_chunks`` contiguous, nearly equal, non-empty slices."""
+    n = len(items)
+    k = max(1, min(n_chunks, n))
+    bounds = [n * i // k for i in range(k + 1)]
+    return [items[bounds[i] : bounds[i + 1]] for i in range(k) if bounds[i + 1] > bounds[i]]
+
+
+def parallel_map(func: Callable[[T], R], items: Iterable[T], n_jobs: int | None = None) -> list[R]:
+    """``[func(x) for x in items]``, in order, on ``n_jobs`` workers.
+
+    With one worker the loop runs here; otherwise joblib runs it on the active backend
+    (loky processes unless a :func:`parallel_config` block says otherwise). ``func`` and the
+    items must then be picklable; large numpy arrays are memory-mapped by joblib, not copied.
+    """
+    jobs = resolve_n_jobs(n_jobs)
+    tasks = list(items)
+    if jobs == 1 or len(tasks) <= 1:
+        return [func(x) for x in tasks]
+    # backend=None: joblib uses the enclosing parallel_config's backend, else its default, loky
+    runner = joblib.Parallel(n_jobs=jobs)
+    return list(runner(joblib.delayed(func)(x) for x in tasks))
