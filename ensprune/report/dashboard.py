@@ -9,6 +9,7 @@ because optuna-dashboard has no authentication and lets a visitor edit the studi
 from __future__ import annotations
 
 import errno
+import json
 import socket
 from pathlib import Path
 
@@ -104,15 +105,29 @@ def _open_file(path_text: str, base_dir: str | Path | None, url: str) -> BaseSto
     if path is None:
         raise StorageError(f"no storage at {path_text!r}: no such file; {_FORMS}")
     with path.open("rb") as handle:
-        is_sqlite = handle.read(len(_SQLITE_HEADER)) == _SQLITE_HEADER
-    if is_sqlite:  # optuna-dashboard rejects a bare SQLite path; taking it is friendlier
+        first_line = handle.readline()
+    if first_line.startswith(_SQLITE_HEADER):  # optuna-dashboard wants sqlite:///; take it anyway
         return _rdb(f"sqlite:///{path.resolve()}", url)
+    if first_line and not _is_journal_entry(first_line):
+        # Optuna skips an undecodable last line as a partial write, so a one-line text file
+        # would pass as an empty journal: look at the first entry ourselves.
+        raise StorageError(
+            f"{path} is neither an SQLite database nor an Optuna journal file; {_FORMS}"
+        )
     try:
         return JournalStorage(JournalFileBackend(str(path)))
     except Exception as exc:  # a corrupt journal raises whatever its JSON replay hits
         raise StorageError(
             f"cannot read {path} as an Optuna journal file: {_first_line(exc)}"
         ) from None
+
+
+def _is_journal_entry(line: bytes) -> bool:
+    try:
+        entry = json.loads(line)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        return False
+    return isinstance(entry, dict) and "op_code" in entry
 
 
 def _open_rdb(url: str) -> BaseStorage:

@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ensprune.ensemble.predictions import PredictionSet
-from ensprune.ensemble.voting import VOTING, vote
+from ensprune.ensemble import VOTING, PredictionSet, vote
 from ensprune.errors import RunDirError
 
 RUN_JSON = "run.json"
@@ -252,19 +251,28 @@ def _same_labels(
         )
 
 
-def teams_frame(run_dir: str | Path) -> pd.DataFrame | None:
-    """The selector's table of candidate teams (``teams.csv``), or None when the run has none.
+# Columns that name a team in a selector's table, most reliable first (indices before names).
+_TEAM_COLUMNS = ("team", "members", "names")
 
-    Adds ``members`` (the team's pool indices as a tuple), ``names`` (comma-separated member
-    names) and ``selected`` (True for the team that selection.json chose). Teams may be written as
-    indices ("0,3,5") or as member names (a comma-separated or JSON list).
+
+def teams_frame(run_dir: str | Path) -> pd.DataFrame | None:
+    """The selector's table (``teams.csv``), or None when the run has none.
+
+    For a table of teams (HQ's kept and pruned teams, a Pareto front, ...; a ``team``,
+    ``members`` or ``names`` column, as indices "0,3,5" / "(0, 3, 5)" or member names) this
+    adds ``members`` (pool indices as a tuple), ``names`` (comma-separated member names),
+    ``size`` when missing, and ``selected`` (True for the team selection.json chose). Any other
+    table (e.g. a genetic search's per-generation log) is returned as read.
     """
     path = Path(run_dir) / TEAMS_CSV
     if not path.is_file():
         return None
-    frame = _read_csv(path, ["team", "val_accuracy"])
+    frame = _read_csv(path, [])
+    column = next((c for c in _TEAM_COLUMNS if c in frame.columns), None)
+    if column is None:
+        return frame
     pool = tuple(_read_csv(require(run_dir, MEMBERS_CSV), ["member"])["member"].astype(str))
-    teams = [parse_team(value, pool) for value in frame["team"]]
+    teams = [parse_team(value, pool) for value in frame[column]]
     frame["members"] = teams
     frame["names"] = [", ".join(pool[i] for i in team) for team in teams]
     if "size" not in frame.columns:
@@ -278,11 +286,16 @@ def teams_frame(run_dir: str | Path) -> pd.DataFrame | None:
     return frame
 
 
+def is_team_table(teams: pd.DataFrame) -> bool:
+    """Whether :func:`teams_frame` found one team per row with its validation accuracy."""
+    return {"members", "selected", "val_accuracy", "size"} <= set(teams.columns)
+
+
 def parse_team(value: object, pool: Sequence[str]) -> tuple[int, ...]:
     """A team written as indices or member names -> pool indices.
 
     Example:
-        >>> parse_team("0,3", ["a", "b", "c", "d"])
+        >>> parse_team("(0, 3)", ["a", "b", "c", "d"])
         (0, 3)
         >>> parse_team('["b", "d"]', ["a", "b", "c", "d"])
         (1, 3)
@@ -294,8 +307,8 @@ def parse_team(value: object, pool: Sequence[str]) -> tuple[int, ...]:
             tokens = [str(t) for t in json.loads(text)]
         except json.JSONDecodeError:
             tokens = text.strip("[]").replace("'", "").replace('"', "").split(",")
-    else:
-        tokens = text.replace(";", ",").split(",")
+    else:  # "0,3", "0;3", or a Python tuple "(0, 3)" as pandas writes one
+        tokens = text.strip("()").replace(";", ",").replace("'", "").split(",")
     tokens = [t.strip() for t in tokens if t.strip()]
     # Names win over indices when every token is a member name (names may look like numbers).
     if tokens and all(t in pool for t in tokens):
@@ -313,17 +326,19 @@ def parse_team(value: object, pool: Sequence[str]) -> tuple[int, ...]:
 
 
 def focal_columns(teams: pd.DataFrame, metric: str | Sequence[str] | None = None) -> list[str]:
-    """The teams table's focal-diversity score columns.
+    """The teams table's focal-diversity columns, numeric only.
 
-    Columns named after the selection metric (with or without a ``focal_`` prefix) come first,
-    then any other column whose name starts with ``focal``.
+    First ``diversity`` (the selector's consensus focal score) when present, then the columns
+    of the selection metrics (``focal_<metric>`` or ``<metric>``, any case; ``metric`` may be a
+    comma-separated string or a list), then any other column whose name starts with ``focal``.
     """
-    metrics = [metric] if isinstance(metric, str) else list(metric or [])
-    found: list[str] = []
-    for name in metrics:
-        for candidate in (f"focal_{name}", name, f"focal_{name}".lower(), name.lower()):
-            if candidate in teams.columns and candidate not in found:
-                found.append(candidate)
+    names = metric.split(",") if isinstance(metric, str) else list(metric or [])
+    lower = {str(c).lower(): c for c in teams.columns}
+    found: list[str] = [lower["diversity"]] if "diversity" in lower else []
+    for name in (n.strip().lower() for n in names if n.strip()):
+        for candidate in (f"focal_{name}", name):
+            if candidate in lower and lower[candidate] not in found:
+                found.append(lower[candidate])
                 break
     found += [c for c in teams.columns if str(c).lower().startswith("focal") and c not in found]
     return [c for c in found if pd.api.types.is_numeric_dtype(teams[c])]

@@ -68,10 +68,12 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
     # A rebuild must not leave a teams table or figure from an earlier build behind.
     for stale in (out / "teams.csv", out / FIGURES_DIR / "teams.png"):
         stale.unlink(missing_ok=True)
+    team_table = teams is not None and frames.is_team_table(teams)
     if teams is not None:
-        teams.assign(members=[",".join(map(str, t)) for t in teams["members"]]).to_csv(
-            out / "teams.csv", index=False
-        )
+        written = teams
+        if team_table:
+            written = teams.assign(members=[",".join(map(str, t)) for t in teams["members"]])
+        written.to_csv(out / "teams.csv", index=False)
 
     figures = {
         "comparison": (
@@ -84,8 +86,8 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
             plots.plot_trials(trials, members),
         ),
     }
-    focal = frames.focal_columns(teams, selection.get("metric")) if teams is not None else []
-    if teams is not None:
+    if teams is not None and team_table:
+        focal = frames.focal_columns(teams, selection.get("metric"))
         figures["teams"] = (
             "Candidate teams: accuracy vs focal diversity",
             plots.plot_teams(teams, focal),
@@ -175,12 +177,15 @@ def _page(
         "</details>",
     ]
     if teams is not None:
-        shown = teams.drop(columns=["members"]).head(MAX_TEAM_ROWS)
+        # The names column says the same as the index tuples, readably.
+        shown = teams.drop(columns=["members"] if "names" in teams.columns else []).head(
+            MAX_TEAM_ROWS
+        )
         more = len(teams) - len(shown)
         parts += [
-            "<h2>Candidate teams</h2>",
+            "<h2>Candidate teams</h2>" if "teams" in images else "<h2>Selector's table</h2>",
             figure("teams"),
-            "<details><summary>Teams table"
+            "<details><summary>Table"
             + (f" (first {len(shown)} of {len(teams)} rows; all in teams.csv)" if more else "")
             + "</summary>",
             _table(shown, _TEAM_FORMAT),

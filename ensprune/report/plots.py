@@ -180,7 +180,7 @@ def plot_teams(teams: pd.DataFrame, focal: Sequence[str]) -> Figure:
                 edgecolor="black",
                 zorder=5,
             )
-        ax.set_xlabel(f"{column} (focal diversity)")
+        ax.set_xlabel("focal diversity (consensus)" if column == "diversity" else str(column))
         ax.grid(alpha=0.3)
     if not columns:
         axes[0].text(0.5, 0.5, "teams.csv has no focal-score column", ha="center", va="center")

@@ -1,0 +1,79 @@
+"""``ensprune report``: builds the report, prints the summary; exit 2 with one line on bad input."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import ensprune.cli
+from ensprune.cli import main
+
+
+def _rundir_helper() -> ModuleType:
+    """tests/report/rundir.py (importlib mode gives tests no package to import from)."""
+    name = "ensprune_tests_rundir"
+    if name not in sys.modules:
+        path = Path(__file__).resolve().parents[1] / "report" / "rundir.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        sys.modules[name] = module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(autouse=True)
+def _only_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The real main(), with only this subcommand registered: these tests do not depend on
+    # the other subcommands' modules importing.
+    monkeypatch.setattr(ensprune.cli, "SUBCOMMANDS", ("report",))
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    return Path(_rundir_helper().make_run_dir(tmp_path, voting="soft", study=False))
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_report_prints_summary_text_json_and_quiet(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", str(run_dir)]) == 0
+    text = capsys.readouterr().out
+    assert "Selected team" in text and "soft voting" in text and "mlp-s0" in text
+    assert str((run_dir / "report" / "report.html").resolve()) in text
+    assert (run_dir / "report" / "report.html").is_file()
+
+    out = tmp_path / "out"
+    assert main(["report", str(run_dir), "--out", str(out), "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["selection"]["names"] == ["mlp-s0", "cnn-s0", "cnn<b>&s1"]
+    assert facts["run"]["report_dir"] == str(out.resolve())
+    assert (out / "summary.json").is_file()
+
+    assert main(["report", str(run_dir), "--quiet"]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_missing_run_dir_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    err = _one_line_error(capsys)
+    assert "does not exist" in err and "ensprune run" in err
+
+
+def test_missing_stage_output_is_exit_2(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (run_dir / "selection.json").unlink()
+    assert main(["report", str(run_dir)]) == 2
+    err = _one_line_error(capsys)
+    assert "selection.json is missing" in err and "'select' stage" in err
+    assert not (run_dir / "report" / "report.html").exists()
