@@ -330,7 +330,8 @@ def focal_columns(teams: pd.DataFrame, metric: str | Sequence[str] | None = None
 
     First ``diversity`` (the selector's consensus focal score) when present, then the columns
     of the selection metrics (``focal_<metric>`` or ``<metric>``, any case; ``metric`` may be a
-    comma-separated string or a list), then any other column whose name starts with ``focal``.
+    comma-separated string or a list), then any other column whose name starts with ``focal``;
+    a column equal to an earlier one is left out.
     """
     names = metric.split(",") if isinstance(metric, str) else list(metric or [])
     lower = {str(c).lower(): c for c in teams.columns}
@@ -341,7 +342,13 @@ def focal_columns(teams: pd.DataFrame, metric: str | Sequence[str] | None = None
                 found.append(lower[candidate])
                 break
     found += [c for c in teams.columns if str(c).lower().startswith("focal") and c not in found]
-    return [c for c in found if pd.api.types.is_numeric_dtype(teams[c])]
+    numeric = [c for c in found if pd.api.types.is_numeric_dtype(teams[c])]
+    # With one metric the consensus score is that metric's column: show it once.
+    distinct: list[str] = []
+    for column in numeric:
+        if not any(teams[column].equals(teams[kept]) for kept in distinct):
+            distinct.append(column)
+    return distinct
 
 
 def comparison_frame(run_dir: str | Path) -> pd.DataFrame:

@@ -93,7 +93,7 @@ def dashboard(run_dir: Path) -> Iterator[str]:
 
 
 def test_dashboard_serves_ui_api_and_bundle(dashboard: str) -> None:
-    status, _, body = _get(dashboard + "/")
+    status, _, body = _get(dashboard + "/")  # a redirect to /dashboard, followed by urllib
     assert status == 200 and b"<html" in body.lower()
     status, _, body = _get(dashboard + "/api/studies")
     studies = json.loads(body)["study_summaries"]

@@ -112,6 +112,8 @@ def test_teams_frame_parses_indices_and_names(run_dir: Path, make_run: Callable[
     assert frames.is_team_table(teams)
     assert frames.focal_columns(teams, "gd,ck") == ["diversity", "focal_gd", "focal_ck"]
     assert frames.focal_columns(teams, ["CK"]) == ["diversity", "focal_ck", "focal_gd"]
+    single = teams.drop(columns=["focal_gd", "focal_ck"]).assign(focal_bd=teams["diversity"])
+    assert frames.focal_columns(single, "bd") == ["diversity"]  # one metric: no twin panel
     assert frames.teams_frame(make_run(teams=False)) is None
 
 
