@@ -65,7 +65,12 @@ def parallel_config(
     (``"loky"``, ``"threading"``, ``"multiprocessing"``, or ``"dask"``/``"ray"`` once their
     joblib integration is registered), ``kwargs`` go to joblib unchanged.
     """
-    with joblib.parallel_config(backend=backend, n_jobs=n_jobs, **kwargs):
+    # joblib marks "not given" with its own sentinel; pass only what the caller set
+    if backend is not None:
+        kwargs["backend"] = backend
+    if n_jobs is not None:
+        kwargs["n_jobs"] = n_jobs
+    with joblib.parallel_config(**kwargs):
         yield
 
 

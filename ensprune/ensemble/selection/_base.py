@@ -185,6 +185,10 @@ class Selector(ABC):
             raise SpecError(
                 f"max_size must be at least 2 (a team has 2+ members); got {self.max_size}"
             )
+        if self.n_jobs == 0:
+            raise SpecError(
+                "n_jobs must be a positive number of workers or negative (-1 = all CPUs)"
+            )
         if self.budget is not None and not (np.isfinite(self.budget) and self.budget >= 0):
             raise SpecError(f"budget must be a finite number >= 0; got {self.budget}")
 
@@ -234,6 +238,18 @@ class Selector(ABC):
         if self.budget is None or preds.cost is None:
             return True
         return bool(preds.cost[list(members)].sum() <= self.budget * (1 + 1e-9))
+
+    def can_grow(self, preds: PredictionSet, members: Sequence[int]) -> bool:
+        """Whether ``members`` fit the budget and, when fewer than 2, leave room for a partner."""
+        if not self.fits_budget(preds, members):
+            return False
+        if len(members) >= 2:
+            return True
+        return any(
+            self.fits_budget(preds, [*members, j])
+            for j in range(preds.n_members)
+            if j not in members
+        )
 
     def make_selection(
         self,

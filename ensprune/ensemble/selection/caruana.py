@@ -56,7 +56,7 @@ class CaruanaSelector(Selector):
         for i in sorted(range(m), key=lambda i: (-accs[i], i)):
             if (counts > 0).sum() == min(self.n_init, limit - 1):
                 break
-            if self.fits_budget(preds, [*np.flatnonzero(counts), i]):
+            if self.can_grow(preds, [*np.flatnonzero(counts).tolist(), i]):
                 counts[i] = 1
         if counts.sum() == 0:
             raise SpecError("no member fits the budget")

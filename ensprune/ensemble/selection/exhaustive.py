@@ -25,7 +25,7 @@ from ensprune.errors import SpecError
 @register_selector("exhaustive")
 @dataclass(kw_only=True)
 class ExhaustiveSelector(ObjectiveSelector):
-    """The fittest of all teams of 2 .. ``max_size`` members.
+    """The fittest of all teams of 2 to max_size members (guarded by a team-count limit).
 
     Attributes:
         normalize: min-max normalise focal scores per (focal member, team size) over all

@@ -39,10 +39,7 @@ class GreedySelector(ObjectiveSelector):
         evaluator = self.evaluator(preds)
         accs = preds.accuracies()
         cost = preds.cost if preds.cost is not None else np.zeros(m)
-        # the start must leave room for a second member within the budget
-        start_ok = [
-            i for i in range(m) if any(self.fits_budget(preds, [i, j]) for j in range(m) if j != i)
-        ]
+        start_ok = [i for i in range(m) if self.can_grow(preds, [i])]
         first = max(start_ok, key=lambda i: (accs[i], -i))
         team = np.zeros(m, dtype=bool)
         team[first] = True

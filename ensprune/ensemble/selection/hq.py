@@ -71,7 +71,7 @@ def extend_kept(kept: np.ndarray) -> np.ndarray:
 @register_selector("hq")
 @dataclass(kw_only=True)
 class HQSelector(ObjectiveSelector):
-    """HQ hierarchical ensemble pruning with prune ratio ``beta``.
+    """HQ hierarchical pruning of low-focal-diversity teams with prune ratio beta.
 
     Attributes:
         beta: share of each size's candidates pruned, in [0, 1).

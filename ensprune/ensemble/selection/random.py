@@ -30,8 +30,13 @@ def random_team(
         if len(team) == size:
             break
         c = 0.0 if cost is None else float(cost[i])
-        if budget is not None and spent + c > budget * (1 + 1e-9):
-            continue
+        if budget is not None and cost is not None:
+            if spent + c > budget * (1 + 1e-9):
+                continue
+            # a first member must leave room for a second: a team needs two
+            partner = np.delete(cost, i).min(initial=np.inf)
+            if not team and c + partner > budget * (1 + 1e-9):
+                continue
         team.append(int(i))
         spent += c
     return sorted(team)
@@ -58,8 +63,7 @@ class RandomSelector(Selector):
         limit = self.size_limit(preds)
         size = int(rng.integers(2, limit + 1)) if self.k is None else min(self.k, limit)
         budget = self.budget if preds.cost is not None else None
-        for _ in range(100):
-            team = random_team(rng, preds.n_members, size, preds.cost, budget)
-            if len(team) >= 2:
-                return self.make_selection(preds, team, n_evaluated=1)
-        raise SpecError("could not draw a random team of 2 members within the budget")
+        team = random_team(rng, preds.n_members, size, preds.cost, budget)
+        if len(team) < 2:
+            raise SpecError("no random team of 2 members fits the budget")
+        return self.make_selection(preds, team, n_evaluated=1)

@@ -21,7 +21,7 @@ from ensprune.errors import SpecError
 @register_selector("topk")
 @dataclass(kw_only=True)
 class TopKSelector(Selector):
-    """The ``k`` individually most accurate members.
+    """The k individually most accurate members (validation accuracy).
 
     Attributes:
         k: team size; None tries 2 .. max_size and keeps the most accurate team.
@@ -42,7 +42,7 @@ class TopKSelector(Selector):
         for i in ranking:
             if len(order) == limit:
                 break
-            if self.fits_budget(preds, [*order, i]):
+            if self.can_grow(preds, [*order, i]):
                 order.append(i)
         if len(order) < 2:
             raise SpecError("no two members fit the budget in accuracy order")
