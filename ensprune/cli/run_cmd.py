@@ -25,6 +25,11 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--no-download", action="store_true", help="fail instead of downloading missing data files"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="member studies searched in parallel processes (default: spec's)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars or per-trial lines")
     parser.add_argument("--json", action="store_true", help="print the final summary as JSON")
     parser.set_defaults(handler=run)
@@ -49,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         download=not args.no_download,
         progress=not quiet,
         log=None if quiet else print,
+        workers=args.workers,
     )
     if args.json:
         print(json.dumps(result.summary, indent=2, default=str))

@@ -19,11 +19,12 @@ import numpy as np
 import optuna
 import pandas as pd
 import torch
+from joblib import Parallel, delayed
 
 from ensprune import __version__
 from ensprune.data import Dataset, load_dataset
 from ensprune.ensemble import PredictionSet
-from ensprune.errors import CheckpointError, RunDirError
+from ensprune.errors import CheckpointError, RunDirError, SpecError
 from ensprune.models import (
     TrainConfig,
     build_seeded,
@@ -45,7 +46,7 @@ from ensprune.study.search import (
     pareto_front,
     run_member_study,
 )
-from ensprune.study.selection import select_team
+from ensprune.study.selection import select_team, write_selection
 from ensprune.study.spec import StudySpec
 from ensprune.study.storage import default_storage_url, open_storage
 
@@ -240,6 +241,59 @@ def _load_state(path: Path) -> dict[str, torch.Tensor] | None:
     return dict(state)
 
 
+def _search_member(
+    spec: StudySpec,
+    index: int,
+    trained: TrainedMember,
+    split: SplitData,
+    run_dir: Path,
+    storage_url: str,
+    log: Log,
+    threads: int | None,
+) -> list[dict[str, Any]]:
+    """Run (or resume) one member's study; returns its rows of trials.csv."""
+    if threads is not None:
+        torch.set_num_threads(
+            threads
+        )  # one intra-op thread per worker process: no oversubscription
+    member = spec.members[index][0]
+    seed = _member_seed(spec, index)
+    study_name = f"{spec.name}.{member}"
+    objective = MemberObjective(
+        spec, member, trained, split, run_dir / "members" / member / "trials", seed
+    )
+    study = run_member_study(
+        open_storage(storage_url),
+        study_name,
+        objective,
+        spec.search.trials,
+        make_sampler(spec.search.sampler, seed),
+        log,
+    )
+    study.set_user_attr("dense_val_accuracy", trained.val_accuracy)
+    trials = study.get_trials(deepcopy=False)
+    chosen = choose_operating_point(trials, trained.val_accuracy, spec.search.accuracy_tolerance)
+    front = {t.number for t in pareto_front(trials)}
+    return [
+        {
+            "member": member,
+            "study_name": study_name,
+            "number": t.number,
+            "state": t.state.name,
+            "method": t.params.get("method"),
+            "target_sparsity": t.params.get("sparsity", spec.search.sparsity[0]),
+            "params": json.dumps(t.user_attrs.get("method_params", {}), sort_keys=True),
+            "val_accuracy": t.values[0] if t.values else np.nan,
+            "sparsity": t.values[1] if t.values else np.nan,
+            "duration_s": t.duration.total_seconds() if t.duration else np.nan,
+            "pareto": t.number in front,
+            "chosen": t.number == chosen.number,
+            "checkpoint": t.user_attrs.get("checkpoint", ""),
+        }
+        for t in trials
+    ]
+
+
 def search_pool(
     spec: StudySpec,
     data: Dataset,
@@ -247,50 +301,23 @@ def search_pool(
     run_dir: Path,
     storage_url: str,
     log: Log,
+    workers: int = 1,
 ) -> pd.DataFrame:
-    """Run (or resume) every member's study; returns trials.csv's frame with the chosen trials marked."""
-    storage = open_storage(storage_url)
+    """Run (or resume) every member's study; returns trials.csv's frame with the chosen trials marked.
+
+    Args:
+        workers: member studies run in this many processes at once (joblib/loky), all writing
+            to the same storage; results do not depend on it.
+    """
     split = SplitData(data.x_train, data.y_train, data.x_val, data.y_val)
-    rows = []
-    for index, (member, _, _) in enumerate(spec.members):
-        trained = pool[member]
-        dense_acc = trained.val_accuracy
-        seed = _member_seed(spec, index)
-        study_name = f"{spec.name}.{member}"
-        objective = MemberObjective(
-            spec, member, trained, split, run_dir / "members" / member / "trials", seed
+    jobs = [
+        delayed(_search_member)(
+            spec, index, pool[member], split, run_dir, storage_url, log, 1 if workers > 1 else None
         )
-        study = run_member_study(
-            storage,
-            study_name,
-            objective,
-            spec.search.trials,
-            make_sampler(spec.search.sampler, seed),
-            log,
-        )
-        study.set_user_attr("dense_val_accuracy", dense_acc)
-        trials = study.get_trials(deepcopy=False)
-        chosen = choose_operating_point(trials, dense_acc, spec.search.accuracy_tolerance)
-        front = {t.number for t in pareto_front(trials)}
-        for t in trials:
-            rows.append(
-                {
-                    "member": member,
-                    "study_name": study_name,
-                    "number": t.number,
-                    "state": t.state.name,
-                    "method": t.params.get("method"),
-                    "target_sparsity": t.params.get("sparsity", spec.search.sparsity[0]),
-                    "params": json.dumps(t.user_attrs.get("method_params", {}), sort_keys=True),
-                    "val_accuracy": t.values[0] if t.values else np.nan,
-                    "sparsity": t.values[1] if t.values else np.nan,
-                    "duration_s": t.duration.total_seconds() if t.duration else np.nan,
-                    "pareto": t.number in front,
-                    "chosen": t.number == chosen.number,
-                    "checkpoint": t.user_attrs.get("checkpoint", ""),
-                }
-            )
-    frame = pd.DataFrame(rows)
+        for index, (member, _, _) in enumerate(spec.members)
+    ]
+    per_member = Parallel(n_jobs=min(workers, len(jobs)), backend="loky")(jobs)
+    frame = pd.DataFrame([row for rows in per_member for row in rows])
     frame.to_csv(run_dir / "trials.csv", index=False)
     return frame
 
@@ -377,6 +404,7 @@ def run_study(
     download: bool = True,
     progress: bool = True,
     log: Log | None = print,
+    workers: int | None = None,
 ) -> RunResult:
     """Run the whole flow of ``spec`` (resuming whatever an earlier run of it finished).
 
@@ -387,10 +415,13 @@ def run_study(
         data_dir: dataset directory (else ``ENSPRUNE_DATA_DIR``, else ``./data``).
         download: download missing dataset files (MD5-verified) into the data directory.
         progress: progress bars for training; ``log=None`` silences the per-trial lines too.
+        workers: member studies searched in parallel processes (default: the spec's).
     """
     from ensprune.report import build_report, format_summary, summary
 
     emit: Log = log or _quiet
+    if workers is not None and workers < 1:
+        raise SpecError(f"workers must be an integer >= 1; got {workers}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     target = Path(run_dir or spec.run_dir or Path("runs") / spec.name)
     text = spec_text if spec_text is not None else json.dumps(spec.to_dict(), indent=2)
@@ -414,14 +445,14 @@ def run_study(
     )
     pool = train_pool(spec, data, run_path, emit, progress)
     _mark_stage(run_path, "train")
-    trials = search_pool(spec, data, pool, run_path, url, emit)
+    trials = search_pool(spec, data, pool, run_path, url, emit, workers or spec.workers)
     _mark_stage(run_path, "search")
     evaluate_members(spec, data, pool, trials, run_path, emit)
     _mark_stage(run_path, "evaluate")
     selection = select_team(
         PredictionSet.load(run_path / "predictions" / "val.npz"), spec.selection, spec.seed
     )
-    selection.write(run_path)
+    write_selection(selection, spec.selection, run_path)
     emit(
         f"selected team ({spec.selection.selector}, {spec.selection.metric}): {', '.join(selection.names)}"
     )

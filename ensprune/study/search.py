@@ -8,6 +8,7 @@ trials are kept, and only the missing ones run.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,7 +187,9 @@ def run_member_study(
         sampler=sampler,
         load_if_exists=True,
     )
-    study.set_metric_names(["val_accuracy", "sparsity"])
+    with warnings.catch_warnings():  # experimental in Optuna, but it is what the dashboard shows
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(["val_accuracy", "sparsity"])
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     missing = max(n_trials - done, 0)
     if done:

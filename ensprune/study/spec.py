@@ -93,7 +93,11 @@ class SearchSpec:
 
 @dataclass(frozen=True)
 class SelectionSpec:
-    """How the sub-ensemble is chosen from the pruned pool (on validation data only)."""
+    """How the sub-ensemble is chosen from the pruned pool (on validation data only).
+
+    ``metric`` names one focal-diversity metric or several, comma-separated (``"gd,kw"``: their
+    consensus); ``options`` passes further settings to the selector (e.g. ``n_jobs``, ``budget``).
+    """
 
     selector: str = "hq"
     metric: str = "gd"
@@ -112,6 +116,7 @@ class StudySpec:
     storage: str | None = None
     run_dir: str | None = None
     device: str = "cpu"
+    workers: int = 1
     data: DataSpec = field(default_factory=DataSpec)
     pool: PoolSpec = field(default_factory=PoolSpec)
     search: SearchSpec = field(default_factory=SearchSpec)
@@ -151,7 +156,9 @@ class StudySpec:
         raw = dict(raw)
         study = _section(raw, "study", source)
         top = {
-            k: study.pop(k) for k in ("name", "seed", "storage", "run_dir", "device") if k in study
+            k: study.pop(k)
+            for k in ("name", "seed", "storage", "run_dir", "device", "workers")
+            if k in study
         }
         _no_extra(study, "study", source)
         sections: dict[str, Any] = {}
@@ -188,6 +195,7 @@ class StudySpec:
                 f"[study] name must be non-empty letters, digits, '-', '_' or '.'; got {self.name!r}"
             )
         _check_int(self.seed, "[study] seed", fail, minimum=0)
+        _check_int(self.workers, "[study] workers", fail, minimum=1)
         if self.device not in ("cpu", "cuda", "auto"):
             fail(f"[study] device must be cpu, cuda or auto; got {self.device!r}")
         DATASETS.get(self.data.dataset)
@@ -243,17 +251,24 @@ class StudySpec:
                 f"[search] accuracy_tolerance must lie in [0, 1); got {self.search.accuracy_tolerance}"
             )
         SELECTORS.get(self.selection.selector)
-        METRICS.get(self.selection.metric)
+        for metric in self.selection.metric.split(","):
+            METRICS.get(metric.strip())
         if not (0.0 <= self.selection.beta < 1.0):
             fail(f"[selection] beta must lie in [0, 1); got {self.selection.beta}")
+        if len(self.members) < 2:
+            fail("the pool needs at least 2 members (architectures x seeds) to select a team")
         _check_int(self.selection.max_size, "[selection] max_size", fail, minimum=2)
         if self.selection.max_size > len(self.members):
             fail(
                 f"[selection] max_size {self.selection.max_size} exceeds the pool of "
                 f"{len(self.members)} members; lower it or add architectures/seeds"
             )
-        if len(self.members) < 2:
-            fail("the pool needs at least 2 members (architectures x seeds) to select a team")
+        from ensprune.study.selection import selector_options
+
+        try:  # build the selector once so a bad option fails now, not after hours of training
+            SELECTORS.get(self.selection.selector)(**selector_options(self.selection, self.seed))
+        except SpecError as exc:
+            fail(str(exc))
 
 
 def _section(raw: dict[str, Any], key: str, source: str) -> dict[str, Any]:
