@@ -383,7 +383,7 @@ def evaluate_members(
             f"[{member}] chosen trial {int(chosen.number)}: {chosen.method} "
             f"sparsity={rows[-1]['sparsity']:.3f} val_acc {dense_acc:.4f} -> {pruned_val:.4f}"
         )
-    names = [m for m, _, _ in spec.members]
+    names = tuple(m for m, _, _ in spec.members)
     pred_dir = run_dir / "predictions"
     for key, arrays in proba.items():
         y = data.y_val if key.endswith("val") else data.y_test

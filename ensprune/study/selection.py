@@ -15,7 +15,7 @@ from ensprune.study.spec import SelectionSpec
 def selector_options(spec: SelectionSpec, seed: int) -> dict[str, Any]:
     """Keyword arguments for the spec's selector: shared settings plus those it declares."""
     cls = SELECTORS.get(spec.selector)
-    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    fields = {f.name for f in dataclasses.fields(cls)}
     options: dict[str, Any] = {"voting": spec.voting, "max_size": spec.max_size, "seed": seed}
     if "metrics" in fields:
         options["metrics"] = tuple(m.strip() for m in spec.metric.split(",") if m.strip())
