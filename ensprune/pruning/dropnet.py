@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,7 +28,7 @@ from torch import nn
 from ensprune.errors import SpecError
 from ensprune.models.architecture import SequentialNet, build_from_layers
 from ensprune.models.measure import count_parameters
-from ensprune.models.training import evaluate, resolve_device, train_model
+from ensprune.models.training import evaluate, resolve_device
 from ensprune.pruning._base import (
     METHODS,
     PruningContext,
@@ -36,6 +38,7 @@ from ensprune.pruning._base import (
     clone,
 )
 from ensprune.pruning._compact import UnitLayer, UnitMasks, compact, unit_layers
+from ensprune.pruning.finetune import finetune
 
 if TYPE_CHECKING:
     import optuna
@@ -43,6 +46,29 @@ if TYPE_CHECKING:
 METRICS = ("min", "max", "random")
 UNIT_SCOPES = ("global", "layer")
 RESETS = ("init", "random", "none")
+
+
+@dataclass
+class DropNetRound:
+    """One DropNet round: the trained, compacted network and where it stands.
+
+    Attributes:
+        index: 1 for the first round.
+        model: the network after this round's training (compacted).
+        keep: per hidden layer, which of the input network's units survive.
+        units_remaining: share of the input network's hidden units left.
+        val_accuracy: validation accuracy after training.
+        epochs: epochs trained this round.
+        stop: ``""`` while more rounds follow; ``"target"`` or ``"floor"`` on the last round.
+    """
+
+    index: int
+    model: SequentialNet
+    keep: dict[str, torch.Tensor]
+    units_remaining: float
+    val_accuracy: float
+    epochs: int
+    stop: str
 
 
 @METHODS.register("dropnet")
@@ -63,6 +89,8 @@ class DropNetPruning(PruningMethod):
         min_units: floor on the share of each layer's units kept (at least one unit is always kept).
         score_samples: training samples used for the activation statistics (a seeded subset;
             ``None`` uses all).
+        anneal: every round's training ends with a stage at ``lr * anneal`` (see
+            :func:`~ensprune.pruning.finetune.finetune`); ``None`` disables it.
 
     Each round trains with ``context.finetune`` (epochs are the per-round maximum, early stopping
     on validation loss with its patience), so with ``reset`` init or random give it a full training
@@ -86,6 +114,7 @@ class DropNetPruning(PruningMethod):
         kappa: float = 0.98,
         min_units: float = 0.0,
         score_samples: int | None = 10_000,
+        anneal: float | None = 0.1,
     ) -> None:
         if metric not in METRICS:
             raise SpecError(
@@ -114,6 +143,9 @@ class DropNetPruning(PruningMethod):
         self.kappa = float(kappa)
         self.min_units = float(min_units)
         self.score_samples = None if score_samples is None else int(score_samples)
+        if anneal is not None and not 0.0 < float(anneal) <= 1.0:
+            raise SpecError(f"{self.name}: anneal must lie in (0, 1] or be None; got {anneal!r}")
+        self.anneal = None if anneal is None else float(anneal)
 
     def params(self) -> dict[str, Any]:
         return {
@@ -124,6 +156,7 @@ class DropNetPruning(PruningMethod):
             "kappa": self.kappa,
             "min_units": self.min_units,
             "score_samples": self.score_samples,
+            "anneal": self.anneal,
         }
 
     @classmethod
@@ -158,67 +191,30 @@ class DropNetPruning(PruningMethod):
         self, model: SequentialNet, sparsity: float, context: PruningContext
     ) -> PruningResult:
         """Drop units until ``sparsity`` (share of hidden units) is removed or a stop rule fires."""
-        target = check_sparsity(sparsity)
-        if self.reset != "none" and context.finetune.epochs == 0:
-            raise SpecError(
-                f"{self.name}: reset={self.reset!r} retrains every round and needs "
-                "context.finetune.epochs > 0 (or use reset='none')"
-            )
-        origin = clone(model)
-        start_state = context.rewind_state("init", self.name) if self.reset == "init" else None
-        layers = unit_layers(origin)
-        if not layers:
-            raise SpecError(
-                f"{self.name}: the network has no hidden layer whose units could be removed"
-            )
-        widths = {u.name: u.width for u in layers}
+        widths, _, goal_total, goal_layer = self._plan(model, sparsity)
         total = sum(widths.values())
-        floors = {n: max(1, math.ceil(self.min_units * w - 1e-9)) for n, w in widths.items()}
-        # Never overshoot the target: globally and (layer scope) within each layer.
-        goal_total = math.floor(target * total + 1e-9)
-        goal_layer = {
-            n: min(math.floor(target * w + 1e-9), w - floors[n]) for n, w in widths.items()
-        }
-
-        base_acc = evaluate(origin, context.x_val, context.y_val, device=context.finetune.device)[1]
-        keep = {n: torch.ones(w, dtype=torch.bool) for n, w in widths.items()}
-        current = clone(origin)  # the accepted network, compacted to ``keep``
-        current_acc = base_acc
+        goal = goal_total if self.scope == "global" else sum(goal_layer.values())
+        base_acc = evaluate(model, context.x_val, context.y_val, device=context.finetune.device)[1]
+        current, current_acc = clone(model), base_acc
+        keep = {u.name: torch.ones(u.width, dtype=torch.bool) for u in unit_layers(model)}
         history: list[dict[str, Any]] = []
-        stop = "target"
-        epochs_run = 0
-        round_index = 0
-        while True:
-            drop = self._choose_drops(
-                current, context, keep, floors, goal_total, goal_layer, round_index
+        # Without any round: the target needs no removal, or every layer sits at its floor.
+        stop, epochs_run = ("target" if goal == 0 else "floor"), 0
+        for step in self.rounds(model, sparsity, context):
+            epochs_run += step.epochs
+            history.append(
+                {
+                    "units_remaining": step.units_remaining,
+                    "val_accuracy": step.val_accuracy,
+                    "epochs": step.epochs,
+                }
             )
-            if drop is None:
-                stop = (
-                    "target"
-                    if self._removed(keep) >= self._goal(goal_total, goal_layer)
-                    else "floor"
-                )
-                break
-            candidate_keep = {n: k.clone() for n, k in keep.items()}
-            for name, idx in drop.items():
-                candidate_keep[name][idx] = False
-            candidate, epochs = self._train_round(
-                origin, current, keep, candidate_keep, start_state, context, round_index
-            )
-            epochs_run += epochs
-            acc = evaluate(candidate, context.x_val, context.y_val, device=context.finetune.device)[
-                1
-            ]
-            round_index += 1
-            units_left = sum(int(k.sum()) for k in candidate_keep.values()) / total
-            history.append({"units_remaining": units_left, "val_accuracy": acc, "epochs": epochs})
-            if acc < self.kappa * base_acc:
+            if step.val_accuracy < self.kappa * base_acc:
                 stop = "kappa"
                 break
-            keep, current, current_acc = candidate_keep, candidate, acc
-
+            current, current_acc, keep, stop = step.model, step.val_accuracy, step.keep, step.stop
         kept = {n: int(k.sum()) for n, k in keep.items()}
-        prunable = count_parameters(origin).prunable
+        prunable = count_parameters(model).prunable
         return PruningResult(
             current,
             {},
@@ -228,8 +224,8 @@ class DropNetPruning(PruningMethod):
                 "units_remaining": sum(kept.values()) / total,
                 "units_per_layer": kept,
                 "kept_units": {n: torch.nonzero(k).flatten().tolist() for n, k in keep.items()},
-                "rounds": round_index,
-                "accepted_rounds": round_index - (1 if stop == "kappa" else 0),
+                "rounds": len(history),
+                "accepted_rounds": len(history) - (1 if stop == "kappa" else 0),
                 "stop": stop,
                 "base_val_accuracy": base_acc,
                 "val_accuracy": current_acc,
@@ -238,11 +234,83 @@ class DropNetPruning(PruningMethod):
             },
         )
 
-    def _removed(self, keep: dict[str, torch.Tensor]) -> int:
-        return sum(int((~k).sum()) for k in keep.values())
+    def rounds(
+        self, model: SequentialNet, sparsity: float, context: PruningContext
+    ) -> Iterator[DropNetRound]:
+        """Every round's trained, compacted network, without the ``kappa`` rule.
 
-    def _goal(self, goal_total: int, goal_layer: dict[str, int]) -> int:
-        return goal_total if self.scope == "global" else sum(goal_layer.values())
+        :meth:`prune` stops consuming at the first round below ``kappa`` × the input's validation
+        accuracy; benchmarks consume every round to trace accuracy against units remaining. Each
+        round continues from the previous one (whatever the consumer did with it).
+
+        Args:
+            model: the trained network (not modified).
+            sparsity: the target share of hidden units removed.
+            context: data, the per-round training budget, seed and θ₀.
+
+        Yields:
+            One :class:`DropNetRound` per round, until the target or every layer's floor is reached.
+        """
+        if self.reset != "none" and context.finetune.epochs == 0:
+            raise SpecError(
+                f"{self.name}: reset={self.reset!r} retrains every round and needs "
+                "context.finetune.epochs > 0 (or use reset='none')"
+            )
+        origin = clone(model)
+        start_state = context.rewind_state("init", self.name) if self.reset == "init" else None
+        widths, floors, goal_total, goal_layer = self._plan(origin, sparsity)
+        total = sum(widths.values())
+        goal = goal_total if self.scope == "global" else sum(goal_layer.values())
+        keep = {n: torch.ones(w, dtype=torch.bool) for n, w in widths.items()}
+        current = origin
+        round_index = 0
+        drop = self._choose_drops(current, context, keep, floors, goal_total, goal_layer, 0)
+        while drop is not None:
+            new_keep = {n: k.clone() for n, k in keep.items()}
+            for name, idx in drop.items():
+                new_keep[name][idx] = False
+            current, epochs = self._train_round(
+                origin, current, keep, new_keep, start_state, context, round_index
+            )
+            keep = new_keep
+            round_index += 1
+            acc = evaluate(current, context.x_val, context.y_val, device=context.finetune.device)
+            drop = self._choose_drops(
+                current, context, keep, floors, goal_total, goal_layer, round_index
+            )
+            removed = self._removed(keep)
+            yield DropNetRound(
+                index=round_index,
+                model=current,
+                keep=keep,
+                units_remaining=1.0 - removed / total,
+                val_accuracy=acc[1],
+                epochs=epochs,
+                stop="" if drop is not None else ("target" if removed >= goal else "floor"),
+            )
+
+    def _plan(
+        self, model: SequentialNet, sparsity: float
+    ) -> tuple[dict[str, int], dict[str, int], int, dict[str, int]]:
+        """Widths, per-layer floors, and the units to remove in all and (layer scope) per layer."""
+        target = check_sparsity(sparsity)
+        layers = unit_layers(model)
+        if not layers:
+            raise SpecError(
+                f"{self.name}: the network has no hidden layer whose units could be removed"
+            )
+        widths = {u.name: u.width for u in layers}
+        floors = {n: max(1, math.ceil(self.min_units * w - 1e-9)) for n, w in widths.items()}
+        # Never overshoot the target: globally and (layer scope) within each layer.
+        goal_total = math.floor(target * sum(widths.values()) + 1e-9)
+        goal_layer = {
+            n: min(math.floor(target * w + 1e-9), w - floors[n]) for n, w in widths.items()
+        }
+        return widths, floors, goal_total, goal_layer
+
+    @staticmethod
+    def _removed(keep: dict[str, torch.Tensor]) -> int:
+        return sum(int((~k).sum()) for k in keep.values())
 
     def _choose_drops(
         self,
@@ -309,15 +377,14 @@ class DropNetPruning(PruningMethod):
         else:
             net = _fresh_like(compact(origin, new_keep), context.seed * 7919 + round_index)
         config = dataclasses.replace(context.finetune, seed=context.seed + round_index)
-        history = train_model(
+        # A compacted network needs no masks: removed units no longer exist.
+        history = finetune(
             net,
-            context.x_train,
-            context.y_train,
-            context.x_val,
-            context.y_val,
+            {},
+            context,
             config,
-            progress=context.progress,
             desc=f"{self.name} round {round_index + 1}",
+            anneal=self.anneal,
         )
         return net, history.epochs_run
 

@@ -22,7 +22,7 @@ _CACHE: dict[str, tuple[PruningResult, PruningResult]] = {}
 
 def _context(make_context: Callable[..., PruningContext], init: dict) -> PruningContext:
     # Everything a method may ask for: a fine-tuning budget, θ₀ and an early checkpoint.
-    return make_context(epochs=6, seed=3, initial_state=init, early_state=init)
+    return make_context(epochs=9, seed=3, initial_state=init, early_state=init)
 
 
 def _run_twice(

@@ -142,3 +142,11 @@ def test_reset_init_retrains_from_theta_zero(trained_conv, make_context) -> None
 def test_bad_knobs_raise(knobs: dict) -> None:
     with pytest.raises(SpecError):
         make_method("dropnet", **knobs)
+
+
+def test_rounds_yield_every_round_without_the_kappa_rule(trained_conv, make_context) -> None:
+    net, _ = trained_conv
+    method = make_method("dropnet", reset="random", kappa=1.0, fraction=0.5)
+    steps = list(method.rounds(net, 0.5, make_context(epochs=1)))  # type: ignore[attr-defined]
+    assert [s.index for s in steps] == [1]
+    assert steps[-1].stop == "target" and steps[-1].units_remaining == pytest.approx(0.5)
