@@ -107,9 +107,15 @@ def mask_units(model: SequentialNet, unit_masks: UnitMasks) -> None:
         j = index + 1
         while j < len(modules) and model.layers[j]["type"] in ("relu", "dropout", *_NORM_TYPES):
             norm = modules[j]
-            if isinstance(norm, nn.BatchNorm1d | nn.BatchNorm2d) and norm.affine:
-                norm.weight[drop] = 0.0  # gamma = beta = 0: the normalised zero stays zero
-                norm.bias[drop] = 0.0
+            if isinstance(norm, nn.BatchNorm1d | nn.BatchNorm2d):
+                # A zero input normalises to zero with a zero running mean (eval mode) or batch
+                # mean (training); gamma = beta = 0 keeps it there whatever the statistics.
+                if norm.running_mean is not None and norm.running_var is not None:
+                    norm.running_mean[drop] = 0.0
+                    norm.running_var[drop] = 1.0
+                if norm.affine:
+                    norm.weight[drop] = 0.0
+                    norm.bias[drop] = 0.0
             j += 1
 
 

@@ -51,7 +51,7 @@ class ScoreMethod(PruningMethod):
         anneal: the last round's fine-tuning ends with a stage at ``lr * anneal`` (see
             :func:`~ensprune.pruning.finetune.finetune`); ``None`` disables it.
 
-    The defaults (cubic, 5 rounds, no rewinding, annealing 0.1) are the ones measured in
+    The defaults (cubic, 10 rounds, no rewinding, annealing 0.1) are the ones measured in
     ``benchmarks/bench_weight_pruning.py``.
     """
 
@@ -61,7 +61,7 @@ class ScoreMethod(PruningMethod):
         max_layer_sparsity: float = 0.99,
         *,
         schedule: str = "cubic",
-        rounds: int = 5,
+        rounds: int = 10,
         rewind: str = "none",
         anneal: float | None = 0.1,
     ) -> None:
