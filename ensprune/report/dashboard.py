@@ -18,6 +18,7 @@ from optuna.storages.journal import JournalFileBackend
 
 from ensprune.errors import EnsPruneError, SpecError, StorageError
 from ensprune.report.frames import RUN_JSON, run_info
+from ensprune.study.storage import redact
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -179,19 +180,6 @@ def _check(storage: BaseStorage, shown: str) -> BaseStorage:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def redact(url: str) -> str:
-    """The URL with any password hidden, for messages."""
-    if "://" not in url or "@" not in url:
-        return url
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not parseable as a URL: hide everything before the host
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
 
 
 def serve_dashboard(

@@ -38,17 +38,21 @@ def open_storage(url: str) -> BaseStorage:
         )
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine_kwargs = {} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    engine_kwargs: dict[str, object] = {}
+    if not url.startswith("sqlite"):
+        engine_kwargs["pool_pre_ping"] = True
+    if url.startswith(("postgresql+psycopg2://", "postgresql://")):
+        engine_kwargs["connect_args"] = {"connect_timeout": 10}  # never hang on a dead host
     try:
         return RDBStorage(url, engine_kwargs=engine_kwargs)
     except ImportError as exc:
         raise StorageError(
-            f"the driver for storage {_redact(url)} is not installed ({exc}); for PostgreSQL run "
+            f"the driver for storage {redact(url)} is not installed ({exc}); for PostgreSQL run "
             "pip install 'ensprune[postgres]'"
         ) from None
     except Exception as exc:  # SQLAlchemy raises many types for bad URLs and refused connections
         raise StorageError(
-            f"cannot open storage {_redact(url)}: {str(exc).splitlines()[0]}"
+            f"cannot open storage {redact(url)}: {str(exc).splitlines()[0]}"
         ) from None
 
 
@@ -60,14 +64,17 @@ def _journal_path(url: str) -> Path | None:
     return None
 
 
-def _redact(url: str) -> str:
-    """Hide a password in a database URL before it is printed."""
-    if "://" in url and "@" in url:
+def redact(url: str) -> str:
+    """The URL with any password hidden, for messages."""
+    if "://" not in url or "@" not in url:
+        return url
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not parseable as a URL: hide everything before the host
         scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
-    return url
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
 
 
 def study_names(url: str) -> list[str]:
