@@ -6,6 +6,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ensprune.errors import SpecError
 from ensprune.pruning import mask_sparsity, masks_from_scores
@@ -63,3 +65,32 @@ def test_bad_scope_and_cap_raise() -> None:
         masks_from_scores(_scores(), 0.5, "network")
     with pytest.raises(SpecError):
         masks_from_scores(_scores(), 0.5, "global", max_layer_sparsity=1.5)
+
+
+@settings(max_examples=50, deadline=None)  # the CPU is shared: no timing flakes
+@given(
+    sizes=st.lists(st.integers(1, 30), min_size=1, max_size=4),
+    sparsity=st.floats(0.0, 0.99),
+    cap=st.floats(0.0, 1.0),
+    seed=st.integers(0, 10_000),
+)
+def test_global_masks_prune_lowest_first_within_caps(
+    sizes: list[int], sparsity: float, cap: float, seed: int
+) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    # integer-valued scores force ties across layers
+    scores = {
+        f"l{i}": torch.randint(0, 5, (n,), generator=gen).float() for i, n in enumerate(sizes)
+    }
+    masks = masks_from_scores(scores, sparsity, "global", max_layer_sparsity=cap)
+    quotas = {k: min(math.floor(cap * s.numel()), s.numel() - 1) for k, s in scores.items()}
+    pruned = {k: int((~m).sum()) for k, m in masks.items()}
+    total = sum(s.numel() for s in scores.values())
+    assert sum(pruned.values()) == min(round(sparsity * total), sum(quotas.values()))
+    assert all(pruned[k] <= quotas[k] for k in scores)
+    highest_pruned = max(
+        (float(s[~masks[k]].max()) for k, s in scores.items() if pruned[k]), default=-1
+    )
+    for k, s in scores.items():
+        if pruned[k] < quotas[k] and bool(masks[k].any()):
+            assert float(s[masks[k]].min()) >= highest_pruned
