@@ -191,7 +191,7 @@ def test_ga_penalty_mode_and_settings(pool8: PredictionSet) -> None:
     budget = float(np.sort(pool8.cost)[:4].sum())
     sel = GeneticSelector(constraint="penalty", budget=budget, max_size=3, seed=1).select(pool8)
     assert sel.size <= 3 and pool8.cost[sel.members].sum() <= budget + 1e-9
-    for bad in ({"constraint": "x"}, {"population": 2}, {"cx_prob": 2.0}, {"elite": 99}):
+    for bad in ({"constraint": "x"}, {"population": 2}, {"cx_prob": 2.0}, {"elite": 100}):
         with pytest.raises(SpecError):
             GeneticSelector(**bad)  # type: ignore[arg-type]
 
