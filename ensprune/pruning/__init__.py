@@ -23,7 +23,14 @@ from ensprune.pruning._base import (
     check_sparsity,
     make_method,
 )
-from ensprune.pruning._compact import UnitMasks, compact, mask_units, unit_layers, unit_weight_masks
+from ensprune.pruning._compact import (
+    UnitMasks,
+    compact,
+    dead_units,
+    mask_units,
+    unit_layers,
+    unit_weight_masks,
+)
 from ensprune.pruning._masks import MaskEnforcer, apply_masks, mask_sparsity, masks_from_scores
 from ensprune.pruning._schedule import SCHEDULES, Round, make_schedule
 from ensprune.pruning._score import ScoreMethod
@@ -46,6 +53,7 @@ __all__ = [
     "check_sparsity",
     "checkpoint_size_bytes",
     "compact",
+    "dead_units",
     "finetune",
     "lamp_scores",
     "make_method",

@@ -17,9 +17,17 @@ from ensprune.models import (
     count_macs,
     count_parameters,
     load_model,
+    prunable_parameters,
     save_model,
 )
-from ensprune.pruning import apply_masks, compact, mask_units, unit_layers, unit_weight_masks
+from ensprune.pruning import (
+    apply_masks,
+    compact,
+    dead_units,
+    mask_units,
+    unit_layers,
+    unit_weight_masks,
+)
 
 BN1D_MLP = [
     {"type": "flatten"},
@@ -128,3 +136,34 @@ def test_bad_unit_masks_raise(mask: torch.Tensor) -> None:
     net = build_seeded("model_a", (1, 8, 8), 10, seed=0)
     with pytest.raises(SpecError):
         compact(net, {"1.weight": mask})
+
+
+@pytest.mark.parametrize("kind", ["mlp", "conv_to_linear", "batchnorm2d"])
+def test_dead_units_are_removed_exactly(kind: str) -> None:
+    net = NETS[kind]()
+    _randomise_norms(net)
+    net.eval()
+    gen = torch.Generator().manual_seed(3)
+    # Sparse downstream weights: zero whole input columns / channels at random.
+    with torch.no_grad():
+        for p in list(prunable_parameters(net).values())[1:]:
+            dead = torch.rand(p.shape[1], generator=gen) < 0.4
+            p[:, dead] = 0.0
+    keep = dead_units(net)
+    assert any(not bool(k.all()) for k in keep.values())
+    small = compact(net, keep)
+    small.eval()
+    x = torch.randn(16, 1, 8, 8, generator=gen)
+    assert torch.allclose(small(x), net(x), atol=1e-5)
+    again = dead_units(small)
+    assert all(bool(k.all()) for k in again.values())  # nothing left to remove
+
+
+def test_dead_units_cascade() -> None:
+    net = build_seeded("model_a", (1, 8, 8), 10, seed=0)
+    with torch.no_grad():
+        net[5].weight[:, :30] = 0.0  # units 0..29 of the second hidden layer are never read
+        net[3].weight[30:, 7] = 0.0  # unit 7 of the first is read only by those
+    keep = dead_units(net)
+    assert int(keep["3.weight"].sum()) == 10
+    assert not bool(keep["1.weight"][7]) and int(keep["1.weight"].sum()) == 39
