@@ -18,7 +18,7 @@ results come back in that order.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -31,7 +31,7 @@ R = TypeVar("R")
 
 DEFAULT_BACKEND = "loky"
 
-__all__ = ["DEFAULT_BACKEND", "chunked", "parallel_config", "parallel_map", "resolve_n_jobs"]
+__all__ = ["DEFAULT_BACKEND", "parallel_config", "parallel_map", "resolve_n_jobs"]
 
 
 def resolve_n_jobs(n_jobs: int | None) -> int:
@@ -72,14 +72,6 @@ def parallel_config(
         kwargs["n_jobs"] = n_jobs
     with joblib.parallel_config(**kwargs):
         yield
-
-
-def chunked(items: Sequence[T], n_chunks: int) -> list[Sequence[T]]:
-    """Split ``items`` into at most ``n_chunks`` contiguous, nearly equal, non-empty slices."""
-    n = len(items)
-    k = max(1, min(n_chunks, n))
-    bounds = [n * i // k for i in range(k + 1)]
-    return [items[bounds[i] : bounds[i + 1]] for i in range(k) if bounds[i + 1] > bounds[i]]
 
 
 def parallel_map(func: Callable[[T], R], items: Iterable[T], n_jobs: int | None = None) -> list[R]:

@@ -67,7 +67,7 @@ class PrunedEnsembleClassifier(ClassifierMixin, BaseEstimator):
         voting: voting rule when ``selector`` is a name (None: the selector's default).
         prefit: the estimators are fitted already (see the module docstring).
         val_size: share of the data held out for selection when ``prefit=False``.
-        random_state: seeds the split, the default pool and the selector.
+        random_state: seeds the split, the default pool and (when given by name) the selector.
 
     Attributes:
         classes_: the class labels.

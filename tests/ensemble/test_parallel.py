@@ -8,7 +8,7 @@ import joblib
 import pytest
 
 from ensprune.errors import SpecError
-from ensprune.parallel import chunked, parallel_config, parallel_map, resolve_n_jobs
+from ensprune.parallel import parallel_config, parallel_map, resolve_n_jobs
 
 
 def _square(x: int) -> int:
@@ -23,13 +23,6 @@ def test_resolve_n_jobs() -> None:
         assert resolve_n_jobs(None) == 2
     with pytest.raises(SpecError):
         resolve_n_jobs(0)
-
-
-def test_chunked_keeps_order_and_items() -> None:
-    parts = chunked(list(range(10)), 3)
-    assert [x for p in parts for x in p] == list(range(10))
-    assert len(parts) == 3
-    assert chunked([1], 4) == [[1]]
 
 
 def test_parallel_map_in_order_on_threads() -> None:
