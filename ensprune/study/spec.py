@@ -103,7 +103,7 @@ class SelectionSpec:
     metric: str = "gd"
     beta: float = 0.1
     max_size: int = 5
-    voting: str = "plurality"
+    voting: str = "soft"  # the same default as `ensprune select`
     options: dict[str, Any] = field(default_factory=dict)
 
 
