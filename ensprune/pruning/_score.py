@@ -41,7 +41,8 @@ class ScoreMethod(PruningMethod):
         scope: ``"global"`` (one threshold for the network) or ``"layer"`` (the same sparsity in
             every layer).
         max_layer_sparsity: cap on any layer's sparsity under a global threshold, so no layer
-            collapses (every layer also keeps at least one weight).
+            collapses; ``None`` (default) lets no layer fall below a tenth of the network's
+            density (``_masks.layer_cap``). Every layer keeps at least one weight.
         schedule: ``"oneshot"``, ``"iterative"`` (the same share of the remaining weights each
             round) or ``"cubic"`` (Zhu & Gupta gradual pruning); see ``_schedule.make_schedule``.
         rounds: number of rounds of the iterative and cubic schedules.
@@ -58,7 +59,7 @@ class ScoreMethod(PruningMethod):
     def __init__(
         self,
         scope: str = "global",
-        max_layer_sparsity: float = 0.99,
+        max_layer_sparsity: float | None = None,
         *,
         schedule: str = "cubic",
         rounds: int = 10,
@@ -67,7 +68,7 @@ class ScoreMethod(PruningMethod):
     ) -> None:
         if scope not in SCOPES:
             raise SpecError(f"{self.name}: scope must be one of {', '.join(SCOPES)}; got {scope!r}")
-        if not 0.0 <= float(max_layer_sparsity) <= 1.0:
+        if max_layer_sparsity is not None and not 0.0 <= float(max_layer_sparsity) <= 1.0:
             raise SpecError(
                 f"{self.name}: max_layer_sparsity must lie in [0, 1]; got {max_layer_sparsity}"
             )
@@ -82,7 +83,7 @@ class ScoreMethod(PruningMethod):
                 f"{self.name}: rewind must be one of {', '.join(REWINDS)}; got {rewind!r}"
             )
         self.scope = scope
-        self.max_layer_sparsity = float(max_layer_sparsity)
+        self.max_layer_sparsity = None if max_layer_sparsity is None else float(max_layer_sparsity)
         self.schedule = schedule
         self.rounds = rounds
         self.rewind = rewind

@@ -83,7 +83,7 @@ def test_global_masks_prune_lowest_first_within_caps(
         f"l{i}": torch.randint(0, 5, (n,), generator=gen).float() for i, n in enumerate(sizes)
     }
     masks = masks_from_scores(scores, sparsity, "global", max_layer_sparsity=cap)
-    quotas = {k: min(math.floor(cap * s.numel()), s.numel() - 1) for k, s in scores.items()}
+    quotas = {k: min(math.floor(cap * s.numel() + 1e-9), s.numel() - 1) for k, s in scores.items()}
     pruned = {k: int((~m).sum()) for k, m in masks.items()}
     total = sum(s.numel() for s in scores.values())
     assert sum(pruned.values()) == min(round(sparsity * total), sum(quotas.values()))
