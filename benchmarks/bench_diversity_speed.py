@@ -23,9 +23,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import itertools
-import os
-import platform
-import re
 import sys
 import time
 from pathlib import Path
@@ -34,7 +31,10 @@ import numpy as np
 
 from ensprune.ensemble import FocalScorer, make_pool
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import RESULTS, command_line, machine_info, update_subsection
+
+__all__ = ["SUBSECTIONS", "command_line", "machine_info", "update_results"]
 SECTION = "## Ensemble selection (issue 3)"
 SUBSECTIONS = (
     "### Focal-diversity speed",
@@ -44,60 +44,9 @@ SUBSECTIONS = (
 METRICS = ("ck", "bd", "kw", "gd")
 
 
-# --- RESULTS.md helpers (shared by the three selection benchmarks) -----------------------------
-
-
-def machine_info() -> str:
-    """One line: CPUs available to this process, CPU model, Python and numpy versions."""
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    n_cpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    # the 2 cores are shared: the load average says how much else was running
-    return (
-        f"{n_cpu} CPUs (nproc), {model}; Python {platform.python_version()}, "
-        f"numpy {np.__version__}; 1-min load average {load:.1f} when written"
-    )
-
-
-def command_line() -> str:
-    return "python " + " ".join(
-        [os.path.relpath(sys.argv[0], Path(__file__).resolve().parents[1]), *sys.argv[1:]]
-    )
-
-
-def update_results(subsection: str, body: str, path: Path = RESULTS) -> None:
-    """Replace (or add) ``subsection`` inside this issue's section of RESULTS.md.
-
-    Only text between ``## Ensemble selection (issue 3)`` and the next ``## `` heading is
-    touched; other sections are left as they are.
-    """
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    block = f"{subsection}\n\n{body.strip()}\n"
-    start = text.find(SECTION)
-    if start < 0:
-        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n{block}"
-        path.write_text(text)
-        return
-    rest = text[start + len(SECTION) :]
-    nxt = re.search(r"^## ", rest, flags=re.MULTILINE)
-    end = start + len(SECTION) + (nxt.start() if nxt else len(rest))
-    section = text[start:end]
-    parts = re.split(r"^(?=### )", section, flags=re.MULTILINE)
-    head, subs = parts[0], {p.split("\n", 1)[0].strip(): p for p in parts[1:]}
-    subs[subsection] = block + "\n"
-    order = [s for s in SUBSECTIONS if s in subs] + [s for s in subs if s not in SUBSECTIONS]
-    new_section = head.rstrip("\n") + "\n\n" + "".join(subs[s].rstrip("\n") + "\n\n" for s in order)
-    after = text[end:]
-    path.write_text(
-        text[:start] + new_section.rstrip("\n") + "\n" + ("\n" + after if after else "")
-    )
+def update_results(subsection: str, body: str) -> None:
+    """Replace (or add) ``subsection`` inside this issue's section of RESULTS.md."""
+    update_subsection(SECTION, subsection, body, order=SUBSECTIONS)
 
 
 # --- the per-pair loop baseline ------------------------------------------------------------------
