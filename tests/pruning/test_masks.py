@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from ensprune.errors import SpecError
 from ensprune.pruning import mask_sparsity, masks_from_scores
+from ensprune.pruning._masks import layer_cap
 
 
 def _scores() -> dict[str, torch.Tensor]:
@@ -94,3 +95,17 @@ def test_global_masks_prune_lowest_first_within_caps(
     for k, s in scores.items():
         if pruned[k] < quotas[k] and bool(masks[k].any()):
             assert float(s[masks[k]].min()) >= highest_pruned
+
+
+def test_auto_cap_follows_the_target() -> None:
+    assert layer_cap(0.99, None) == pytest.approx(0.999)
+    assert layer_cap(0.5, None) == pytest.approx(0.95)
+    assert layer_cap(0.99, 0.9) == 0.9
+    # A fixed 0.99 cap at a 99 % target would force both layers to 99 %; the auto cap lets the
+    # global ranking spare the small layer of large weights.
+    scores = {
+        "big": torch.rand(1000, generator=torch.Generator().manual_seed(0)),
+        "small": torch.full((10,), 5.0),
+    }
+    masks = masks_from_scores(scores, 0.99, "global")
+    assert int(masks["small"].sum()) == 9 and int(masks["big"].sum()) == 1
