@@ -63,6 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--max-train", type=int, default=None, help="subsample training data")
+    parser.add_argument(
+        "--label", default="", help="suffix of the RESULTS.md subsection (for non-default runs)"
+    )
     parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
     return parser.parse_args(argv)
 
@@ -188,7 +191,8 @@ def main(argv: list[str] | None = None) -> None:
     text = table(rows, args)
     print(text)
     if not args.no_write:
-        common.write_subsection("LeNet-300-100 on MNIST: weight pruning", text)
+        title = "LeNet-300-100 on MNIST: weight pruning"
+        common.write_subsection(f"{title} ({args.label})" if args.label else title, text)
 
 
 if __name__ == "__main__":
