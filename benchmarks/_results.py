@@ -99,4 +99,6 @@ def update_subsection(
     subs = {p.split("\n", 1)[0].strip(): p.strip() for p in parts[1:]}
     subs[subsection] = f"{subsection}\n\n{body.strip()}"
     names = [s for s in order if s in subs] + [s for s in subs if s not in order]
-    update_section(section, "\n\n".join([*([head] if head else []), *(subs[s] for s in names)]), path)
+    update_section(
+        section, "\n\n".join([*([head] if head else []), *(subs[s] for s in names)]), path
+    )

@@ -37,12 +37,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cli = [sys.executable, "-m", "ensprune"]
     with tempfile.TemporaryDirectory() as tmp:
-        seconds, out = timed([*cli, "run", "studies/quickstart.toml", "--run-dir", f"{tmp}/qs", "--json"])
+        seconds, out = timed(
+            [*cli, "run", "studies/quickstart.toml", "--run-dir", f"{tmp}/qs", "--json"]
+        )
     summary = json.loads(out)
     prune_seconds, prune_out = timed([*cli, "prune", "--json"])
     prune = json.loads(prune_out)
 
-    rows = ["| member | method | sparsity | val dense -> pruned | test dense -> pruned |", "|---|---|---:|---|---|"]
+    rows = [
+        "| member | method | sparsity | val dense -> pruned | test dense -> pruned |",
+        "|---|---|---:|---|---|",
+    ]
     for m in summary["members"]:
         rows.append(
             f"| {m['member']} | {m['method']} | {m['sparsity']:.1%} | "

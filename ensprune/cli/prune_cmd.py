@@ -31,7 +31,8 @@ def add_parser(subparsers: Any) -> None:
         "--finetune-epochs",
         type=int,
         default=None,
-        help="fine-tuning epochs (default: half of --epochs)",
+        help="fine-tuning epochs (default: half of --epochs; all of them for methods that reset "
+        "and retrain, such as dropnet)",
     )
     parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (Adam)")
     parser.add_argument("--batch-size", type=int, default=64, help="mini-batch size")

@@ -105,6 +105,16 @@ class PruningMethod(ABC):
     description: ClassVar[str] = ""
     structured: ClassVar[bool] = False
 
+    @property
+    def retrains_from_scratch(self) -> bool:
+        """True when the method resets weights (θ₀ or random) and retrains, as DropNet does.
+
+        Callers then give ``context.finetune`` the member's full training budget instead of a
+        short fine-tuning one: a reset network trained for a few epochs is not a pruned network,
+        only an undertrained one.
+        """
+        return False
+
     def params(self) -> dict[str, Any]:
         """The method's knobs as given to ``__init__`` (JSON-able), for reports and checkpoints."""
         return {}

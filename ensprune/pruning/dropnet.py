@@ -234,6 +234,10 @@ class DropNetPruning(PruningMethod):
             },
         )
 
+    @property
+    def retrains_from_scratch(self) -> bool:
+        return self.reset != "none"
+
     def rounds(
         self, model: SequentialNet, sparsity: float, context: PruningContext
     ) -> Iterator[DropNetRound]:

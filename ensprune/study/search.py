@@ -121,16 +121,21 @@ class MemberObjective:
         params = dict(fixed) if fixed is not None else METHODS.get(name).search_space(trial)
         method = make_method(name, **params)
         seed = self.member_seed * 1000 + trial.number
+        pool = self.spec.pool
+        # A method that resets and retrains gets the member's own training budget.
+        retrain = method.retrains_from_scratch
         context = PruningContext(
             self.data.x_train,
             self.data.y_train,
             self.data.x_val,
             self.data.y_val,
             finetune=TrainConfig(
-                epochs=search.finetune_epochs,
-                batch_size=self.spec.pool.batch_size,
-                lr=search.finetune_lr,
-                patience=self.spec.pool.patience,
+                epochs=pool.epochs if retrain else search.finetune_epochs,
+                batch_size=pool.batch_size,
+                lr=pool.lr if retrain else search.finetune_lr,
+                optimizer=pool.optimizer if retrain else "adam",
+                weight_decay=pool.weight_decay if retrain else 0.0,
+                patience=pool.patience,
                 device=self.spec.device,
                 seed=seed,
             ),

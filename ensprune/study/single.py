@@ -18,6 +18,7 @@ from ensprune.models import (
     train_model,
 )
 from ensprune.pruning import PruningContext, check_sparsity, make_method
+from ensprune.study.pipeline import EARLY_EPOCH
 
 
 def _measure(
@@ -69,8 +70,10 @@ def prune_one(
         progress=progress,
     )
     net = build_seeded(model, data.input_shape, data.num_classes, seed)
+    # θ₀ and an early checkpoint let rewinding methods (DropNet's reset, rewind="init"/"early") run.
+    initial_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
     train_cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, device=device, seed=seed)
-    train_model(
+    history = train_model(
         net,
         data.x_train,
         data.y_train,
@@ -79,8 +82,12 @@ def prune_one(
         train_cfg,
         progress=progress,
         desc="train",
+        snapshot_epoch=EARLY_EPOCH,
     )
-    ft_epochs = max(epochs // 2, 1) if finetune_epochs is None else finetune_epochs
+    if finetune_epochs is not None:
+        ft_epochs = finetune_epochs
+    else:  # a method that resets and retrains needs the full training budget
+        ft_epochs = epochs if pruning.retrains_from_scratch else max(epochs // 2, 1)
     context = PruningContext(
         data.x_train,
         data.y_train,
@@ -91,6 +98,8 @@ def prune_one(
         ),
         seed=seed,
         progress=progress,
+        initial_state=initial_state,
+        early_state=history.snapshot,
     )
     result = pruning.prune(net, target, context)
     _, dense_acc = evaluate(net, data.x_test, data.y_test, device=device)

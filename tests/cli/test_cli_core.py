@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ensprune.cli import main
+from ensprune.models import count_parameters, load_model
 
 TINY_SPEC = """
 [study]
@@ -91,6 +92,22 @@ def test_prune_json_has_the_documented_fields(capsys: pytest.CaptureFixture[str]
     assert result["pruned"]["params"] < result["dense"]["params"]
     assert result["pruned"]["macs"] < result["dense"]["macs"]
     assert result["dense"]["accuracy"] > 0.8
+
+
+def test_prune_dropnet_rewinds_and_saves_a_compacted_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """DropNet resets to θ₀ every round: ``prune`` must hand it the initial weights."""
+    saved = tmp_path / "dropnet.pt"
+    argv = ["prune", "--model", "model_a", "--method", "dropnet", "--sparsity", "0.5"]
+    argv += ["--save", str(saved), "--json", "--quiet"]  # default budget: 40 epochs
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["pruned"]["params"] < result["dense"]["params"]
+    assert result["pruned"]["macs"] < result["dense"]["macs"]
+    assert 0.0 < result["pruned"]["info"]["unit_sparsity"] <= 0.5 + 1e-9
+    model, _ = load_model(saved)
+    assert count_parameters(model).prunable_nonzero == result["pruned"]["params"]
 
 
 @pytest.mark.parametrize(

@@ -150,3 +150,10 @@ def test_rounds_yield_every_round_without_the_kappa_rule(trained_conv, make_cont
     steps = list(method.rounds(net, 0.5, make_context(epochs=1)))  # type: ignore[attr-defined]
     assert [s.index for s in steps] == [1]
     assert steps[-1].stop == "target" and steps[-1].units_remaining == pytest.approx(0.5)
+
+
+def test_only_resetting_methods_ask_for_a_full_training_budget() -> None:
+    assert make_method("dropnet").retrains_from_scratch
+    assert make_method("dropnet", reset="random").retrains_from_scratch
+    assert not make_method("dropnet", reset="none").retrains_from_scratch
+    assert not make_method("magnitude").retrains_from_scratch
