@@ -7,13 +7,9 @@ a comparison starts from the same network.
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import json
 import os
-import platform
-import re
-import shlex
 import sys
 import time
 from dataclasses import asdict
@@ -32,10 +28,17 @@ from ensprune.models import (
 )
 from ensprune.pruning import PruningContext, finetune
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import command_line, today, update_subsection
+from _results import machine_info as machine
+
+__all__ = ["command_line", "machine", "today"]
+
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / "_cache"
 RESULTS = HERE / "RESULTS.md"
 SECTION = "## Pruning methods (issue 4)"
+SUBSECTION_ORDER = ("### Summary against the issue's targets",)
 
 
 def data_dir_default() -> str | None:
@@ -90,55 +93,9 @@ def dense_checkpoint(
     return net, init.state_dict(), meta
 
 
-def machine() -> str:
-    """nproc, CPU model, torch threads and versions, for the results table."""
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{os.cpu_count()} cores ({cpu}), torch {torch.__version__} with "
-        f"{torch.get_num_threads()} thread(s), Python {platform.python_version()}"
-    )
-
-
-def command_line() -> str:
-    """The exact command that produced the results."""
-    return "python " + " ".join(
-        shlex.quote(a) for a in [os.path.relpath(sys.argv[0]), *sys.argv[1:]]
-    )
-
-
-def today() -> str:
-    return _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-
-
 def write_subsection(title: str, body: str) -> None:
-    """Replace (or append) ``### title`` inside this issue's section of RESULTS.md.
-
-    The file is re-read right before writing and only this section is touched, because another
-    benchmark owns another section of the same file.
-    """
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    block = f"### {title}\n\n{body.strip()}\n"
-    start = text.find(SECTION)
-    if start < 0:
-        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n{block}"
-    else:
-        nxt = re.search(r"^## ", text[start + len(SECTION) :], flags=re.MULTILINE)
-        end = start + len(SECTION) + nxt.start() if nxt else len(text)
-        section = text[start:end]
-        pattern = re.compile(rf"^### {re.escape(title)}\n.*?(?=^### |\Z)", re.MULTILINE | re.DOTALL)
-        if pattern.search(section):
-            section = pattern.sub(lambda _: block + "\n", section, count=1)
-        else:
-            section = section.rstrip("\n") + f"\n\n{block}\n"
-        text = text[:start] + section.rstrip("\n") + "\n" + ("\n" + text[end:] if nxt else "")
-    RESULTS.write_text(text)
+    """Replace (or add) ``### title`` inside this issue's section of RESULTS.md, keeping the rest."""
+    update_subsection(SECTION, f"### {title}", body, order=SUBSECTION_ORDER)
 
 
 def mean_std(values: list[float]) -> str:
