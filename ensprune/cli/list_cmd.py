@@ -1,4 +1,4 @@
-"""``ensprune list datasets|models|methods|metrics|selectors``."""
+"""``ensprune list datasets|models|methods|metrics|selectors|augmentations``."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from typing import Any
 
 from ensprune._registry import Registry
 
-KINDS = ("datasets", "models", "methods", "metrics", "selectors")
+KINDS = ("datasets", "models", "methods", "metrics", "selectors", "augmentations")
 
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "list", help="list registered datasets, models, methods, metrics, selectors"
+        "list", help="list registered datasets, models, methods, metrics, selectors, augmentations"
     )
     parser.add_argument("kind", choices=KINDS, help="what to list")
     parser.set_defaults(handler=run)
@@ -26,6 +26,7 @@ def _describe(obj: Any) -> str:
 
 def _registries() -> dict[str, Registry[Any]]:
     from ensprune.data import DATASETS
+    from ensprune.data.augment import AUGMENTATIONS
     from ensprune.ensemble import METRICS, SELECTORS
     from ensprune.models import MODELS
     from ensprune.pruning import METHODS
@@ -36,6 +37,7 @@ def _registries() -> dict[str, Registry[Any]]:
         "methods": METHODS,
         "metrics": METRICS,
         "selectors": SELECTORS,
+        "augmentations": AUGMENTATIONS,
     }
 
 

@@ -53,6 +53,11 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--no-download", action="store_true", help="fail instead of downloading missing data files"
     )
+    parser.add_argument(
+        "--augment",
+        default=None,
+        help="augment training images (shift, affine, flip_shift; see ensprune list augmentations)",
+    )
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
     parser.add_argument("--save", type=Path, help="write the pruned checkpoint here")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -84,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         sparsity=args.sparsity,
         epochs=args.epochs,
         finetune_epochs=args.finetune_epochs,
+        augment=args.augment,
         lr=args.lr,
         batch_size=args.batch_size,
         seed=args.seed,

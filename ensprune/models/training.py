@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ensprune.data.augment import check_image_batch, get_augmentation
 from ensprune.errors import SpecError
 
 StepHook = Callable[[nn.Module], None]
@@ -30,6 +31,9 @@ class TrainConfig:
         patience: stop after this many epochs without a lower validation loss (0 disables).
         device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available).
         seed: seeds initial shuffling and dropout; the same seed gives the same run.
+        augment: name of a training-time augmentation of image batches (``"shift"``,
+            ``"affine"``, ``"flip_shift"``; see :mod:`ensprune.data.augment`), or ``None``.
+            Validation and test data are never augmented.
     """
 
     epochs: int = 20
@@ -40,6 +44,7 @@ class TrainConfig:
     patience: int = 5
     device: str = "cpu"
     seed: int = 0
+    augment: str | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 0:
@@ -52,6 +57,8 @@ class TrainConfig:
             raise SpecError(f"optimizer must be adam, adamw or sgd; got {self.optimizer!r}")
         if self.device not in ("cpu", "cuda", "auto"):
             raise SpecError(f"device must be cpu, cuda or auto; got {self.device!r}")
+        if self.augment is not None:
+            get_augmentation(self.augment)  # unknown names list the valid ones
 
 
 @dataclass
@@ -169,6 +176,11 @@ def train_model(
     if config.epochs == 0 or len(xt) == 0:
         return history
     gen = torch.Generator().manual_seed(config.seed)
+    augment = None
+    if config.augment is not None:
+        check_image_batch(tuple(xt.shape), config.augment)
+        augment = get_augmentation(config.augment)
+        augment_gen = torch.Generator().manual_seed(config.seed + 7919)
     optimizer = _make_optimizer(model, config)
     best_loss = math.inf
     best_state = copy.deepcopy(model.state_dict())
@@ -182,7 +194,10 @@ def train_model(
             total, seen = 0.0, 0
             for i in range(0, len(xt), config.batch_size):
                 idx = order[i : i + config.batch_size]
-                xb, yb = xt[idx].to(dev), yt[idx].to(dev)
+                xb, yb = xt[idx], yt[idx].to(dev)
+                if augment is not None:
+                    xb = augment(xb, augment_gen)
+                xb = xb.to(dev)
                 optimizer.zero_grad(set_to_none=True)
                 loss = nn.functional.cross_entropy(model(xb), yb)
                 loss.backward()

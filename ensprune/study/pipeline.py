@@ -167,6 +167,7 @@ def _pool_config(spec: StudySpec, seed: int) -> TrainConfig:
         patience=pool.patience,
         device=spec.device,
         seed=seed,
+        augment=pool.augment,
     )
 
 

@@ -138,6 +138,7 @@ class MemberObjective:
                 patience=pool.patience,
                 device=self.spec.device,
                 seed=seed,
+                augment=pool.augment,
             ),
             seed=seed,
             initial_state=self.trained.initial_state,

@@ -47,6 +47,7 @@ def prune_one(
     data_dir: str | Path | None = None,
     download: bool = True,
     device: str = "cpu",
+    augment: str | None = None,
     save: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -58,6 +59,8 @@ def prune_one(
         non-zero weights for the pruned one), ``latency_ms`` (CPU, batch 256, median); ``pruned``
         adds ``sparsity`` (share of the dense model's prunable weights removed), ``method``,
         ``params`` and the method's ``info``.
+
+    ``augment`` (e.g. ``"shift"``) augments training images in both training and fine-tuning.
     """
     target = check_sparsity(sparsity)
     pruning = make_method(method, **(params or {}))
@@ -72,7 +75,9 @@ def prune_one(
     net = build_seeded(model, data.input_shape, data.num_classes, seed)
     # θ₀ and an early checkpoint let rewinding methods (DropNet's reset, rewind="init"/"early") run.
     initial_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    train_cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, device=device, seed=seed)
+    train_cfg = TrainConfig(
+        epochs=epochs, batch_size=batch_size, lr=lr, device=device, seed=seed, augment=augment
+    )
     history = train_model(
         net,
         data.x_train,
@@ -94,7 +99,12 @@ def prune_one(
         data.x_val,
         data.y_val,
         finetune=TrainConfig(
-            epochs=ft_epochs, batch_size=batch_size, lr=lr, device=device, seed=seed
+            epochs=ft_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            device=device,
+            seed=seed,
+            augment=augment,
         ),
         seed=seed,
         progress=progress,

@@ -60,7 +60,11 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class PoolSpec:
-    """The pool of members: every architecture trained with every seed."""
+    """The pool of members: every architecture trained with every seed.
+
+    ``augment`` names a training-time augmentation of image batches (``ensprune list
+    augmentations``), used for the pool's training and for every fine-tuning of the search.
+    """
 
     architectures: tuple[str, ...] = ("model_a", "lenet300")
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -70,6 +74,7 @@ class PoolSpec:
     weight_decay: float = 0.0
     optimizer: str = "adam"
     patience: int = 5
+    augment: str | None = None
 
 
 @dataclass(frozen=True)
@@ -225,6 +230,10 @@ class StudySpec:
             fail(f"[pool] lr must be a positive number; got {self.pool.lr!r}")
         if self.pool.optimizer not in ("adam", "adamw", "sgd"):
             fail(f"[pool] optimizer must be adam, adamw or sgd; got {self.pool.optimizer!r}")
+        if self.pool.augment is not None:
+            from ensprune.data.augment import AUGMENTATIONS
+
+            AUGMENTATIONS.get(self.pool.augment)
         if not self.search.methods:
             fail("[search] methods must name at least one pruning method")
         for method in self.search.methods:

@@ -120,6 +120,7 @@ def test_prune_dropnet_rewinds_and_saves_a_compacted_model(
         (["prune", "--sparsity", "-0.2"], "sparsity must lie in [0, 1)"),
         (["prune", "--param", "noequals"], "KEY=VALUE"),
         (["prune", "--param", "scope=diagonal"], "scope"),
+        (["prune", "--augment", "mixup"], "valid augmentation names"),
         (["run", "does-not-exist.toml"], "does not exist"),
         (["prune", "--dataset", "mnist", "--data-dir", "{tmp}/empty", "--no-download"], "mnist"),
     ],

@@ -80,6 +80,7 @@ def test_malformed_specs_raise_one_clear_error(tmp_path: Path, text: str, fragme
         ('[search]\nmethods = ["magic"]\n', "magnitude"),
         ('[selection]\nselector = "oracle"\n', "hq"),
         ('[selection]\nmetric = "vibes"\n', "gd"),
+        ('[pool]\naugment = "mixup"\n', "shift"),
     ],
 )
 def test_unknown_names_list_the_valid_ones(tmp_path: Path, text: str, valid: str) -> None:
