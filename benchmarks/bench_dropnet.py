@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -92,6 +93,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="share of LeNet-300-100 units removed for the latency part",
     )
     parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
+    parser.add_argument(
+        "--augment", default=None, help="training-time augmentation (e.g. shift) for every training"
+    )
+    parser.add_argument(
+        "--label", default="", help="suffix of the RESULTS.md subsection (for non-default runs)"
+    )
     parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
     return parser.parse_args(argv)
 
@@ -116,7 +123,7 @@ def curves(part: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     runs = []
     for seed in args.seeds:
         data = common.load(setup["dataset"], args.data_dir, seed, max_train)
-        train = TrainConfig(**{**setup["train"].__dict__, "seed": seed})
+        train = dataclasses.replace(setup["train"], seed=seed, augment=args.augment)
         dense, init, meta = common.dense_checkpoint(
             part, data, setup["dataset"], seed, train, max_train
         )
@@ -202,7 +209,9 @@ def curve_table(part: str, runs: list[dict[str, Any]], args: argparse.Namespace)
         + ".",
         f"- Every round drops {args.fraction:.0%} of the remaining hidden units, resets to θ₀ and "
         f"trains to early stopping (Adam lr {cfg.lr}, batch {cfg.batch_size}, patience "
-        f"{cfg.patience}, at most {cfg.epochs} epochs). Cells: test accuracy % (mean ± std over "
+        f"{cfg.patience}, at most {cfg.epochs} epochs"
+        + (f", images augmented with `{args.augment}`" if args.augment else "")
+        + "). Cells: test accuracy % (mean ± std over "
         "seeds) after each round; the header gives the share of hidden units remaining.",
         "- *Within 0.5 pt (test curve)*: the largest share of units removed whose test accuracy "
         "is at most 0.5 points below the dense network's, read off the curve as in the paper's "
@@ -243,11 +252,11 @@ def curve_table(part: str, runs: list[dict[str, Any]], args: argparse.Namespace)
 
 def latency(args: argparse.Namespace) -> str:
     """DropNet-compacted LeNet-300-100 after every round, timed side by side with the dense one."""
-    from bench_weight_pruning import DENSE
+    from bench_weight_pruning import dense_config
 
     seed = args.seeds[0]
     data = common.load("mnist", args.data_dir, seed)
-    dense_cfg = TrainConfig(**{**DENSE.__dict__, "seed": seed})
+    dense_cfg = dense_config(seed)
     dense, init, meta = common.dense_checkpoint("lenet300", data, "mnist", seed, dense_cfg, None)
     train = TrainConfig(**{**SETUPS["model_a"]["train"].__dict__, "seed": seed})
     context = PruningContext(
@@ -344,6 +353,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             text = curve_table(part, curves(part, args), args)
             title = f"DropNet on {SETUPS[part]['title']}"
+            title += f" ({args.label})" if args.label else ""
         print(text, flush=True)
         if not args.no_write:
             common.write_subsection(title, text)

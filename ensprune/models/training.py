@@ -34,6 +34,10 @@ class TrainConfig:
         augment: name of a training-time augmentation of image batches (``"shift"``,
             ``"affine"``, ``"flip_shift"``; see :mod:`ensprune.data.augment`), or ``None``.
             Validation and test data are never augmented.
+        distill: weight α of knowledge distillation (Hinton et al. 2015): the loss becomes
+            (1 - α) · cross-entropy + α · T² · KL(teacher ‖ student) at temperature T. Needs a
+            ``teacher`` in :func:`train_model`; pruning methods use the unpruned network.
+        temperature: the distillation temperature T.
     """
 
     epochs: int = 20
@@ -45,6 +49,8 @@ class TrainConfig:
     device: str = "cpu"
     seed: int = 0
     augment: str | None = None
+    distill: float = 0.0
+    temperature: float = 4.0
 
     def __post_init__(self) -> None:
         if self.epochs < 0:
@@ -59,6 +65,10 @@ class TrainConfig:
             raise SpecError(f"device must be cpu, cuda or auto; got {self.device!r}")
         if self.augment is not None:
             get_augmentation(self.augment)  # unknown names list the valid ones
+        if not 0.0 <= self.distill <= 1.0:
+            raise SpecError(f"distill must lie in [0, 1] (the KD loss weight); got {self.distill}")
+        if not (self.temperature > 0 and math.isfinite(self.temperature)):
+            raise SpecError(f"temperature must be a positive number; got {self.temperature}")
 
 
 @dataclass
@@ -142,6 +152,17 @@ def predict_proba(
     return torch.softmax(logits.double(), dim=1).numpy()
 
 
+def _distillation_loss(
+    logits: torch.Tensor, teacher: nn.Module, xb: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """T² · KL(softmax(teacher / T) ‖ softmax(student / T)), averaged over the batch."""
+    with torch.no_grad():
+        target = nn.functional.log_softmax(teacher(xb) / temperature, dim=1)
+    student = nn.functional.log_softmax(logits / temperature, dim=1)
+    kl = nn.functional.kl_div(student, target, log_target=True, reduction="batchmean")
+    return kl * temperature**2
+
+
 def train_model(
     model: nn.Module,
     x_train: np.ndarray,
@@ -155,6 +176,7 @@ def train_model(
     progress: bool = True,
     desc: str = "train",
     snapshot_epoch: int | None = None,
+    teacher: nn.Module | None = None,
 ) -> TrainHistory:
     """Train ``model`` in place with early stopping on validation loss; restore the best weights.
 
@@ -164,6 +186,7 @@ def train_model(
         progress: show a progress bar over epochs.
         snapshot_epoch: keep a copy of the weights after this many epochs in
             ``history.snapshot`` (the early checkpoint of lottery-ticket rewinding).
+        teacher: the network distilled from when ``config.distill > 0`` (not modified).
 
     Returns:
         The per-epoch history.
@@ -175,6 +198,12 @@ def train_model(
     history = TrainHistory()
     if config.epochs == 0 or len(xt) == 0:
         return history
+    if config.distill > 0:
+        if teacher is None:
+            raise SpecError(
+                f"distill={config.distill} needs a teacher network; pass teacher= or set distill=0"
+            )
+        teacher.to(dev).eval()
     gen = torch.Generator().manual_seed(config.seed)
     augment = None
     if config.augment is not None:
@@ -199,7 +228,13 @@ def train_model(
                     xb = augment(xb, augment_gen)
                 xb = xb.to(dev)
                 optimizer.zero_grad(set_to_none=True)
-                loss = nn.functional.cross_entropy(model(xb), yb)
+                logits = model(xb)
+                loss = nn.functional.cross_entropy(logits, yb)
+                if config.distill > 0:
+                    assert teacher is not None
+                    loss = (1.0 - config.distill) * loss + config.distill * _distillation_loss(
+                        logits, teacher, xb, config.temperature
+                    )
                 loss.backward()
                 if before_step is not None:
                     before_step(model)

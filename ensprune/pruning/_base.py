@@ -10,6 +10,7 @@ only :meth:`ScoreMethod.scores`; thresholds, masks, schedules and fine-tuning li
 from __future__ import annotations
 
 import copy
+import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -44,6 +45,8 @@ class PruningContext:
             pipeline passes each member's initial weights here.
         early_state: weights from early in training (e.g. after one epoch), for lottery-ticket
             rewinding with ``rewind="early"``.
+        teacher: the network fine-tuning distils from when ``finetune.distill > 0``; ``None``
+            lets every method use the network it was given (the unpruned one).
     """
 
     x_train: np.ndarray
@@ -55,6 +58,13 @@ class PruningContext:
     progress: bool = False
     initial_state: dict[str, torch.Tensor] | None = None
     early_state: dict[str, torch.Tensor] | None = None
+    teacher: torch.nn.Module | None = None
+
+    def with_teacher(self, model: torch.nn.Module) -> PruningContext:
+        """This context, with ``model`` as the teacher unless distillation is off or one is set."""
+        if self.finetune.distill <= 0 or self.teacher is not None:
+            return self
+        return dataclasses.replace(self, teacher=copy.deepcopy(model))
 
     def generator(self, salt: int = 0) -> torch.Generator:
         """A torch Generator seeded from ``seed`` (and ``salt`` for independent streams)."""

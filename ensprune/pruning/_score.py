@@ -130,6 +130,7 @@ class ScoreMethod(PruningMethod):
         self, model: SequentialNet, sparsity: float, context: PruningContext
     ) -> PruningResult:
         target = check_sparsity(sparsity)
+        context = context.with_teacher(model)
         rewind_to = None if self.rewind == "none" else context.rewind_state(self.rewind, self.name)
         pruned = clone(model)
         plan = make_schedule(self.schedule, target, self.rounds, context.finetune.epochs)

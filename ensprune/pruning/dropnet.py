@@ -261,6 +261,7 @@ class DropNetPruning(PruningMethod):
                 "context.finetune.epochs > 0 (or use reset='none')"
             )
         origin = clone(model)
+        context = context.with_teacher(model)
         start_state = context.rewind_state("init", self.name) if self.reset == "init" else None
         widths, floors, goal_total, goal_layer = self._plan(origin, sparsity)
         total = sum(widths.values())

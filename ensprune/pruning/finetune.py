@@ -74,4 +74,5 @@ def _train(
         after_step=enforcer.after_step if masks else None,
         progress=context.progress,
         desc=desc,
+        teacher=context.teacher,
     )
