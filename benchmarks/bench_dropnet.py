@@ -97,6 +97,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--augment", default=None, help="training-time augmentation (e.g. shift) for every training"
     )
     parser.add_argument(
+        "--distill",
+        type=float,
+        default=0.0,
+        help="knowledge-distillation weight α of every round's training (teacher: the dense net)",
+    )
+    parser.add_argument("--temperature", type=float, default=4.0, help="distillation temperature")
+    parser.add_argument(
         "--label", default="", help="suffix of the RESULTS.md subsection (for non-default runs)"
     )
     parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
@@ -133,13 +140,16 @@ def curves(part: str, args: argparse.Namespace) -> list[dict[str, Any]]:
             data.y_train,
             data.x_val,
             data.y_val,
-            finetune=train,
+            finetune=dataclasses.replace(train, distill=args.distill, temperature=args.temperature),
             seed=seed,
             initial_state=init,
         )
         for label in args.metrics:
             metric, scope = label.split("_")
-            key = json.dumps([part, seed, label, args.target, args.fraction, meta["key"]])
+            parts: list[Any] = [part, seed, label, args.target, args.fraction, meta["key"]]
+            if args.distill:
+                parts.append({"distill": args.distill, "temperature": args.temperature})
+            key = json.dumps(parts)
             if key in done:
                 runs.append(done[key])
                 continue
@@ -211,6 +221,11 @@ def curve_table(part: str, runs: list[dict[str, Any]], args: argparse.Namespace)
         f"trains to early stopping (Adam lr {cfg.lr}, batch {cfg.batch_size}, patience "
         f"{cfg.patience}, at most {cfg.epochs} epochs"
         + (f", images augmented with `{args.augment}`" if args.augment else "")
+        + (
+            f", distilled from the dense network with α = {args.distill}, T = {args.temperature}"
+            if args.distill
+            else ""
+        )
         + "). Cells: test accuracy % (mean ± std over "
         "seeds) after each round; the header gives the share of hidden units remaining.",
         "- *Within 0.5 pt (test curve)*: the largest share of units removed whose test accuracy "

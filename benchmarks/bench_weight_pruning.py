@@ -69,6 +69,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="training-time augmentation of dense training and fine-tuning (e.g. shift)",
     )
     parser.add_argument(
+        "--distill",
+        type=float,
+        default=0.0,
+        help="knowledge-distillation weight α of fine-tuning (teacher: the dense network)",
+    )
+    parser.add_argument("--temperature", type=float, default=4.0, help="distillation temperature")
+    parser.add_argument(
         "--dense-patience", type=int, default=5, help="early-stopping patience of dense training"
     )
     parser.add_argument("--max-train", type=int, default=None, help="subsample training data")
@@ -95,6 +102,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         "patience": args.patience,
         "max_train": args.max_train,
         **({"augment": args.augment} if args.augment else {}),
+        **({"distill": args.distill, "temperature": args.temperature} if args.distill else {}),
     }
     done = _load_log()
     rows = []
@@ -118,6 +126,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 patience=args.patience,
                 seed=seed,
                 augment=args.augment,
+                distill=args.distill,
+                temperature=args.temperature,
             ),
         )
         for label in args.methods:
@@ -185,7 +195,13 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         ),
         f"- Pruning: {args.schedule} schedule, {args.rounds} rounds, {args.finetune_epochs} "
         f"fine-tuning epochs in total per point (Adam lr {args.finetune_lr}, patience "
-        f"{args.patience}, masks enforced, the last round annealed to lr / 10); error on the "
+        f"{args.patience}, masks enforced, the last round annealed to lr / 10"
+        + (
+            f", distilled from the dense network with α = {args.distill}, T = {args.temperature}"
+            if args.distill
+            else ""
+        )
+        + "); error on the "
         "10,000 MNIST test images, mean ± std "
         "over seeds. Target: ≥ 98 % sparsity at ≤ 1.6 % test error (Han et al.: 92 % at 1.59 %).",
         "",
