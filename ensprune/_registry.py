@@ -36,9 +36,15 @@ class Registry(Generic[T]):
         return decorator
 
     def get(self, name: str) -> T:
-        """Return the plugin called ``name``; an unknown name raises with the valid ones listed."""
-        try:
+        """Return the plugin called ``name``; an unknown name raises with the valid ones listed.
+
+        Names are matched case-insensitively when there is no exact match (``"CK"`` is ``ck``).
+        """
+        if name in self._items:
             return self._items[name]
+        folded = {key.casefold(): key for key in self._items}
+        try:
+            return self._items[folded[str(name).casefold()]]
         except KeyError:
             valid = ", ".join(self.names())
             raise UnknownNameError(
