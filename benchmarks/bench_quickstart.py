@@ -27,7 +27,9 @@ SECTION = "## Spine: quickstart and `ensprune prune` (issue 2)"
 
 def timed(argv: list[str]) -> tuple[float, str]:
     start = time.perf_counter()
-    done = subprocess.run(argv, cwd=REPO, check=True, capture_output=True, text=True)
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(argv)} failed with exit code {done.returncode}:\n{done.stderr}")
     return time.perf_counter() - start, done.stdout
 
 

@@ -311,6 +311,9 @@ def search_pool(
             to the same storage; results do not depend on it.
     """
     split = SplitData(data.x_train, data.y_train, data.x_val, data.y_val)
+    # Create the storage's schema here, once: worker processes that open a fresh SQLite/RDB storage
+    # at the same moment race on Optuna's schema tables (UNIQUE constraint on alembic_version).
+    open_storage(storage_url)
     jobs = [
         delayed(_search_member)(
             spec, index, pool[member], split, run_dir, storage_url, log, 1 if workers > 1 else None

@@ -156,6 +156,19 @@ def test_same_spec_same_seed_same_result(tmp_path: Path, finished_run: tuple[Pat
     pd.testing.assert_frame_equal(a, b[cols])
 
 
+def test_worker_processes_on_a_fresh_storage_give_the_same_trials(
+    tmp_path: Path, finished_run: tuple[Path, object]
+) -> None:
+    # Results do not depend on the number of worker processes sharing one storage.
+    run_dir, _ = finished_run
+    run_study(tiny_spec(), run_dir=tmp_path / "two", progress=False, log=None, workers=2)
+    cols = ["member", "number", "method", "target_sparsity", "val_accuracy", "sparsity"]
+    a = pd.read_csv(run_dir / "trials.csv")
+    b = pd.read_csv(tmp_path / "two" / "trials.csv")
+    a = a[a.number < 3][cols].reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b[cols])
+
+
 @pytest.mark.postgres
 def test_pipeline_on_postgres_storage(postgres_url: str, tmp_path: Path) -> None:
     spec = tiny_spec(
