@@ -104,6 +104,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--temperature", type=float, default=4.0, help="distillation temperature")
     parser.add_argument(
+        "--align",
+        type=int,
+        default=1,
+        help="DropNet align: keep a multiple of this many units per shrunk layer (1: the paper)",
+    )
+    parser.add_argument(
         "--label", default="", help="suffix of the RESULTS.md subsection (for non-default runs)"
     )
     parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
@@ -149,11 +155,15 @@ def curves(part: str, args: argparse.Namespace) -> list[dict[str, Any]]:
             parts: list[Any] = [part, seed, label, args.target, args.fraction, meta["key"]]
             if args.distill:
                 parts.append({"distill": args.distill, "temperature": args.temperature})
+            if args.align > 1:
+                parts.append({"align": args.align})
             key = json.dumps(parts)
             if key in done:
                 runs.append(done[key])
                 continue
-            method = DropNetPruning(metric=metric, scope=scope, fraction=args.fraction)
+            method = DropNetPruning(
+                metric=metric, scope=scope, fraction=args.fraction, align=args.align
+            )
             start = time.perf_counter()
             points = [
                 {
@@ -283,7 +293,8 @@ def latency(args: argparse.Namespace) -> str:
         seed=seed,
         initial_state=init,
     )
-    method = DropNetPruning()  # the library defaults: min, global, p = 0.2, reset to θ₀
+    # The library defaults (min, global, p = 0.2, reset to θ₀), with --align.
+    method = DropNetPruning(align=args.align)
     shape = tuple(data.input_shape)
     macs_dense = count_macs(dense, shape)
     kappa_ok = True
@@ -333,10 +344,11 @@ def latency(args: argparse.Namespace) -> str:
         f"- Machine: {common.machine()}; run {common.today()}; latency with 1 torch thread, "
         "dense and compacted interleaved 7 times (10 warm-up + 30 timed passes each), median.",
         "- DropNet with the library defaults (min, global, p = 0.2, reset to θ₀, training as in "
-        f"Model A) on the cached dense LeNet-300-100 of seed {seed}, every round down to "
+        f"Model A, align = {args.align}) on the cached dense LeNet-300-100 of seed {seed}, every round down to "
         f"{args.latency_target:.0%} units removed ({len(rows)} rounds, {seconds / 60:.0f} min "
         "including timing). Each round's compacted network is timed next to the dense one.",
-        '- `make_method("dropnet").prune(...)` (κ = 0.98 on validation accuracy) returns round '
+        f'- `make_method("dropnet", align={args.align}).prune(...)` (κ = 0.98 on validation '
+        "accuracy) returns round "
         + (f"{chosen[-1]['round']}" if chosen else "0 (the dense network)")
         + ". Speedup ratio = measured speedup at batch 256 / MAC reduction (target ≥ 0.8).",
         "",
@@ -365,6 +377,7 @@ def main(argv: list[str] | None = None) -> None:
         if part == "latency":
             text = latency(args)
             title = "DropNet-compacted LeNet-300-100: measured CPU speed"
+            title += f" (align {args.align})" if args.align > 1 else ""
         else:
             text = curve_table(part, curves(part, args), args)
             title = f"DropNet on {SETUPS[part]['title']}"

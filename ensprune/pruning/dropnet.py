@@ -91,6 +91,12 @@ class DropNetPruning(PruningMethod):
             ``None`` uses all).
         anneal: every round's training ends with a stage at ``lr * anneal`` (see
             :func:`~ensprune.pruning.finetune.finetune`); ``None`` disables it.
+        align: keep a multiple of ``align`` units in every layer a round shrinks (1: any count,
+            as in the paper). CPU GEMM kernels work in SIMD blocks: on one core a 784→40 layer
+            costs as much as 784→48, while 784→32 costs a third less, so aligned widths turn
+            the MAC reduction into speed. Each shrinking layer's planned count is rounded to
+            the nearest multiple (down when that would keep the layer unchanged), never below
+            ``align`` or the floor and never past the target.
 
     Each round trains with ``context.finetune`` (epochs are the per-round maximum, early stopping
     on validation loss with its patience), so with ``reset`` init or random give it a full training
@@ -115,6 +121,7 @@ class DropNetPruning(PruningMethod):
         min_units: float = 0.0,
         score_samples: int | None = 10_000,
         anneal: float | None = 0.1,
+        align: int = 1,
     ) -> None:
         if metric not in METRICS:
             raise SpecError(
@@ -146,6 +153,9 @@ class DropNetPruning(PruningMethod):
         if anneal is not None and not 0.0 < float(anneal) <= 1.0:
             raise SpecError(f"{self.name}: anneal must lie in (0, 1] or be None; got {anneal!r}")
         self.anneal = None if anneal is None else float(anneal)
+        if isinstance(align, bool) or int(align) != align or int(align) < 1:
+            raise SpecError(f"{self.name}: align must be an integer >= 1; got {align!r}")
+        self.align = int(align)
 
     def params(self) -> dict[str, Any]:
         return {
@@ -157,6 +167,7 @@ class DropNetPruning(PruningMethod):
             "min_units": self.min_units,
             "score_samples": self.score_samples,
             "anneal": self.anneal,
+            "align": self.align,
         }
 
     @classmethod
@@ -338,6 +349,8 @@ class DropNetPruning(PruningMethod):
                 if n > 0:
                     order = torch.argsort(ranking[name], stable=True)
                     drop[name] = idx[order[:n]]
+            counts = {n: len(d) for n, d in drop.items()}
+            room = {n: goal_layer[n] - (len(keep[n]) - len(alive[n])) for n in alive}
         else:
             n_alive = sum(len(i) for i in alive.values())
             n = min(max(1, round(self.fraction * n_alive)), goal_total - self._removed(keep))
@@ -357,7 +370,48 @@ class DropNetPruning(PruningMethod):
                     picked = position[owner == li]
                     if len(picked):
                         drop[name] = idx[picked]
+            counts = {n: len(d) for n, d in drop.items()}
+            spare = goal_total - self._removed(keep) - sum(counts.values())
+            room = {n: counts.get(n, 0) + spare for n in alive}
+        if self.align > 1 and drop:
+            drop = self._aligned(drop, alive, ranking, floors, counts, room)
         return drop or None
+
+    def _aligned(
+        self,
+        drop: dict[str, torch.Tensor],
+        alive: dict[str, torch.Tensor],
+        ranking: dict[str, torch.Tensor],
+        floors: dict[str, int],
+        counts: dict[str, int],
+        room: dict[str, int],
+    ) -> dict[str, torch.Tensor]:
+        """Re-plan each shrinking layer so that it keeps a multiple of ``align`` units.
+
+        ``room[name]`` is the most units the layer may lose this round without passing the target
+        (global scope: the round's planned removals in that layer plus the target's spare units,
+        consumed layer by layer).
+        """
+        a = self.align
+        aligned: dict[str, torch.Tensor] = {}
+        for name in drop:
+            width = len(alive[name])
+            keep_n = width - counts[name]
+            lowest = max(floors[name], min(a, width))
+            nearest = a * round(keep_n / a)
+            if nearest >= width:  # rounding back up would undo the layer's shrink
+                nearest = a * ((width - 1) // a)
+            limit = width - max(room[name], 0)
+            target_keep = max(nearest, lowest, limit)
+            target_keep = min(a * -(-target_keep // a), width)  # up to a multiple, at most all
+            n = width - target_keep
+            if n > 0:
+                order = torch.argsort(ranking[name], stable=True)
+                aligned[name] = alive[name][order[:n]]
+                for other in room:  # global scope: spare units are shared across layers
+                    if other != name:
+                        room[other] -= max(n - counts[name], 0)
+        return aligned
 
     def _train_round(
         self,

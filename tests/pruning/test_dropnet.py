@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -157,3 +158,42 @@ def test_only_resetting_methods_ask_for_a_full_training_budget() -> None:
     assert make_method("dropnet", reset="random").retrains_from_scratch
     assert not make_method("dropnet", reset="none").retrains_from_scratch
     assert not make_method("magnitude").retrains_from_scratch
+
+
+@pytest.mark.parametrize("scope", ["global", "layer"])
+def test_align_keeps_multiples_of_align_units(scope: str, make_context) -> None:
+    from ensprune.models import build_seeded
+
+    net = build_seeded("lenet300", (1, 8, 8), 10, seed=0)  # hidden widths 300 and 100
+    method = make_method("dropnet", scope=scope, fraction=0.2, align=16, **STATIC)
+    steps = list(method.rounds(net, 0.9, make_context(epochs=0)))  # type: ignore[attr-defined]
+    assert len(steps) >= 4
+    widths = {"1.weight": 300, "3.weight": 100}
+    removed_before = 0
+    for step in steps:
+        kept = {n: int(k.sum()) for n, k in step.keep.items()}
+        for name, count in kept.items():
+            # a layer is either untouched or shrunk to a positive multiple of 16
+            assert count == widths[name] or (count % 16 == 0 and count >= 16), (step.index, kept)
+        removed = sum(widths[n] - c for n, c in kept.items())
+        assert removed > removed_before  # every round makes progress
+        assert removed <= math.floor(0.9 * 400)  # never past the target
+        removed_before = removed
+    assert steps[-1].stop in {"target", "floor"}
+
+
+def test_align_one_is_the_paper_rule(make_context) -> None:
+    from ensprune.models import build_seeded
+
+    net = build_seeded("lenet300", (1, 8, 8), 10, seed=0)
+    plain = make_method("dropnet", fraction=0.2, **STATIC)
+    one = make_method("dropnet", fraction=0.2, align=1, **STATIC)
+    a = plain.prune(net, 0.6, make_context(epochs=0)).info["kept_units"]
+    b = one.prune(net, 0.6, make_context(epochs=0)).info["kept_units"]
+    assert a == b
+
+
+@pytest.mark.parametrize("align", [0, -16, 2.5, True])
+def test_bad_align_is_refused(align: object) -> None:
+    with pytest.raises(SpecError, match="align must be an integer >= 1"):
+        make_method("dropnet", align=align)
