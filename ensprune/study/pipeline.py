@@ -253,6 +253,8 @@ def _search_member(
     threads: int | None,
 ) -> list[dict[str, Any]]:
     """Run (or resume) one member's study; returns its rows of trials.csv."""
+    # Worker processes start with Optuna's INFO logging; our own per-trial lines are enough.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     if threads is not None:
         torch.set_num_threads(
             threads
