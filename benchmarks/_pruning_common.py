@@ -7,6 +7,7 @@ a comparison starts from the same network.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -44,6 +45,24 @@ SUBSECTION_ORDER = ("### Summary against the issue's targets",)
 def data_dir_default() -> str | None:
     """``$ENSPRUNE_DATA_DIR`` (the benchmarks' ``--data-dir`` default)."""
     return os.environ.get("ENSPRUNE_DATA_DIR")
+
+
+def add_training_args(parser: argparse.ArgumentParser, augmented: str, distilled: str) -> None:
+    """``--augment``, ``--distill`` and ``--temperature``, shared by the pruning benchmarks.
+
+    Args:
+        augmented, distilled: what augmentation and distillation apply to, for the help texts.
+    """
+    parser.add_argument(
+        "--augment", default=None, help=f"training-time augmentation (e.g. shift) of {augmented}"
+    )
+    parser.add_argument(
+        "--distill",
+        type=float,
+        default=0.0,
+        help=f"knowledge-distillation weight α of {distilled} (teacher: the dense network)",
+    )
+    parser.add_argument("--temperature", type=float, default=4.0, help="distillation temperature")
 
 
 def load(name: str, data_dir: str | None, seed: int, max_train: int | None = None) -> Dataset:

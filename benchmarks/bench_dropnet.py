@@ -93,16 +93,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="share of LeNet-300-100 units removed for the latency part",
     )
     parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
-    parser.add_argument(
-        "--augment", default=None, help="training-time augmentation (e.g. shift) for every training"
+    common.add_training_args(
+        parser, "dense training and every round's training", "every round's training"
     )
-    parser.add_argument(
-        "--distill",
-        type=float,
-        default=0.0,
-        help="knowledge-distillation weight α of every round's training (teacher: the dense net)",
-    )
-    parser.add_argument("--temperature", type=float, default=4.0, help="distillation temperature")
     parser.add_argument(
         "--align",
         type=int,

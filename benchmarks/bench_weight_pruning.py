@@ -63,18 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--finetune-lr", type=float, default=1e-3)
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
-    parser.add_argument(
-        "--augment",
-        default=None,
-        help="training-time augmentation of dense training and fine-tuning (e.g. shift)",
-    )
-    parser.add_argument(
-        "--distill",
-        type=float,
-        default=0.0,
-        help="knowledge-distillation weight α of fine-tuning (teacher: the dense network)",
-    )
-    parser.add_argument("--temperature", type=float, default=4.0, help="distillation temperature")
+    common.add_training_args(parser, "dense training and fine-tuning", "fine-tuning")
     parser.add_argument(
         "--dense-patience", type=int, default=5, help="early-stopping patience of dense training"
     )
