@@ -78,6 +78,9 @@ def _search_fingerprint(spec: StudySpec) -> str:
     search = dataclasses.asdict(spec.search)
     search.pop("trials")
     search.pop("accuracy_tolerance")
+    if search["distill"] == 0:  # no distillation: T is unused, and run dirs from before it match
+        search.pop("distill")
+        search.pop("temperature")
     return json.dumps(search, sort_keys=True)
 
 

@@ -139,6 +139,8 @@ class MemberObjective:
                 device=self.spec.device,
                 seed=seed,
                 augment=pool.augment,
+                distill=search.distill,
+                temperature=search.temperature,
             ),
             seed=seed,
             initial_state=self.trained.initial_state,

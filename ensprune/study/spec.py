@@ -84,6 +84,9 @@ class SearchSpec:
     ``accuracy_tolerance``: the chosen operating point is the Pareto-optimal trial with the highest
     sparsity whose validation accuracy is at least the dense member's minus this tolerance
     (falling back to the most accurate Pareto trial when none qualifies).
+
+    ``distill`` (α in [0, 1]) makes every trial's fine-tuning distil from the member's dense
+    network at ``temperature`` T (Hinton et al. 2015); 0 trains on the labels alone.
     """
 
     methods: tuple[str, ...] = ("magnitude", "random")
@@ -93,6 +96,8 @@ class SearchSpec:
     finetune_lr: float = 1e-3
     sampler: str = "tpe"
     accuracy_tolerance: float = 0.01
+    distill: float = 0.0
+    temperature: float = 4.0
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -255,6 +260,21 @@ class StudySpec:
             fail(
                 f"[search] sampler must be one of {', '.join(SAMPLERS)}; got {self.search.sampler!r}"
             )
+        distill, temperature = self.search.distill, self.search.temperature
+        if (
+            isinstance(distill, bool)
+            or not isinstance(distill, (int, float))
+            or not 0 <= distill <= 1
+        ):
+            fail(
+                f"[search] distill must be a number in [0, 1] (the distillation weight); got {distill!r}"
+            )
+        if (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, (int, float))
+            or not 0 < temperature < float("inf")
+        ):
+            fail(f"[search] temperature must be a positive number; got {temperature!r}")
         if not (0.0 <= self.search.accuracy_tolerance < 1.0):
             fail(
                 f"[search] accuracy_tolerance must lie in [0, 1); got {self.search.accuracy_tolerance}"

@@ -169,6 +169,36 @@ def test_worker_processes_on_a_fresh_storage_give_the_same_trials(
     pd.testing.assert_frame_equal(a, b[cols])
 
 
+def test_search_distils_from_the_dense_member(tmp_path: Path, monkeypatch) -> None:
+    import sys
+
+    from ensprune.study.pipeline import _search_fingerprint
+
+    finetune_module = sys.modules[
+        "ensprune.pruning.finetune"
+    ]  # the package re-exports the function
+
+    seen: list[tuple[float, bool]] = []
+    original = finetune_module.train_model
+
+    def spy(*args, **kwargs):  # record the config and whether a teacher came with it
+        seen.append((args[5].distill, kwargs.get("teacher") is not None))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(finetune_module, "train_model", spy)
+    spec = tiny_spec(
+        study={"name": "kd"},
+        pool={"architectures": ["model_a"], "seeds": [0, 1]},
+        search={"trials": 1, "distill": 0.5, "methods": ["magnitude"]},
+        selection={"max_size": 2},
+    )
+    run_study(spec, run_dir=tmp_path / "kd", progress=False, log=None)
+    assert seen and all(distill == 0.5 and teacher for distill, teacher in seen)
+    # distillation changes the search; without it the fingerprint is what it was before the knob
+    assert "distill" in _search_fingerprint(spec)
+    assert "distill" not in _search_fingerprint(tiny_spec())
+
+
 @pytest.mark.postgres
 def test_pipeline_on_postgres_storage(postgres_url: str, tmp_path: Path) -> None:
     spec = tiny_spec(
