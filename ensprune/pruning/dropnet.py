@@ -153,7 +153,12 @@ class DropNetPruning(PruningMethod):
         if anneal is not None and not 0.0 < float(anneal) <= 1.0:
             raise SpecError(f"{self.name}: anneal must lie in (0, 1] or be None; got {anneal!r}")
         self.anneal = None if anneal is None else float(anneal)
-        if isinstance(align, bool) or int(align) != align or int(align) < 1:
+        if (
+            isinstance(align, bool)
+            or not isinstance(align, (int, float))
+            or int(align) != align
+            or int(align) < 1
+        ):
             raise SpecError(f"{self.name}: align must be an integer >= 1; got {align!r}")
         self.align = int(align)
 
@@ -408,9 +413,10 @@ class DropNetPruning(PruningMethod):
             if n > 0:
                 order = torch.argsort(ranking[name], stable=True)
                 aligned[name] = alive[name][order[:n]]
-                for other in room:  # global scope: spare units are shared across layers
-                    if other != name:
-                        room[other] -= max(n - counts[name], 0)
+                if self.scope == "global":  # the target's spare units are shared by all layers
+                    for other in room:
+                        if other != name:
+                            room[other] -= max(n - counts[name], 0)
         return aligned
 
     def _train_round(

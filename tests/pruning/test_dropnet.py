@@ -193,7 +193,7 @@ def test_align_one_is_the_paper_rule(make_context) -> None:
     assert a == b
 
 
-@pytest.mark.parametrize("align", [0, -16, 2.5, True])
+@pytest.mark.parametrize("align", [0, -16, 2.5, True, "abc", None])
 def test_bad_align_is_refused(align: object) -> None:
     with pytest.raises(SpecError, match="align must be an integer >= 1"):
         make_method("dropnet", align=align)
