@@ -65,6 +65,13 @@ def add_training_args(parser: argparse.ArgumentParser, augmented: str, distilled
     parser.add_argument("--temperature", type=float, default=4.0, help="distillation temperature")
 
 
+def distill_note(args: argparse.Namespace) -> str:
+    """The RESULTS.md clause describing ``--distill`` (empty when distillation is off)."""
+    if not args.distill:
+        return ""
+    return f", distilled from the dense network with α = {args.distill}, T = {args.temperature}"
+
+
 def load(name: str, data_dir: str | None, seed: int, max_train: int | None = None) -> Dataset:
     """The dataset split for ``seed`` (no download: benchmarks read local files)."""
     return load_dataset(

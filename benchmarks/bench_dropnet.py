@@ -224,11 +224,7 @@ def curve_table(part: str, runs: list[dict[str, Any]], args: argparse.Namespace)
         f"trains to early stopping (Adam lr {cfg.lr}, batch {cfg.batch_size}, patience "
         f"{cfg.patience}, at most {cfg.epochs} epochs"
         + (f", images augmented with `{args.augment}`" if args.augment else "")
-        + (
-            f", distilled from the dense network with α = {args.distill}, T = {args.temperature}"
-            if args.distill
-            else ""
-        )
+        + common.distill_note(args)
         + "). Cells: test accuracy % (mean ± std over "
         "seeds) after each round; the header gives the share of hidden units remaining.",
         "- *Within 0.5 pt (test curve)*: the largest share of units removed whose test accuracy "

@@ -185,11 +185,7 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         f"- Pruning: {args.schedule} schedule, {args.rounds} rounds, {args.finetune_epochs} "
         f"fine-tuning epochs in total per point (Adam lr {args.finetune_lr}, patience "
         f"{args.patience}, masks enforced, the last round annealed to lr / 10"
-        + (
-            f", distilled from the dense network with α = {args.distill}, T = {args.temperature}"
-            if args.distill
-            else ""
-        )
+        + common.distill_note(args)
         + "); error on the "
         "10,000 MNIST test images, mean ± std "
         "over seeds. Target: ≥ 98 % sparsity at ≤ 1.6 % test error (Han et al.: 92 % at 1.59 %).",

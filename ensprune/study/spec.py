@@ -260,21 +260,14 @@ class StudySpec:
             fail(
                 f"[search] sampler must be one of {', '.join(SAMPLERS)}; got {self.search.sampler!r}"
             )
-        distill, temperature = self.search.distill, self.search.temperature
-        if (
-            isinstance(distill, bool)
-            or not isinstance(distill, (int, float))
-            or not 0 <= distill <= 1
-        ):
+        # _build has already refused non-numbers; only the ranges are left to check.
+        if not 0.0 <= self.search.distill <= 1.0:
             fail(
-                f"[search] distill must be a number in [0, 1] (the distillation weight); got {distill!r}"
+                "[search] distill must be a number in [0, 1] (the distillation weight); "
+                f"got {self.search.distill!r}"
             )
-        if (
-            isinstance(temperature, bool)
-            or not isinstance(temperature, (int, float))
-            or not 0 < temperature < float("inf")
-        ):
-            fail(f"[search] temperature must be a positive number; got {temperature!r}")
+        if not 0.0 < self.search.temperature < math.inf:
+            fail(f"[search] temperature must be a positive number; got {self.search.temperature!r}")
         if not (0.0 <= self.search.accuracy_tolerance < 1.0):
             fail(
                 f"[search] accuracy_tolerance must lie in [0, 1); got {self.search.accuracy_tolerance}"

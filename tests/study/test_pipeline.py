@@ -174,9 +174,8 @@ def test_search_distils_from_the_dense_member(tmp_path: Path, monkeypatch) -> No
 
     from ensprune.study.pipeline import _search_fingerprint
 
-    finetune_module = sys.modules[
-        "ensprune.pruning.finetune"
-    ]  # the package re-exports the function
+    # the module, not the function of the same name that the package re-exports
+    finetune_module = sys.modules["ensprune.pruning.finetune"]
 
     seen: list[tuple[float, bool]] = []
     original = finetune_module.train_model
