@@ -16,6 +16,7 @@ from ensprune.data.augment import check_image_batch, get_augmentation
 from ensprune.errors import SpecError
 
 StepHook = Callable[[nn.Module], None]
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,13 @@ class TrainConfig:
             (1 - α) · cross-entropy + α · T² · KL(teacher ‖ student) at temperature T. Needs a
             ``teacher`` in :func:`train_model`; pruning methods use the unpruned network.
         temperature: the distillation temperature T.
+        lr_schedule: ``"constant"`` or ``"cosine"`` (per optimiser step from ``lr`` down to 0
+            over ``epochs`` epochs; Loshchilov & Hutter 2017). Cosine decay settles the weights
+            at the end of a fixed budget, so it pairs with ``patience=0``.
+        clean_epochs: the last ``clean_epochs`` epochs skip ``augment``. A small (e.g. very
+            sparse) network underfits warped images: on LeNet-300-100 at 98 % sparsity clean
+            final epochs raise training accuracy from 98.2 % to 98.7 % and cut test error from
+            1.78 % to 1.42 % (benchmarks/RESULTS.md). Ignored without ``augment``.
     """
 
     epochs: int = 20
@@ -51,6 +59,8 @@ class TrainConfig:
     augment: str | None = None
     distill: float = 0.0
     temperature: float = 4.0
+    lr_schedule: str = "constant"
+    clean_epochs: int = 0
 
     def __post_init__(self) -> None:
         if self.epochs < 0:
@@ -69,6 +79,14 @@ class TrainConfig:
             raise SpecError(f"distill must lie in [0, 1] (the KD loss weight); got {self.distill}")
         if not (self.temperature > 0 and math.isfinite(self.temperature)):
             raise SpecError(f"temperature must be a positive number; got {self.temperature}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise SpecError(
+                f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}; got {self.lr_schedule!r}"
+            )
+        if isinstance(self.clean_epochs, bool) or not isinstance(self.clean_epochs, int):
+            raise SpecError(f"clean_epochs must be an integer >= 0; got {self.clean_epochs!r}")
+        if self.clean_epochs < 0:
+            raise SpecError(f"clean_epochs must be an integer >= 0; got {self.clean_epochs}")
 
 
 @dataclass
@@ -177,6 +195,7 @@ def train_model(
     desc: str = "train",
     snapshot_epoch: int | None = None,
     teacher: nn.Module | None = None,
+    keep_best: bool = True,
 ) -> TrainHistory:
     """Train ``model`` in place with early stopping on validation loss; restore the best weights.
 
@@ -187,6 +206,9 @@ def train_model(
         snapshot_epoch: keep a copy of the weights after this many epochs in
             ``history.snapshot`` (the early checkpoint of lottery-ticket rewinding).
         teacher: the network distilled from when ``config.distill > 0`` (not modified).
+        keep_best: restore the weights of the lowest validation loss at the end; ``False`` keeps
+            the last ones (when hooks change the network during the run, e.g. gradual pruning,
+            an earlier state would undo them).
 
     Returns:
         The per-epoch history.
@@ -211,6 +233,8 @@ def train_model(
         augment = get_augmentation(config.augment)
         augment_gen = torch.Generator().manual_seed(config.seed + 7919)
     optimizer = _make_optimizer(model, config)
+    scheduler = _make_lr_scheduler(optimizer, config, math.ceil(len(xt) / config.batch_size))
+    augment_until = config.epochs - config.clean_epochs
     best_loss = math.inf
     best_state = copy.deepcopy(model.state_dict())
     since_best = 0
@@ -224,7 +248,7 @@ def train_model(
             for i in range(0, len(xt), config.batch_size):
                 idx = order[i : i + config.batch_size]
                 xb, yb = xt[idx], yt[idx].to(dev)
-                if augment is not None:
+                if augment is not None and epoch < augment_until:
                     xb = augment(xb, augment_gen)
                 xb = xb.to(dev)
                 optimizer.zero_grad(set_to_none=True)
@@ -241,6 +265,8 @@ def train_model(
                 optimizer.step()
                 if after_step is not None:
                     after_step(model)
+                if scheduler is not None:
+                    scheduler.step()
                 total += float(loss.detach()) * len(idx)
                 seen += len(idx)
             val_loss, val_acc = evaluate(model, x_val, y_val, device=config.device)
@@ -259,5 +285,17 @@ def train_model(
                     history.stopped_early = True
                     break
     bar.close()
-    model.load_state_dict(best_state)
+    if keep_best:
+        model.load_state_dict(best_state)
     return history
+
+
+def _make_lr_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    if config.lr_schedule == "constant":
+        return None
+    total = max(config.epochs * steps_per_epoch, 1)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+    )

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from ensprune.errors import SpecError
 
 SCHEDULES = ("oneshot", "iterative", "cubic")
+# In-training pruning (masks change between optimiser steps); not a list of rounds: see _gradual.
+GRADUAL = "gradual"
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,9 @@ from ensprune.pruning._base import (
     check_sparsity,
     clone,
 )
+from ensprune.pruning._gradual import prune_gradually
 from ensprune.pruning._masks import SCOPES, apply_masks, mask_sparsity, masks_from_scores
-from ensprune.pruning._schedule import SCHEDULES, make_schedule
+from ensprune.pruning._schedule import GRADUAL, SCHEDULES, make_schedule
 from ensprune.pruning.finetune import finetune
 
 if TYPE_CHECKING:
@@ -44,13 +45,20 @@ class ScoreMethod(PruningMethod):
             collapses; ``None`` (default) lets no layer fall below a tenth of the network's
             density (``_masks.layer_cap``). Every layer keeps at least one weight.
         schedule: ``"oneshot"``, ``"iterative"`` (the same share of the remaining weights each
-            round) or ``"cubic"`` (Zhu & Gupta gradual pruning); see ``_schedule.make_schedule``.
+            round) or ``"cubic"`` (Zhu & Gupta's curve in rounds, each fine-tuned to early
+            stopping); see ``_schedule.make_schedule``. ``"gradual"`` is Zhu & Gupta's own
+            procedure: one fixed-budget fine-tuning run whose masks follow the cubic curve every
+            ``prune_every`` steps (``_gradual.prune_gradually``; pair it with
+            ``lr_schedule="cosine"``). It ignores ``rounds``, ``rewind`` and ``anneal``.
         rounds: number of rounds of the iterative and cubic schedules.
         rewind: after each round's pruning, reset the surviving weights to ``"init"``
             (``context.initial_state``, θ₀) or ``"early"`` (``context.early_state``) before
             fine-tuning; ``"none"`` fine-tunes the pruned weights as they are.
         anneal: the last round's fine-tuning ends with a stage at ``lr * anneal`` (see
             :func:`~ensprune.pruning.finetune.finetune`); ``None`` disables it.
+        ramp: ``"gradual"``: the share of the fine-tuning steps over which the sparsity rises;
+            the rest trains at the final masks.
+        prune_every: ``"gradual"``: optimiser steps between mask updates.
 
     The defaults (cubic, 10 rounds, no rewinding, annealing 0.1) are the ones measured in
     ``benchmarks/bench_weight_pruning.py``.
@@ -65,6 +73,8 @@ class ScoreMethod(PruningMethod):
         rounds: int = 10,
         rewind: str = "none",
         anneal: float | None = 0.1,
+        ramp: float = 0.4,
+        prune_every: int = 50,
     ) -> None:
         if scope not in SCOPES:
             raise SpecError(f"{self.name}: scope must be one of {', '.join(SCOPES)}; got {scope!r}")
@@ -72,9 +82,16 @@ class ScoreMethod(PruningMethod):
             raise SpecError(
                 f"{self.name}: max_layer_sparsity must lie in [0, 1]; got {max_layer_sparsity}"
             )
-        if schedule not in SCHEDULES:
+        if schedule not in (*SCHEDULES, GRADUAL):
             raise SpecError(
-                f"{self.name}: schedule must be one of {', '.join(SCHEDULES)}; got {schedule!r}"
+                f"{self.name}: schedule must be one of {', '.join((*SCHEDULES, GRADUAL))}; "
+                f"got {schedule!r}"
+            )
+        if isinstance(ramp, bool) or not isinstance(ramp, (int, float)) or not 0 <= ramp <= 1:
+            raise SpecError(f"{self.name}: ramp must be a number in [0, 1]; got {ramp!r}")
+        if isinstance(prune_every, bool) or not isinstance(prune_every, int) or prune_every < 1:
+            raise SpecError(
+                f"{self.name}: prune_every must be an integer >= 1; got {prune_every!r}"
             )
         if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
             raise SpecError(f"{self.name}: rounds must be an integer >= 1; got {rounds!r}")
@@ -90,6 +107,13 @@ class ScoreMethod(PruningMethod):
         if anneal is not None and not 0.0 < float(anneal) <= 1.0:
             raise SpecError(f"{self.name}: anneal must lie in (0, 1] or be None; got {anneal!r}")
         self.anneal = None if anneal is None else float(anneal)
+        if schedule == GRADUAL and rewind != "none":
+            raise SpecError(
+                f"{self.name}: rewind={rewind!r} needs a round-based schedule (the gradual one "
+                "never restarts training); use schedule='iterative' or rewind='none'"
+            )
+        self.ramp = float(ramp)
+        self.prune_every = prune_every
 
     def params(self) -> dict[str, Any]:
         return {
@@ -99,7 +123,12 @@ class ScoreMethod(PruningMethod):
             "rounds": self.rounds,
             "rewind": self.rewind,
             "anneal": self.anneal,
+            **({"ramp": self.ramp, "prune_every": self.prune_every} if self.gradual else {}),
         }
+
+    @property
+    def gradual(self) -> bool:
+        return self.schedule == GRADUAL
 
     @classmethod
     def search_space(cls, trial: optuna.Trial) -> dict[str, Any]:
@@ -131,6 +160,8 @@ class ScoreMethod(PruningMethod):
     ) -> PruningResult:
         target = check_sparsity(sparsity)
         context = context.with_teacher(model)
+        if self.gradual:
+            return self._prune_gradually(model, target, context)
         rewind_to = None if self.rewind == "none" else context.rewind_state(self.rewind, self.name)
         pruned = clone(model)
         plan = make_schedule(self.schedule, target, self.rounds, context.finetune.epochs)
@@ -165,5 +196,30 @@ class ScoreMethod(PruningMethod):
                 "finetune_epochs": epochs_run,
                 "rounds": len(plan),
                 "round_sparsities": [step.sparsity for step in plan],
+            },
+        )
+
+    def _prune_gradually(
+        self, model: SequentialNet, target: float, context: PruningContext
+    ) -> PruningResult:
+        pruned = clone(model)
+        pruner, history = prune_gradually(
+            pruned,
+            lambda net: self.scores(net, context),
+            target,
+            context,
+            ramp=self.ramp,
+            every=self.prune_every,
+            desc=f"{self.name} gradual",
+            scope=self.scope,
+            max_layer_sparsity=self.max_layer_sparsity,
+        )
+        return PruningResult(
+            pruned,
+            pruner.masks,
+            info={
+                "sparsity": mask_sparsity(pruner.masks),
+                "finetune_epochs": history.epochs_run,
+                "mask_updates": pruner.updates,
             },
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -41,3 +43,78 @@ def test_distillation_needs_a_teacher_and_a_weight_in_range() -> None:
         TrainConfig(distill=1.5)
     with pytest.raises(SpecError, match="temperature must be a positive number"):
         TrainConfig(distill=0.5, temperature=0.0)
+
+
+def test_cosine_schedule_decays_the_lr_to_zero_over_the_budget() -> None:
+    from ensprune.models.training import _make_lr_scheduler
+
+    net = build_seeded("model_a", (1, 8, 8), 3, 0)
+    cfg = TrainConfig(epochs=4, lr=0.2, lr_schedule="cosine")
+    optimizer = torch.optim.SGD(net.parameters(), lr=cfg.lr)
+    scheduler = _make_lr_scheduler(optimizer, cfg, steps_per_epoch=5)
+    assert scheduler is not None
+    lrs = []
+    for _ in range(20):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[0] == pytest.approx(0.2)
+    assert lrs[10] == pytest.approx(0.1)  # half-way: cos(pi / 2)
+    assert all(a > b for a, b in itertools.pairwise(lrs))
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    assert _make_lr_scheduler(optimizer, TrainConfig(), steps_per_epoch=5) is None
+
+
+def test_clean_epochs_switch_augmentation_off_at_the_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ensprune.models.training as training
+
+    calls: list[int] = []
+
+    def counting(name: str):
+        def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+            calls.append(len(x))
+            return x
+
+        return augment
+
+    monkeypatch.setattr(training, "get_augmentation", counting)
+    net = build_seeded("model_a", (1, 8, 8), 3, 0)
+    x = np.zeros((40, 1, 8, 8), dtype=np.float32)
+    y = np.zeros(40, dtype=np.int64)
+    cfg = TrainConfig(epochs=5, batch_size=10, patience=0, augment="shift", clean_epochs=3)
+    history = train_model(net, x, y, x, y, cfg, progress=False)
+    assert history.epochs_run == 5
+    assert calls == [10] * 8  # 2 augmented epochs of 4 batches, then 3 clean ones
+
+
+def test_lr_schedule_and_clean_epochs_are_validated() -> None:
+    with pytest.raises(SpecError, match="lr_schedule must be one of constant, cosine"):
+        TrainConfig(lr_schedule="step")
+    with pytest.raises(SpecError, match="clean_epochs must be an integer >= 0"):
+        TrainConfig(clean_epochs=-1)
+    with pytest.raises(SpecError, match="clean_epochs must be an integer >= 0"):
+        TrainConfig(clean_epochs=1.5)  # type: ignore[arg-type]
+
+
+def test_keep_best_false_returns_the_last_weights() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 1, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 3, size=64)
+    last: dict[str, torch.Tensor] = {}
+
+    def remember(model: torch.nn.Module) -> None:
+        last.update({k: v.clone() for k, v in model.state_dict().items()})
+
+    def run(keep_best: bool) -> torch.nn.Module:
+        net = build_seeded("model_a", (1, 8, 8), 3, 0)
+        # lr far too high: validation loss rises after the first epochs, so best != last
+        cfg = TrainConfig(epochs=8, batch_size=16, lr=0.5, patience=0, optimizer="sgd")
+        train_model(
+            net, x, y, x[:8], y[:8], cfg, progress=False, after_step=remember, keep_best=keep_best
+        )
+        return net
+
+    kept_last = run(keep_best=False)
+    assert all(torch.equal(v, last[k]) for k, v in kept_last.state_dict().items())
+    kept_best = run(keep_best=True)
+    assert not all(torch.equal(v, last[k]) for k, v in kept_best.state_dict().items())
