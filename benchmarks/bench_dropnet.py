@@ -9,6 +9,11 @@ Parts (``--parts``):
   operating points per metric: the largest removal within 0.5 test points of the dense network
   (read off the test curve, as the paper does) and the last round within 0.5 validation points
   (chosen without test data).
+- ``capacity``: the ceiling of the Model A target. Train Model A-shaped networks with 32 hidden
+  units (60 % of its 80 removed, split several ways between the two layers) from scratch, next to
+  the dense FC40-FC40, with DropNet's round recipe and with a stronger one (cosine lr, a fixed
+  budget, distillation from the dense network). No pruning method keeps more than these networks
+  can hold, so the gap to the dense network bounds what DropNet can reach.
 - ``latency``: run DropNet with the library defaults on LeNet-300-100 / MNIST and time every
   round's compacted network side by side with the dense one (one process, interleaved, batch 1
   and 256, one thread); compare each speedup with its MAC reduction.
@@ -36,8 +41,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _pruning_common as common
 
-from ensprune.models import TrainConfig, count_macs, evaluate, measure_latency_ms
-from ensprune.pruning import PruningContext, measure_model
+from ensprune.models import (
+    SequentialNet,
+    TrainConfig,
+    build_from_layers,
+    count_macs,
+    evaluate,
+    measure_latency_ms,
+)
+from ensprune.pruning import PruningContext, finetune, measure_model
 from ensprune.pruning.dropnet import DropNetPruning
 
 METRICS = [(m, s) for m in ("min", "max", "random") for s in ("global", "layer")]
@@ -69,7 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--parts",
         nargs="+",
         default=["model_a", "model_b", "latency"],
-        choices=["model_a", "model_b", "latency"],
+        choices=["model_a", "model_b", "capacity", "latency"],
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument(
@@ -197,6 +209,105 @@ def _prunable(net: torch.nn.Module) -> list[torch.Tensor]:
     from ensprune.models import prunable_parameters
 
     return list(prunable_parameters(net).values())
+
+
+# Hidden widths of Model A-shaped networks: the dense one and three with 32 units (60 % removed).
+CAPACITY_WIDTHS = [(40, 40), (24, 8), (20, 12), (16, 16)]
+# DropNet's recipe (early stopping, then lr / 10) and a stronger one: cosine lr over a fixed
+# budget at a higher lr, distilled from the dense network of the same recipe.
+CAPACITY_RECIPES: dict[str, tuple[TrainConfig, float | None]] = {
+    "rounds": (SETUPS["model_a"]["train"], 0.1),
+    "cosine+KD": (
+        TrainConfig(epochs=60, batch_size=128, lr=3e-3, patience=0, lr_schedule="cosine"),
+        None,
+    ),
+}
+
+
+def _mlp(widths: tuple[int, ...], seed: int) -> SequentialNet:
+    layers: list[dict[str, Any]] = [{"type": "flatten"}]
+    fan_in = 28 * 28
+    for width in widths:
+        layers += [{"type": "linear", "in": fan_in, "out": width}, {"type": "relu"}]
+        fan_in = width
+    layers.append({"type": "linear", "in": fan_in, "out": 10})
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_from_layers(layers, (1, 28, 28))
+
+
+def capacity(args: argparse.Namespace) -> str:
+    """Test accuracy of FC40-FC40 and of 32-unit networks trained from scratch, two recipes."""
+    done = _logged()
+    rows = []
+    for seed in args.seeds:
+        data = common.load("mnist", args.data_dir, seed)
+        for recipe, (base, anneal) in CAPACITY_RECIPES.items():
+            keys = [
+                json.dumps(["capacity", seed, recipe, list(w), repr(base), anneal])
+                for w in CAPACITY_WIDTHS
+            ]
+            if all(key in done for key in keys):  # the dense teacher is only needed to retrain
+                rows += [done[key] for key in keys]
+                continue
+            teacher = None
+            for widths, key in zip(CAPACITY_WIDTHS, keys, strict=True):
+                net = _mlp(widths, seed)
+                distill = recipe.endswith("KD") and teacher is not None
+                cfg = dataclasses.replace(base, seed=seed, distill=0.7 if distill else 0.0)
+                context = PruningContext(
+                    data.x_train, data.y_train, data.x_val, data.y_val, seed=seed, teacher=teacher
+                )
+                start = time.perf_counter()
+                finetune(net, {}, context, cfg, desc=f"{widths}", anneal=anneal)
+                if teacher is None:
+                    teacher = net  # the dense network teaches the small ones
+                row = {
+                    "key": key,
+                    "part": "capacity",
+                    "seed": seed,
+                    "recipe": recipe,
+                    "widths": list(widths),
+                    "distilled": distill,
+                    "test_accuracy": evaluate(net, data.x_test, data.y_test)[1],
+                    "seconds": time.perf_counter() - start,
+                }
+                print(json.dumps({k: v for k, v in row.items() if k != "key"}), flush=True)
+                _log(row)
+                rows.append(row)
+    seeds = sorted({r["seed"] for r in rows})
+    lines = [
+        f"- Command: `{common.command_line()}`",
+        f"- Machine: {common.machine()}; run {common.today()}",
+        f"- MNIST, full training split, seed(s) {', '.join(map(str, seeds))}; every network "
+        "trained from scratch. *rounds*: DropNet's round recipe (Adam lr 1e-3 to early stopping, "
+        "patience 5, then lr / 10). *cosine+KD*: Adam lr 3e-3 with cosine decay over 60 epochs, "
+        "no early stopping; the 32-unit networks distil from the dense FC40-FC40 of that recipe "
+        "(α = 0.7, T = 4). Cells: test accuracy % (mean ± std over seeds), in brackets the "
+        "points lost against the dense network of the same recipe. The target needs a loss of "
+        "at most 0.5 points with 32 of the 80 hidden units.",
+        "",
+        "| hidden widths | units | " + " | ".join(CAPACITY_RECIPES) + " |",
+        "|---|---|" + "---|" * len(CAPACITY_RECIPES),
+    ]
+    for widths in CAPACITY_WIDTHS:
+        cells = []
+        for recipe in CAPACITY_RECIPES:
+            mine = [r for r in rows if r["recipe"] == recipe and tuple(r["widths"]) == widths]
+            dense = [
+                r
+                for r in rows
+                if r["recipe"] == recipe and tuple(r["widths"]) == CAPACITY_WIDTHS[0]
+            ]
+            lost = statistics.mean(d["test_accuracy"] for d in dense) - statistics.mean(
+                m["test_accuracy"] for m in mine
+            )
+            cell = common.mean_std([m["test_accuracy"] for m in mine])
+            cells.append(cell if widths == CAPACITY_WIDTHS[0] else f"{cell} ({-lost * 100:+.2f})")
+        lines.append(
+            f"| {'-'.join(map(str, widths))} | {sum(widths)} | " + " | ".join(cells) + " |"
+        )
+    return "\n".join(lines)
 
 
 def curve_table(part: str, runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
@@ -363,7 +474,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     for part in args.parts:
-        if part == "latency":
+        if part == "capacity":
+            text = capacity(args)
+            title = "Model A capacity: 32-unit networks trained from scratch"
+        elif part == "latency":
             text = latency(args)
             title = "DropNet-compacted LeNet-300-100: measured CPU speed"
             title += f" (align {args.align})" if args.align > 1 else ""

@@ -238,9 +238,7 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
             if args.augment
             else "."
         ),
-        f"- Pruning: {_budget_note(args)}"
-        + common.distill_note(args)
-        + "; error on the "
+        f"- Pruning: {_budget_note(args)}" + common.distill_note(args) + "; error on the "
         "10,000 MNIST test images, mean ± std "
         "over seeds. Target: ≥ 98 % sparsity at ≤ 1.6 % test error (Han et al.: 92 % at 1.59 %).",
         "",

@@ -81,6 +81,9 @@ def _search_fingerprint(spec: StudySpec) -> str:
     if search["distill"] == 0:  # no distillation: T is unused, and run dirs from before it match
         search.pop("distill")
         search.pop("temperature")
+    for knob, default in (("lr_schedule", "constant"), ("clean_epochs", 0)):
+        if search[knob] == default:  # unset: run dirs from before the knob still match
+            search.pop(knob)
     return json.dumps(search, sort_keys=True)
 
 

@@ -141,6 +141,8 @@ class MemberObjective:
                 augment=pool.augment,
                 distill=search.distill,
                 temperature=search.temperature,
+                lr_schedule="constant" if retrain else search.lr_schedule,
+                clean_epochs=0 if retrain else search.clean_epochs,
             ),
             seed=seed,
             initial_state=self.trained.initial_state,

@@ -87,6 +87,10 @@ class SearchSpec:
 
     ``distill`` (α in [0, 1]) makes every trial's fine-tuning distil from the member's dense
     network at ``temperature`` T (Hinton et al. 2015); 0 trains on the labels alone.
+
+    ``lr_schedule`` (``"constant"`` or ``"cosine"``) and ``clean_epochs`` (the last epochs of
+    fine-tuning without ``[pool] augment``) shape every trial's fine-tuning, e.g. for
+    ``[search.method_params.lamp] schedule = "gradual"``; see ``TrainConfig``.
     """
 
     methods: tuple[str, ...] = ("magnitude", "random")
@@ -98,6 +102,8 @@ class SearchSpec:
     accuracy_tolerance: float = 0.01
     distill: float = 0.0
     temperature: float = 4.0
+    lr_schedule: str = "constant"
+    clean_epochs: int = 0
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -195,6 +201,7 @@ class StudySpec:
         from ensprune.data import DATASETS
         from ensprune.ensemble import METRICS, SELECTORS
         from ensprune.models import MODELS
+        from ensprune.models.training import LR_SCHEDULES
         from ensprune.pruning import METHODS
 
         def fail(msg: str) -> None:
@@ -268,6 +275,12 @@ class StudySpec:
             )
         if not 0.0 < self.search.temperature < math.inf:
             fail(f"[search] temperature must be a positive number; got {self.search.temperature!r}")
+        if self.search.lr_schedule not in LR_SCHEDULES:
+            fail(
+                f"[search] lr_schedule must be one of {', '.join(LR_SCHEDULES)}; "
+                f"got {self.search.lr_schedule!r}"
+            )
+        _check_int(self.search.clean_epochs, "[search] clean_epochs", fail, minimum=0)
         if not (0.0 <= self.search.accuracy_tolerance < 1.0):
             fail(
                 f"[search] accuracy_tolerance must lie in [0, 1); got {self.search.accuracy_tolerance}"

@@ -211,3 +211,37 @@ def test_pipeline_on_postgres_storage(postgres_url: str, tmp_path: Path) -> None
     assert result.storage_url == postgres_url
     names = {s.study_name for s in optuna.get_all_study_summaries(open_storage(postgres_url))}
     assert {"tinypg.model_a-s0", "tinypg.model_a-s1", "tinypg.model_a-s2"} <= names
+
+
+def test_search_runs_gradual_pruning_with_a_cosine_lr(tmp_path: Path, monkeypatch) -> None:
+    import sys
+
+    from ensprune.study.pipeline import _search_fingerprint
+
+    gradual_module = sys.modules["ensprune.pruning._gradual"]
+    seen: list[tuple[str, int, bool]] = []
+    original = gradual_module.train_model
+
+    def spy(*args, **kwargs):  # record the config each gradual run trains with
+        seen.append((args[5].lr_schedule, args[5].patience, kwargs["keep_best"]))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(gradual_module, "train_model", spy)
+    spec = tiny_spec(
+        study={"name": "gradual"},
+        pool={"architectures": ["model_a"], "seeds": [0, 1]},
+        search={
+            "trials": 1,
+            "methods": ["lamp"],
+            "lr_schedule": "cosine",
+            "method_params": {"lamp": {"schedule": "gradual", "prune_every": 5}},
+        },
+        selection={"max_size": 2},
+    )
+    result = run_study(spec, run_dir=tmp_path / "gradual", progress=False, log=None)
+    assert seen == [("cosine", 0, False)] * 2  # one trial per member, no early stopping
+    trials = pd.read_csv(tmp_path / "gradual" / "trials.csv")
+    assert (abs(trials.sparsity - trials.target_sparsity) < 0.01).all()
+    assert result is not None
+    assert "lr_schedule" in _search_fingerprint(spec)
+    assert "lr_schedule" not in _search_fingerprint(tiny_spec())

@@ -64,6 +64,8 @@ def test_fingerprint_ignores_trial_count(tmp_path: Path) -> None:
         ("[search]\ndistill = 1.5\n", "distill must be a number in [0, 1]"),
         ('[search]\ndistill = "yes"\n', "distill must be a number"),
         ("[search]\ndistill = 0.5\ntemperature = 0\n", "temperature must be a positive number"),
+        ('[search]\nlr_schedule = "step"\n', "lr_schedule must be one of constant, cosine"),
+        ("[search]\nclean_epochs = -1\n", "clean_epochs must be an integer >= 0"),
         ('[search.method_params.lamp]\nscope = "layer"\n', "not in [search] methods"),
         ("not toml at all [", "not valid TOML"),
     ],
