@@ -49,7 +49,7 @@ class ScoreMethod(PruningMethod):
             stopping); see ``_schedule.make_schedule``. ``"gradual"`` is Zhu & Gupta's own
             procedure: one fixed-budget fine-tuning run whose masks follow the cubic curve every
             ``prune_every`` steps (``_gradual.prune_gradually``; pair it with
-            ``lr_schedule="cosine"``). It ignores ``rounds``, ``rewind`` and ``anneal``.
+            ``lr_schedule="cosine"``). It ignores ``rounds`` and ``anneal`` and refuses ``rewind``.
         rounds: number of rounds of the iterative and cubic schedules.
         rewind: after each round's pruning, reset the surviving weights to ``"init"``
             (``context.initial_state``, θ₀) or ``"early"`` (``context.early_state``) before
@@ -132,7 +132,11 @@ class ScoreMethod(PruningMethod):
 
     @classmethod
     def search_space(cls, trial: optuna.Trial) -> dict[str, Any]:
-        """Scope, schedule and (for gradual schedules) rounds; rewinding is left to the spec."""
+        """Scope, schedule and (for iterative and cubic) rounds; rewinding is left to the spec.
+
+        ``"gradual"`` is not searched (it needs a cosine lr to pay off, and adding a choice would
+        break resuming existing studies); fix it with ``[search.method_params.<method>]``.
+        """
         params: dict[str, Any] = {
             "scope": trial.suggest_categorical(f"{cls.name}.scope", list(SCOPES))
         }

@@ -99,22 +99,27 @@ def test_lr_schedule_and_clean_epochs_are_validated() -> None:
 def test_keep_best_false_returns_the_last_weights() -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 1, 8, 8)).astype(np.float32)
-    y = rng.integers(0, 3, size=64)
+    y = rng.integers(0, 3, size=64)  # random labels: validation loss rises as the net memorises
+    x_val = rng.normal(size=(32, 1, 8, 8)).astype(np.float32)
+    y_val = rng.integers(0, 3, size=32)
     last: dict[str, torch.Tensor] = {}
 
     def remember(model: torch.nn.Module) -> None:
         last.update({k: v.clone() for k, v in model.state_dict().items()})
 
-    def run(keep_best: bool) -> torch.nn.Module:
+    def is_last(keep_best: bool | None, **changes: object) -> bool:
         net = build_seeded("model_a", (1, 8, 8), 3, 0)
-        # lr far too high: validation loss rises after the first epochs, so best != last
-        cfg = TrainConfig(epochs=8, batch_size=16, lr=0.5, patience=0, optimizer="sgd")
-        train_model(
-            net, x, y, x[:8], y[:8], cfg, progress=False, after_step=remember, keep_best=keep_best
+        fields: dict = {"epochs": 30, "batch_size": 16, "lr": 3e-3, "patience": 0, **changes}
+        cfg = TrainConfig(**fields)
+        history = train_model(
+            net, x, y, x_val, y_val, cfg, progress=False, after_step=remember, keep_best=keep_best
         )
-        return net
+        assert history.best_epoch < 29  # the lowest validation loss is not the last epoch's
+        return all(torch.equal(v, last[k]) for k, v in net.state_dict().items())
 
-    kept_last = run(keep_best=False)
-    assert all(torch.equal(v, last[k]) for k, v in kept_last.state_dict().items())
-    kept_best = run(keep_best=True)
-    assert not all(torch.equal(v, last[k]) for k, v in kept_best.state_dict().items())
+    assert is_last(keep_best=False)
+    assert not is_last(keep_best=True)
+    assert not is_last(keep_best=None)  # constant lr: the best weights
+    assert is_last(keep_best=None, lr_schedule="cosine")  # a completed cosine run: the last ones
+    # a cosine run stopped early restores the best weights
+    assert not is_last(keep_best=None, lr_schedule="cosine", patience=2)
