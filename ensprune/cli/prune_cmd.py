@@ -58,6 +58,23 @@ def add_parser(subparsers: Any) -> None:
         default=None,
         help="augment training images (shift, affine, flip_shift; see ensprune list augmentations)",
     )
+    parser.add_argument(
+        "--lr-schedule",
+        default="constant",
+        help="fine-tuning lr: constant or cosine (pair cosine with --param schedule=gradual)",
+    )
+    parser.add_argument(
+        "--clean-epochs",
+        type=int,
+        default=0,
+        help="the last N fine-tuning epochs skip --augment (very sparse networks underfit it)",
+    )
+    parser.add_argument(
+        "--distill",
+        type=float,
+        default=0.0,
+        help="fine-tuning distils from the dense network with this weight α in [0, 1] (T = 4)",
+    )
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
     parser.add_argument("--save", type=Path, help="write the pruned checkpoint here")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -90,6 +107,9 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         finetune_epochs=args.finetune_epochs,
         augment=args.augment,
+        lr_schedule=args.lr_schedule,
+        clean_epochs=args.clean_epochs,
+        distill=args.distill,
         lr=args.lr,
         batch_size=args.batch_size,
         seed=args.seed,

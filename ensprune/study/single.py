@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,9 @@ def prune_one(
     download: bool = True,
     device: str = "cpu",
     augment: str | None = None,
+    lr_schedule: str = "constant",
+    clean_epochs: int = 0,
+    distill: float = 0.0,
     save: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -61,9 +65,23 @@ def prune_one(
         ``params`` and the method's ``info``.
 
     ``augment`` (e.g. ``"shift"``) augments training images in both training and fine-tuning.
+    ``lr_schedule``, ``clean_epochs`` and ``distill`` (from the dense network) shape fine-tuning
+    only; see :class:`~ensprune.models.TrainConfig`.
     """
     target = check_sparsity(sparsity)
     pruning = make_method(method, **(params or {}))
+    # fail before training, not after it: the fine-tuning config is checked up front
+    finetune_cfg = TrainConfig(
+        epochs=0,
+        batch_size=batch_size,
+        lr=lr,
+        device=device,
+        seed=seed,
+        augment=augment,
+        lr_schedule=lr_schedule,
+        clean_epochs=clean_epochs,
+        distill=distill,
+    )
     data = load_dataset(
         dataset,
         data_dir=data_dir,
@@ -98,14 +116,7 @@ def prune_one(
         data.y_train,
         data.x_val,
         data.y_val,
-        finetune=TrainConfig(
-            epochs=ft_epochs,
-            batch_size=batch_size,
-            lr=lr,
-            device=device,
-            seed=seed,
-            augment=augment,
-        ),
+        finetune=dataclasses.replace(finetune_cfg, epochs=ft_epochs),
         seed=seed,
         progress=progress,
         initial_state=initial_state,

@@ -94,6 +94,21 @@ def test_prune_json_has_the_documented_fields(capsys: pytest.CaptureFixture[str]
     assert result["dense"]["accuracy"] > 0.8
 
 
+def test_prune_gradual_with_a_cosine_lr_reaches_the_target(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["prune", "--model", "model_a", "--sparsity", "0.85", "--epochs", "6", "--json"]
+    argv += ["--method", "lamp", "--param", "schedule=gradual", "--param", "prune_every=5"]
+    argv += ["--lr-schedule", "cosine", "--augment", "shift", "--clean-epochs", "1"]
+    argv += ["--distill", "0.5"]
+    assert main(argv) == 0
+    pruned = json.loads(capsys.readouterr().out)["pruned"]
+    assert pruned["sparsity"] == pytest.approx(0.85, abs=0.01)
+    assert pruned["info"]["finetune_epochs"] == 3 and pruned["info"]["mask_updates"] > 1
+    assert pruned["method_params"]["schedule"] == "gradual"
+    assert pruned["accuracy"] > 0.5
+
+
 def test_prune_dropnet_rewinds_and_saves_a_compacted_model(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -121,6 +136,10 @@ def test_prune_dropnet_rewinds_and_saves_a_compacted_model(
         (["prune", "--param", "noequals"], "KEY=VALUE"),
         (["prune", "--param", "scope=diagonal"], "scope"),
         (["prune", "--augment", "mixup"], "valid augmentation names"),
+        (["prune", "--lr-schedule", "step"], "lr_schedule must be one of constant, cosine"),
+        (["prune", "--clean-epochs", "-2"], "clean_epochs must be an integer >= 0"),
+        (["prune", "--distill", "2"], "distill must lie in [0, 1]"),
+        (["prune", "--param", "schedule=gradual", "--param", "rewind=init"], "round-based"),
         (["run", "does-not-exist.toml"], "does not exist"),
         (["prune", "--dataset", "mnist", "--data-dir", "{tmp}/empty", "--no-download"], "mnist"),
     ],
