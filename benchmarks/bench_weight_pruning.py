@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _pruning_common as common
 
 from ensprune.models import TrainConfig, count_parameters, evaluate
-from ensprune.pruning import PruningContext, make_method, measure_model
+from ensprune.models.training import LR_SCHEDULES
+from ensprune.pruning import GRADUAL, SCHEDULES, PruningContext, make_method, measure_model
 
 # The dense recipe: Adam to early stopping on validation loss, then a stage at lr / 10
 # (``anneal``); ~98.4 % test accuracy in about 20 epochs.
@@ -52,9 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--sparsities", type=float, nargs="+", default=[0.9, 0.95, 0.98, 0.99])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    parser.add_argument(
-        "--schedule", default="cubic", choices=["oneshot", "iterative", "cubic", "gradual"]
-    )
+    parser.add_argument("--schedule", default="cubic", choices=[*SCHEDULES, GRADUAL])
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument(
         "--ramp", type=float, default=0.4, help="gradual: share of the steps the sparsity rises"
@@ -62,7 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--prune-every", type=int, default=50, help="gradual: optimiser steps between mask updates"
     )
-    parser.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"])
+    parser.add_argument("--lr-schedule", default="constant", choices=list(LR_SCHEDULES))
     parser.add_argument(
         "--clean-epochs",
         type=int,
@@ -186,7 +185,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _gradual(args: argparse.Namespace) -> bool:
-    return bool(args.schedule == "gradual")
+    return bool(args.schedule == GRADUAL)
 
 
 def _budget_note(args: argparse.Namespace) -> str:

@@ -31,16 +31,19 @@ from ensprune.pruning._compact import (
     unit_layers,
     unit_weight_masks,
 )
+from ensprune.pruning._gradual import GradualPruner, cubic_sparsity, prune_gradually
 from ensprune.pruning._masks import MaskEnforcer, apply_masks, mask_sparsity, masks_from_scores
-from ensprune.pruning._schedule import SCHEDULES, Round, make_schedule
+from ensprune.pruning._schedule import GRADUAL, SCHEDULES, Round, make_schedule
 from ensprune.pruning._score import ScoreMethod
 from ensprune.pruning.finetune import finetune
 from ensprune.pruning.lamp import lamp_scores
 from ensprune.pruning.measurement import checkpoint_size_bytes, measure_model
 
 __all__ = [
+    "GRADUAL",
     "METHODS",
     "SCHEDULES",
+    "GradualPruner",
     "MaskEnforcer",
     "Masks",
     "PruningContext",
@@ -53,6 +56,7 @@ __all__ = [
     "check_sparsity",
     "checkpoint_size_bytes",
     "compact",
+    "cubic_sparsity",
     "dead_units",
     "finetune",
     "lamp_scores",
@@ -62,6 +66,7 @@ __all__ = [
     "mask_units",
     "masks_from_scores",
     "measure_model",
+    "prune_gradually",
     "unit_layers",
     "unit_weight_masks",
 ]
