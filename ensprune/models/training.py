@@ -44,10 +44,11 @@ class TrainConfig:
             at the end of a fixed budget, so it pairs with ``patience=0``, and a cosine run that
             completes its budget returns its last weights (the lowest validation loss often
             comes early, before the network is best; see :func:`train_model`'s ``keep_best``).
-        clean_epochs: the last ``clean_epochs`` epochs skip ``augment``. A small (e.g. very
-            sparse) network underfits warped images: on LeNet-300-100 at 98 % sparsity clean
-            final epochs raise training accuracy from 98.2 % to 98.7 % and cut test error from
-            1.78 % to 1.42 % (benchmarks/RESULTS.md). Ignored without ``augment``.
+        clean_epochs: the last ``clean_epochs`` epochs of a run skip ``augment`` (of each run:
+            every round of a round-based pruning schedule and both stages of an annealed
+            fine-tune train separately). A small (e.g. very sparse) network underfits warped
+            images; on LeNet-300-100 at 98 % sparsity clean final epochs lower test error (see
+            the gradual-schedule tables of benchmarks/RESULTS.md). Ignored without ``augment``.
     """
 
     epochs: int = 20
