@@ -79,6 +79,20 @@ def load(name: str, data_dir: str | None, seed: int, max_train: int | None = Non
     )
 
 
+# TrainConfig fields added after checkpoints were first cached, with their defaults: left out of
+# cache keys while unset, so networks cached before them are found again (and not retrained).
+LATER_FIELDS = {"lr_schedule": "constant", "clean_epochs": 0}
+
+
+def config_key(config: TrainConfig) -> dict:
+    """``config`` as a dict for cache keys, without later fields that are still at their defaults."""
+    fields = asdict(config)
+    for name, default in LATER_FIELDS.items():
+        if fields.get(name) == default:
+            fields.pop(name)
+    return fields
+
+
 def dense_checkpoint(
     model: str,
     data: Dataset,
@@ -94,7 +108,7 @@ def dense_checkpoint(
     at ``config.lr``, then (``anneal``) a stage at ``lr * anneal``, the same recipe DropNet
     rounds and the last fine-tuning round of weight pruning use.
     """
-    key = json.dumps([model, dataset, seed, max_train, asdict(config), anneal], sort_keys=True)
+    key = json.dumps([model, dataset, seed, max_train, config_key(config), anneal], sort_keys=True)
     tag = hashlib.sha1(key.encode()).hexdigest()[:10]
     path = CACHE / f"dense-{model}-{dataset}-s{seed}-{tag}.pt"
     init_path = CACHE / f"init-{model}-{dataset}-s{seed}-{tag}.pt"
