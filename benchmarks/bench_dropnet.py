@@ -49,6 +49,7 @@ from ensprune.models import (
     evaluate,
     measure_latency_ms,
 )
+from ensprune.models.training import LR_SCHEDULES
 from ensprune.pruning import PruningContext, finetune, measure_model
 from ensprune.pruning.dropnet import DropNetPruning
 
@@ -109,6 +110,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser, "dense training and every round's training", "every round's training"
     )
     parser.add_argument(
+        "--lr", type=float, default=None, help="learning rate of dense and round training"
+    )
+    parser.add_argument("--lr-schedule", default="constant", choices=list(LR_SCHEDULES))
+    parser.add_argument(
+        "--patience", type=int, default=None, help="early-stopping patience (0: the full budget)"
+    )
+    parser.add_argument(
         "--align",
         type=int,
         default=1,
@@ -141,7 +149,9 @@ def curves(part: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     runs = []
     for seed in args.seeds:
         data = common.load(setup["dataset"], args.data_dir, seed, max_train)
-        train = dataclasses.replace(setup["train"], seed=seed, augment=args.augment)
+        train = dataclasses.replace(
+            _training(setup["train"], args), seed=seed, augment=args.augment
+        )
         dense, init, meta = common.dense_checkpoint(
             part, data, setup["dataset"], seed, train, max_train
         )
@@ -162,6 +172,8 @@ def curves(part: str, args: argparse.Namespace) -> list[dict[str, Any]]:
                 parts.append({"distill": args.distill, "temperature": args.temperature})
             if args.align > 1:
                 parts.append({"align": args.align})
+            if _training(setup["train"], args) != setup["train"]:
+                parts.append({"train": common.config_key(train)})
             key = json.dumps(parts)
             if key in done:
                 runs.append(done[key])
@@ -205,6 +217,16 @@ def curves(part: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     return runs
 
 
+def _training(base: TrainConfig, args: argparse.Namespace) -> TrainConfig:
+    """The part's training recipe with ``--lr``, ``--lr-schedule`` and ``--patience`` applied."""
+    return dataclasses.replace(
+        base,
+        lr=base.lr if args.lr is None else args.lr,
+        lr_schedule=args.lr_schedule,
+        patience=base.patience if args.patience is None else args.patience,
+    )
+
+
 def _prunable(net: torch.nn.Module) -> list[torch.Tensor]:
     from ensprune.models import prunable_parameters
 
@@ -244,7 +266,7 @@ def capacity(args: argparse.Namespace) -> str:
         data = common.load("mnist", args.data_dir, seed)
         for recipe, (base, anneal) in CAPACITY_RECIPES.items():
             keys = [
-                json.dumps(["capacity", seed, recipe, list(w), repr(base), anneal])
+                json.dumps(["capacity", seed, recipe, list(w), common.config_key(base), anneal])
                 for w in CAPACITY_WIDTHS
             ]
             if all(key in done for key in keys):  # the dense teacher is only needed to retrain
@@ -319,7 +341,15 @@ def curve_table(part: str, runs: list[dict[str, Any]], args: argparse.Namespace)
         values = [r["points"][i]["units_remaining"] for r in runs if len(r["points"]) > i]
         header_units.append(f"{statistics.mean(values):.0%}")
     dense = [r["points"][0]["test_accuracy"] for r in runs if r["metric"] == runs[0]["metric"]]
-    cfg = setup["train"]
+    cfg = _training(setup["train"], args)
+    budget = (
+        f"trains {cfg.epochs} epochs (Adam lr {cfg.lr}, {cfg.lr_schedule} lr, batch "
+        f"{cfg.batch_size}, no early stopping"
+        if cfg.patience == 0
+        else f"trains to early stopping (Adam lr {cfg.lr}, batch {cfg.batch_size}, patience "
+        f"{cfg.patience}, at most {cfg.epochs} epochs"
+        + (f", {cfg.lr_schedule} lr" if cfg.lr_schedule != "constant" else "")
+    )
     lines = [
         f"- Command: `{common.command_line()}`",
         f"- Machine: {common.machine()}; run {common.today()}",
@@ -331,9 +361,8 @@ def curve_table(part: str, runs: list[dict[str, Any]], args: argparse.Namespace)
             else "; full training split (54,000 images, 6,000 for validation)"
         )
         + ".",
-        f"- Every round drops {args.fraction:.0%} of the remaining hidden units, resets to θ₀ and "
-        f"trains to early stopping (Adam lr {cfg.lr}, batch {cfg.batch_size}, patience "
-        f"{cfg.patience}, at most {cfg.epochs} epochs"
+        f"- The dense network and every round train with one recipe. Every round drops "
+        f"{args.fraction:.0%} of the remaining hidden units, resets to θ₀ and {budget}"
         + (f", images augmented with `{args.augment}`" if args.augment else "")
         + common.distill_note(args)
         + "). Cells: test accuracy % (mean ± std over "
