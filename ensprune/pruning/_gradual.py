@@ -17,9 +17,10 @@ import torch
 from torch import nn
 
 from ensprune.models.architecture import SequentialNet
-from ensprune.models.training import TrainHistory, train_model
+from ensprune.models.training import TrainHistory
 from ensprune.pruning._base import Masks, PruningContext
 from ensprune.pruning._masks import MaskEnforcer, apply_masks, masks_from_scores
+from ensprune.pruning.finetune import train_on_context
 
 Scorer = Callable[[SequentialNet], dict[str, torch.Tensor]]
 
@@ -115,18 +116,13 @@ def prune_gradually(
         pruner.update(model, target)
     history = TrainHistory()
     if steps > 0:
-        history = train_model(
+        history = train_on_context(
             model,
-            context.x_train,
-            context.y_train,
-            context.x_val,
-            context.y_val,
+            context,
             cfg,
+            desc,
             before_step=pruner.before_step,
             after_step=pruner.after_step,
-            progress=context.progress,
-            desc=desc,
-            teacher=context.teacher,
             keep_best=False,
         )
     return pruner, history

@@ -7,7 +7,7 @@ import dataclasses
 from torch import nn
 
 from ensprune.errors import SpecError
-from ensprune.models.training import TrainConfig, TrainHistory, train_model
+from ensprune.models.training import StepHook, TrainConfig, TrainHistory, train_model
 from ensprune.pruning._base import Masks, PruningContext
 from ensprune.pruning._masks import MaskEnforcer
 
@@ -63,6 +63,27 @@ def _train(
     model: nn.Module, masks: Masks, context: PruningContext, cfg: TrainConfig, desc: str
 ) -> TrainHistory:
     enforcer = MaskEnforcer(masks)
+    return train_on_context(
+        model,
+        context,
+        cfg,
+        desc,
+        before_step=enforcer.before_step if masks else None,
+        after_step=enforcer.after_step if masks else None,
+    )
+
+
+def train_on_context(
+    model: nn.Module,
+    context: PruningContext,
+    cfg: TrainConfig,
+    desc: str,
+    *,
+    before_step: StepHook | None = None,
+    after_step: StepHook | None = None,
+    keep_best: bool | None = None,
+) -> TrainHistory:
+    """:func:`train_model` on the context's data, progress setting and teacher."""
     return train_model(
         model,
         context.x_train,
@@ -70,9 +91,10 @@ def _train(
         context.x_val,
         context.y_val,
         cfg,
-        before_step=enforcer.before_step if masks else None,
-        after_step=enforcer.after_step if masks else None,
+        before_step=before_step,
+        after_step=after_step,
         progress=context.progress,
         desc=desc,
         teacher=context.teacher,
+        keep_best=keep_best,
     )

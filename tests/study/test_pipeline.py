@@ -218,15 +218,16 @@ def test_search_runs_gradual_pruning_with_a_cosine_lr(tmp_path: Path, monkeypatc
 
     from ensprune.study.pipeline import _search_fingerprint
 
-    gradual_module = sys.modules["ensprune.pruning._gradual"]
+    # the module, not the function of the same name that the package re-exports
+    finetune_module = sys.modules["ensprune.pruning.finetune"]
     seen: list[tuple[str, int, bool]] = []
-    original = gradual_module.train_model
+    original = finetune_module.train_model
 
     def spy(*args, **kwargs):  # record the config each gradual run trains with
         seen.append((args[5].lr_schedule, args[5].patience, kwargs["keep_best"]))
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(gradual_module, "train_model", spy)
+    monkeypatch.setattr(finetune_module, "train_model", spy)
     spec = tiny_spec(
         study={"name": "gradual"},
         pool={"architectures": ["model_a"], "seeds": [0, 1]},
