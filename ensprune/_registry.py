@@ -35,21 +35,27 @@ class Registry(Generic[T]):
 
         return decorator
 
-    def get(self, name: str) -> T:
-        """Return the plugin called ``name``; an unknown name raises with the valid ones listed.
+    def canonical(self, name: str) -> str:
+        """The registered spelling of ``name``: exact first, then case-insensitive (``"CK"`` -> ``"ck"``).
 
-        Names are matched case-insensitively when there is no exact match (``"CK"`` is ``ck``).
+        Callers key results, files and dictionaries by this name, never by what the user typed, so
+        ``"GD"`` and ``"gd"`` give the same result everywhere. An unknown name raises
+        :class:`~ensprune.errors.UnknownNameError` listing the valid ones.
         """
-        if name in self._items:
-            return self._items[name]
+        if isinstance(name, str) and name in self._items:
+            return name
         folded = {key.casefold(): key for key in self._items}
         try:
-            return self._items[folded[str(name).casefold()]]
+            return folded[str(name).strip().casefold()]
         except KeyError:
             valid = ", ".join(self.names())
             raise UnknownNameError(
                 f"unknown {self.kind} {name!r}; valid {self.kind} names: {valid}"
             ) from None
+
+    def get(self, name: str) -> T:
+        """Return the plugin called ``name`` (any case); an unknown name raises listing the valid ones."""
+        return self._items[self.canonical(name)]
 
     def names(self) -> list[str]:
         """Registered names, sorted."""
@@ -60,7 +66,10 @@ class Registry(Generic[T]):
         return sorted(self._items.items())
 
     def __contains__(self, name: object) -> bool:
-        return name in self._items
+        """True when ``name`` is registered, in any case."""
+        if not isinstance(name, str):
+            return False
+        return name in self._items or name.strip().casefold() in {k.casefold() for k in self._items}
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
