@@ -34,6 +34,7 @@ def _mlp(hidden: tuple[int, ...]) -> ModelBuilder:
 MODELS.register("model_a")(_mlp((40, 40)))  # DropNet Model A: FC40-FC40
 MODELS.register("lenet300")(_mlp((300, 100)))  # LeNet-300-100
 MODELS.register("mlp_40_20")(_mlp((40, 20)))  # WoodFisher's 784-40-20-10
+MODELS.register("mlp_512")(_mlp((512, 512)))  # the learned-ratio thesis's 784-512-512-10
 
 
 @MODELS.register("lenet5")

@@ -13,7 +13,15 @@ Unstructured methods (magnitude, random, lamp) return a masked copy and its mask
 methods (dropnet, apoz) remove whole units and return a physically smaller network (no masks).
 """
 
-from ensprune.pruning import apoz, dropnet, lamp, magnitude, random  # noqa: F401  (registers them)
+from ensprune.pruning import (  # noqa: F401  (registers them)
+    adaptive,
+    apoz,
+    dropnet,
+    evolutionary,
+    lamp,
+    magnitude,
+    random,
+)
 from ensprune.pruning._base import (
     METHODS,
     Masks,

@@ -114,6 +114,9 @@ class PruningMethod(ABC):
     name: ClassVar[str]
     description: ClassVar[str] = ""
     structured: ClassVar[bool] = False
+    # False when the ``sparsity`` given to prune() is a goal the method steers towards (e.g. a
+    # regulariser's target) rather than the sparsity it delivers; info["sparsity"] is the truth.
+    exact_sparsity: ClassVar[bool] = True
 
     @property
     def retrains_from_scratch(self) -> bool:

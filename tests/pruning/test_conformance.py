@@ -72,7 +72,7 @@ def test_result_is_consistent(
     dense = count_parameters(net).prunable
     measured = 1.0 - count_parameters(result.model).prunable_nonzero / dense
     assert result.info["sparsity"] == pytest.approx(measured, abs=1e-3)
-    if not method.structured:
+    if not method.structured and method.exact_sparsity:
         assert measured == pytest.approx(TARGET, abs=0.01)
     assert measured > 0.05, f"{name} removed (almost) nothing at target {TARGET}"
 
