@@ -22,15 +22,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ensprune.ensemble.budget import within_budget
 from ensprune.ensemble.diversity import METRICS
 from ensprune.ensemble.focal import DEFAULT_METRICS, FocalScorer, _minmax_per_size
 from ensprune.ensemble.predictions import PredictionSet
 from ensprune.ensemble.voting import DEFAULT_VOTING, TeamVoter
 from ensprune.errors import SpecError
 from ensprune.parallel import parallel_map, resolve_n_jobs
-
-# a team's cost may exceed the budget by this much (float sums of member costs)
-_BUDGET_RTOL = 1e-9
 
 
 @dataclass(frozen=True)
@@ -261,7 +259,7 @@ class TeamEvaluator:
         cost = None if self.preds.cost is None else masks.astype(np.float64) @ self.preds.cost
         feasible = valid & (size <= self.max_size)
         if self.budget is not None and cost is not None:
-            feasible &= cost <= self.budget * (1 + _BUDGET_RTOL)
+            feasible &= within_budget(cost, self.budget)
         w = self.objective
         fitness = w.accuracy * acc + w.diversity * div - w.size * size / self.n_members
         fitness = np.where(feasible, fitness, -np.inf)

@@ -24,12 +24,13 @@ from ensprune.ensemble.selection._base import (
 )
 from ensprune.ensemble.selection.caruana import CaruanaSelector
 from ensprune.ensemble.selection.exhaustive import ExhaustiveSelector
-from ensprune.ensemble.selection.genetic import GeneticSelector, evolve_weights
+from ensprune.ensemble.selection.genetic import GeneticSelector
 from ensprune.ensemble.selection.greedy import GreedySelector
 from ensprune.ensemble.selection.hq import HQSelector
 from ensprune.ensemble.selection.nsga2 import NSGA2Selector
 from ensprune.ensemble.selection.random import RandomSelector
 from ensprune.ensemble.selection.topk import TopKSelector
+from ensprune.ensemble.selection.weights import evolve_weights
 
 __all__ = [
     "SELECTORS",

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ensprune._registry import Registry
+from ensprune.ensemble.budget import within_budget
 from ensprune.ensemble.diversity import METRICS
 from ensprune.ensemble.focal import DEFAULT_METRICS
 from ensprune.ensemble.objective import Objective, TeamEvaluator, TeamScores
@@ -209,7 +210,7 @@ class Selector(ABC):
                     "a cost budget needs member costs: add a 'cost' array (one per member) to the predictions"
                 )
             cheapest = np.sort(preds.cost)[:2].sum()
-            if cheapest > self.budget:
+            if not within_budget(float(cheapest), self.budget):
                 raise SpecError(
                     f"budget {self.budget:g} is below the cost of the two cheapest members "
                     f"({cheapest:g}); no team of 2 fits"
@@ -237,7 +238,7 @@ class Selector(ABC):
         """Whether the summed cost of ``members`` is within the budget (True without one)."""
         if self.budget is None or preds.cost is None:
             return True
-        return bool(preds.cost[list(members)].sum() <= self.budget * (1 + 1e-9))
+        return within_budget(float(preds.cost[list(members)].sum()), self.budget)
 
     def can_grow(self, preds: PredictionSet, members: Sequence[int]) -> bool:
         """Whether ``members`` fit the budget and, when fewer than 2, leave room for a partner."""

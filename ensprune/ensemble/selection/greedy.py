@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ensprune.ensemble.budget import within_budget
 from ensprune.ensemble.predictions import PredictionSet
 from ensprune.ensemble.selection._base import (
     ObjectiveSelector,
@@ -49,7 +50,7 @@ class GreedySelector(ObjectiveSelector):
             cand_idx = [
                 j
                 for j in np.flatnonzero(~team)
-                if self.budget is None or cost[team].sum() + cost[j] <= self.budget * (1 + 1e-9)
+                if within_budget(float(cost[team].sum() + cost[j]), self.budget)
             ]
             if not cand_idx:
                 break

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ensprune.ensemble.budget import within_budget
 from ensprune.ensemble.objective import TeamScores
 from ensprune.ensemble.predictions import PredictionSet
 from ensprune.ensemble.selection._base import (
@@ -128,7 +129,7 @@ class HQSelector(ObjectiveSelector):
             kept_parts.append(kept)
             within = np.ones(len(kept.masks), dtype=bool)
             if self.budget is not None and kept.cost is not None:
-                within = kept.cost <= self.budget * (1 + 1e-9)
+                within = within_budget(kept.cost, self.budget)
             basis = kept.masks[within]
             self.log(
                 f"size {size}: {len(cand)} candidates, {n_prune} pruned, {len(kept.masks)} kept"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ensprune.ensemble.budget import within_budget
 from ensprune.ensemble.predictions import PredictionSet
 from ensprune.ensemble.selection._base import Selection, Selector, register_selector
 from ensprune.errors import SpecError
@@ -31,11 +32,11 @@ def random_team(
             break
         c = 0.0 if cost is None else float(cost[i])
         if budget is not None and cost is not None:
-            if spent + c > budget * (1 + 1e-9):
+            if not within_budget(spent + c, budget):
                 continue
             # a first member must leave room for a second: a team needs two
             partner = np.delete(cost, i).min(initial=np.inf)
-            if not team and c + partner > budget * (1 + 1e-9):
+            if not team and not within_budget(c + partner, budget):
                 continue
         team.append(int(i))
         spent += c
