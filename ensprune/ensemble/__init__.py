@@ -12,9 +12,11 @@ Example:
     >>> sel.members, sel.val_accuracy, sel.accuracy(PredictionSet.load("test_preds.npz"))
 """
 
+from ensprune.ensemble.budget import within_budget
 from ensprune.ensemble.diversity import METRICS, Metric, SampleStats, diversity
 from ensprune.ensemble.estimator import PrunedEnsembleClassifier
 from ensprune.ensemble.focal import DEFAULT_METRICS, FocalScorer, focal_diversity
+from ensprune.ensemble.menu import Menu, make_menu, resolve_budget
 from ensprune.ensemble.objective import Objective, TeamEvaluator, TeamScores
 from ensprune.ensemble.predictions import PredictionSet
 from ensprune.ensemble.selection import (
@@ -24,6 +26,8 @@ from ensprune.ensemble.selection import (
     GeneticSelector,
     GreedySelector,
     HQSelector,
+    JointSelection,
+    JointSelector,
     NSGA2Selector,
     ObjectiveSelector,
     RandomSelector,
@@ -59,6 +63,9 @@ __all__ = [
     "GeneticSelector",
     "GreedySelector",
     "HQSelector",
+    "JointSelection",
+    "JointSelector",
+    "Menu",
     "Metric",
     "NSGA2Selector",
     "Objective",
@@ -78,11 +85,14 @@ __all__ = [
     "evolve_weights",
     "focal_diversity",
     "majority_vote",
+    "make_menu",
     "make_pool",
     "plurality_vote",
     "register_selector",
+    "resolve_budget",
     "soft_vote",
     "team_accuracy",
     "vote",
     "weighted_vote",
+    "within_budget",
 ]

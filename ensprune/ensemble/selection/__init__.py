@@ -12,6 +12,10 @@ caruana    Caruana's ensemble selection with replacement (weighted soft voting)
 topk       the k most accurate members
 random     a random team (baseline)
 ========== ===================================================================================
+
+:class:`JointSelector` (``joint.py``, not in the registry: its input is a
+:class:`~ensprune.ensemble.menu.Menu`) chooses every member's operating point and the team
+together under a cost budget, with a GA, NSGA-II or exhaustive search.
 """
 
 # importing each selector module registers it in SELECTORS
@@ -27,6 +31,7 @@ from ensprune.ensemble.selection.exhaustive import ExhaustiveSelector
 from ensprune.ensemble.selection.genetic import GeneticSelector
 from ensprune.ensemble.selection.greedy import GreedySelector
 from ensprune.ensemble.selection.hq import HQSelector
+from ensprune.ensemble.selection.joint import JointSelection, JointSelector
 from ensprune.ensemble.selection.nsga2 import NSGA2Selector
 from ensprune.ensemble.selection.random import RandomSelector
 from ensprune.ensemble.selection.topk import TopKSelector
@@ -39,6 +44,8 @@ __all__ = [
     "GeneticSelector",
     "GreedySelector",
     "HQSelector",
+    "JointSelection",
+    "JointSelector",
     "NSGA2Selector",
     "ObjectiveSelector",
     "RandomSelector",
