@@ -404,7 +404,7 @@ class EvolutionaryPruning(PruningMethod):
     ) -> tuple[list[int], list[dict[str, Any]]]:
         """The GA over per-layer sparsities; returns (best counts, per-generation log)."""
         # The operators are the GA toolkit's (same algorithms as DEAP's, per-run Random).
-        from ensprune.ensemble.selection.genetic import (
+        from ensprune.ensemble.selection._evolve import (
             Individual,
             cx_blend,
             mut_gaussian,
