@@ -21,11 +21,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from ensprune import __version__
 from ensprune.data.paths import DATA_DIR_ENV
 from ensprune.errors import DataError
+from ensprune.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +101,7 @@ def download_file(
         dest: where the file goes; its folder is created if needed.
         md5: expected MD5 hex digest, or ``None`` to skip the check (only for files without a
             canonical checksum).
-        progress: show a tqdm progress bar on stderr.
+        progress: report download progress (a bar on a terminal, log lines when piped).
         timeout: seconds to wait for a server before giving up on that mirror.
 
     Returns:
@@ -166,14 +165,7 @@ def _fetch_verified(
         ):
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
-            with tqdm(
-                total=total,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=dest.name,
-                disable=not progress,
-            ) as bar:
+            with Progress(total, unit="B", desc=dest.name, enabled=progress) as bar:
                 while chunk := response.read(_CHUNK):
                     out.write(chunk)
                     digest.update(chunk)

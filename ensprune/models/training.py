@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ensprune.data.augment import check_image_batch, get_augmentation
 from ensprune.errors import SpecError
+from ensprune.progress import Progress
 
 StepHook = Callable[[nn.Module], None]
 LR_SCHEDULES = ("constant", "cosine")
@@ -205,7 +205,8 @@ def train_model(
     Args:
         before_step: called after ``backward`` and before the optimizer step (e.g. mask gradients).
         after_step: called after each optimizer step (e.g. re-apply pruning masks).
-        progress: show a progress bar over epochs.
+        progress: report progress over epochs (a bar on a terminal, log lines when piped;
+            see :mod:`ensprune.progress`).
         snapshot_epoch: keep a copy of the weights after this many epochs in
             ``history.snapshot`` (the early checkpoint of lottery-ticket rewinding).
         teacher: the network distilled from when ``config.distill > 0`` (not modified).
@@ -242,10 +243,10 @@ def train_model(
     best_loss = math.inf
     best_state = copy.deepcopy(model.state_dict())
     since_best = 0
-    bar = tqdm(range(config.epochs), desc=desc, disable=not progress, leave=False)
+    bar = Progress(config.epochs, desc=desc, unit="epoch", enabled=progress)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)  # dropout draws from the global generator
-        for epoch in bar:
+        for epoch in range(config.epochs):
             model.train()
             order = torch.randperm(len(xt), generator=gen)
             total, seen = 0.0, 0
@@ -277,7 +278,7 @@ def train_model(
             history.train_loss.append(total / max(seen, 1))
             history.val_loss.append(val_loss)
             history.val_accuracy.append(val_acc)
-            bar.set_postfix(val_loss=f"{val_loss:.4f}", val_acc=f"{val_acc:.4f}")
+            bar.update(1, val_loss=f"{val_loss:.4f}", val_acc=f"{val_acc:.4f}")
             if snapshot_epoch is not None and epoch + 1 == snapshot_epoch:
                 history.snapshot = copy.deepcopy(model.state_dict())
             if val_loss < best_loss - 1e-6:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 
 import numpy as np
 import pytest
@@ -123,3 +124,20 @@ def test_keep_best_false_returns_the_last_weights() -> None:
     assert is_last(keep_best=None, lr_schedule="cosine")  # a completed cosine run: the last ones
     # a cosine run stopped early restores the best weights
     assert not is_last(keep_best=None, lr_schedule="cosine", patience=2)
+
+
+def test_progress_when_piped_is_log_lines_not_a_bar(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="ensprune.progress")
+    net = build_seeded("model_a", (1, 8, 8), 3, 0)
+    x = np.zeros((20, 1, 8, 8), dtype=np.float32)
+    y = np.zeros(20, dtype=np.int64)
+    cfg = TrainConfig(epochs=3, batch_size=10, patience=0)
+    train_model(net, x, y, x, y, cfg, progress=True, desc="train m0")
+    assert capsys.readouterr().err == ""  # captured stderr is no terminal: no bar
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith("train m0: 3/3 epoch (100%)") and "val_acc=" in line
+    caplog.clear()
+    train_model(net, x, y, x, y, cfg, progress=False)
+    assert caplog.records == []

@@ -1,0 +1,48 @@
+"""The HTML report in a real browser: loads offline, no console errors, every figure renders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ensprune.report import build_report
+
+from .conftest import PageLog, rundir_helper
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+# Counts the figures and how many of them rendered: a decoded <img> has a natural width, a
+# plotly figure has drawn its SVG layers.
+_FIGURES_JS = """() => {
+  const imgs = [...document.querySelectorAll('img')];
+  const plots = [...document.querySelectorAll('.js-plotly-plot, .plotly-graph-div')];
+  return {
+    images: imgs.length,
+    imagesDrawn: imgs.filter(i => i.complete && i.naturalWidth > 0).length,
+    plots: plots.length,
+    plotsDrawn: plots.filter(p => p.querySelector('svg.main-svg')).length,
+  };
+}"""
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = rundir_helper().make_run_dir(tmp_path_factory.mktemp("browser"))
+    return build_report(run)
+
+
+def test_report_opens_offline_without_errors(report: Path, page: tuple[Any, PageLog]) -> None:
+    tab, log = page
+    tab.goto(report.resolve().as_uri(), wait_until="load")
+    tab.wait_for_load_state("networkidle")
+    assert log.errors == []
+    outside = [u for u in log.requests if not u.startswith(("file:", "data:", "blob:"))]
+    assert outside == [], "the report must not fetch anything"
+    figures = tab.evaluate(_FIGURES_JS)
+    assert figures["images"] + figures["plots"] >= 3, figures
+    assert figures["imagesDrawn"] == figures["images"], figures
+    assert figures["plotsDrawn"] == figures["plots"], figures
+    # the run's name, escaped, is the page's heading
+    assert "tiny<run>" in tab.inner_text("h1")
