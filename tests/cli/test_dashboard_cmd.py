@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 # The real CLI entry point with only this subcommand registered, so the server process does
 # not depend on (or pay for importing) the other subcommands' modules.
 CLI = "import sys, ensprune.cli as c; c.SUBCOMMANDS = ('dashboard',); sys.exit(c.main())"
-START_TIMEOUT_S = 30.0
+START_TIMEOUT_S = 90.0  # generous: a loaded CI machine starts Python slowly
 
 
 def _rundir_helper() -> ModuleType:
