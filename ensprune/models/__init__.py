@@ -1,7 +1,8 @@
 """Model zoo, training loop, checkpoints and measurement (parameters, MACs, latency)."""
 
-from ensprune.models.architecture import LayerSpec, SequentialNet, build_from_layers
+from ensprune.models.architecture import LAYERS, LayerSpec, SequentialNet, build_from_layers
 from ensprune.models.checkpoint import load_model, save_model
+from ensprune.models.factory import build_from_factory, resolve_factory, source_of
 from ensprune.models.measure import (
     ParamCounts,
     count_macs,
@@ -21,12 +22,14 @@ from ensprune.models.training import (
 from ensprune.models.zoo import MODELS, build_model, build_seeded
 
 __all__ = [
+    "LAYERS",
     "MODELS",
     "LayerSpec",
     "ParamCounts",
     "SequentialNet",
     "TrainConfig",
     "TrainHistory",
+    "build_from_factory",
     "build_from_layers",
     "build_model",
     "build_seeded",
@@ -39,6 +42,8 @@ __all__ = [
     "predict_proba",
     "prunable_parameters",
     "resolve_device",
+    "resolve_factory",
     "save_model",
+    "source_of",
     "train_model",
 ]

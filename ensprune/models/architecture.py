@@ -8,52 +8,152 @@ next to the state_dict, which keeps ``torch.load(weights_only=True)`` sufficient
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
+from ensprune._registry import Registry
 from ensprune.errors import CheckpointError, SpecError
 
 LayerSpec = dict[str, Any]
 
 
 class SequentialNet(nn.Sequential):
-    """An ``nn.Sequential`` that remembers the layer list it was built from."""
+    """An ``nn.Sequential`` built from a layer list; ``layers`` describes its modules as they are.
+
+    ``layers`` is read back from the modules, so a network whose layers were pruned in place
+    (fewer units, fewer channels) still describes itself exactly.
+    """
 
     def __init__(self, layers: list[LayerSpec], input_shape: tuple[int, ...]) -> None:
-        super().__init__(*(_build_layer(spec) for spec in layers))
-        self.layers: list[LayerSpec] = [dict(spec) for spec in layers]
+        super().__init__(*(build_layer(spec) for spec in layers))
         self.input_shape = tuple(int(d) for d in input_shape)
 
+    @property
+    def layers(self) -> list[LayerSpec]:
+        """The JSON-able layer list that rebuilds this network's architecture."""
+        return [describe_layer(module) for module in self]
 
-def _build_layer(spec: LayerSpec) -> nn.Module:
+
+@dataclass(frozen=True)
+class LayerKind:
+    """How one layer type is built from its description and described from a module.
+
+    Attributes:
+        module_type: the torch module class this kind builds.
+        build: ``spec -> module``.
+        describe: ``module -> spec`` (without ``"type"``, which the registry adds).
+    """
+
+    module_type: type[nn.Module]
+    build: Callable[[LayerSpec], nn.Module]
+    describe: Callable[[Any], LayerSpec]
+
+
+LAYERS: Registry[LayerKind] = Registry("layer type")
+
+
+def _register(name: str, kind: LayerKind) -> None:
+    LAYERS.register(name)(kind)
+
+
+_register(
+    "linear",
+    LayerKind(
+        nn.Linear,
+        lambda s: nn.Linear(s["in"], s["out"], bias=s.get("bias", True)),
+        lambda m: {"in": m.in_features, "out": m.out_features, "bias": m.bias is not None},
+    ),
+)
+_register(
+    "conv2d",
+    LayerKind(
+        nn.Conv2d,
+        lambda s: nn.Conv2d(
+            s["in"],
+            s["out"],
+            s["kernel"],
+            stride=s.get("stride", 1),
+            padding=s.get("padding", 0),
+            groups=s.get("groups", 1),
+            bias=s.get("bias", True),
+        ),
+        lambda m: {
+            "in": m.in_channels,
+            "out": m.out_channels,
+            "kernel": _single(m.kernel_size),
+            "stride": _single(m.stride),
+            "padding": _single(m.padding),
+            "groups": m.groups,
+            "bias": m.bias is not None,
+        },
+    ),
+)
+_register("relu", LayerKind(nn.ReLU, lambda s: nn.ReLU(), lambda m: {}))
+_register(
+    "maxpool2d",
+    LayerKind(
+        nn.MaxPool2d,
+        lambda s: nn.MaxPool2d(s["kernel"]),
+        lambda m: {"kernel": _single(m.kernel_size)},
+    ),
+)
+_register(
+    "avgpool2d",
+    LayerKind(
+        nn.AvgPool2d,
+        lambda s: nn.AvgPool2d(s["kernel"]),
+        lambda m: {"kernel": _single(m.kernel_size)},
+    ),
+)
+_register("flatten", LayerKind(nn.Flatten, lambda s: nn.Flatten(), lambda m: {}))
+_register(
+    "batchnorm2d",
+    LayerKind(
+        nn.BatchNorm2d,
+        lambda s: nn.BatchNorm2d(s["features"]),
+        lambda m: {"features": m.num_features},
+    ),
+)
+_register(
+    "batchnorm1d",
+    LayerKind(
+        nn.BatchNorm1d,
+        lambda s: nn.BatchNorm1d(s["features"]),
+        lambda m: {"features": m.num_features},
+    ),
+)
+_register(
+    "dropout",
+    LayerKind(nn.Dropout, lambda s: nn.Dropout(s.get("p", 0.5)), lambda m: {"p": m.p}),
+)
+
+
+def _single(value: Any) -> Any:
+    """``(3, 3)`` -> ``3``: square kernels, strides and paddings are written as one number."""
+    if isinstance(value, tuple) and len(set(value)) == 1:
+        return int(value[0])
+    return list(value) if isinstance(value, tuple) else value
+
+
+def build_layer(spec: LayerSpec) -> nn.Module:
+    """The module a layer description stands for (``{"type": "linear", "in": 4, "out": 2}``)."""
     kind = spec.get("type")
-    if kind == "linear":
-        return nn.Linear(spec["in"], spec["out"], bias=spec.get("bias", True))
-    if kind == "conv2d":
-        return nn.Conv2d(
-            spec["in"],
-            spec["out"],
-            spec["kernel"],
-            stride=spec.get("stride", 1),
-            padding=spec.get("padding", 0),
-            bias=spec.get("bias", True),
+    if not isinstance(kind, str) or kind not in LAYERS:
+        raise CheckpointError(
+            f"unknown layer type {kind!r} in a model description; known: {', '.join(LAYERS.names())}"
         )
-    if kind == "relu":
-        return nn.ReLU()
-    if kind == "maxpool2d":
-        return nn.MaxPool2d(spec["kernel"])
-    if kind == "avgpool2d":
-        return nn.AvgPool2d(spec["kernel"])
-    if kind == "flatten":
-        return nn.Flatten()
-    if kind == "batchnorm2d":
-        return nn.BatchNorm2d(spec["features"])
-    if kind == "batchnorm1d":
-        return nn.BatchNorm1d(spec["features"])
-    if kind == "dropout":
-        return nn.Dropout(spec.get("p", 0.5))
-    raise CheckpointError(f"unknown layer type {kind!r} in a model description")
+    return LAYERS.get(kind).build(spec)
+
+
+def describe_layer(module: nn.Module) -> LayerSpec:
+    """The layer description of ``module`` (the inverse of :func:`build_layer`)."""
+    for name, kind in LAYERS.items():
+        if type(module) is kind.module_type:
+            return {"type": name, **kind.describe(module)}
+    raise SpecError(f"a SequentialNet cannot describe a {type(module).__name__} layer")
 
 
 def build_from_layers(layers: list[LayerSpec], input_shape: tuple[int, ...]) -> SequentialNet:

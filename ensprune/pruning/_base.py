@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
+from torch import nn
 
 from ensprune._registry import Registry
 from ensprune.errors import SpecError
-from ensprune.models.architecture import SequentialNet
 from ensprune.models.training import TrainConfig
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ class PruningResult:
         info: method-specific facts (rounds, units remaining, ranks, ...), JSON-able.
     """
 
-    model: SequentialNet
+    model: nn.Module
     masks: Masks = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -138,9 +138,7 @@ class PruningMethod(ABC):
         return {}
 
     @abstractmethod
-    def prune(
-        self, model: SequentialNet, sparsity: float, context: PruningContext
-    ) -> PruningResult:
+    def prune(self, model: nn.Module, sparsity: float, context: PruningContext) -> PruningResult:
         """Return a pruned copy of ``model`` at ``sparsity`` (share of prunable weights removed)."""
 
 
@@ -157,7 +155,7 @@ def check_sparsity(sparsity: float) -> float:
     return value
 
 
-def clone(model: SequentialNet) -> SequentialNet:
+def clone(model: nn.Module) -> nn.Module:
     """A deep copy, so methods never modify the caller's network."""
     return copy.deepcopy(model)
 

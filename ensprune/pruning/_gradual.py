@@ -16,13 +16,12 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ensprune.models.architecture import SequentialNet
 from ensprune.models.training import TrainHistory
 from ensprune.pruning._base import Masks, PruningContext
 from ensprune.pruning._masks import MaskEnforcer, apply_masks, masks_from_scores
 from ensprune.pruning.finetune import train_on_context
 
-Scorer = Callable[[SequentialNet], dict[str, torch.Tensor]]
+Scorer = Callable[[nn.Module], dict[str, torch.Tensor]]
 
 
 def cubic_sparsity(step: int, ramp_steps: int, target: float) -> float:
@@ -68,7 +67,7 @@ class GradualPruner:
         self.sparsity = 0.0
         self._enforcer = MaskEnforcer({})
 
-    def update(self, model: SequentialNet, sparsity: float) -> None:
+    def update(self, model: nn.Module, sparsity: float) -> None:
         """Re-score ``model`` and prune it to ``sparsity``; pruned weights stay pruned."""
         scores = self.scorer(model)
         if self.masks:
@@ -87,12 +86,11 @@ class GradualPruner:
         self.step += 1
         due = self.step % self.every == 0 or self.step == self.ramp_steps
         if self.step <= self.ramp_steps and due:
-            assert isinstance(model, SequentialNet)
             self.update(model, cubic_sparsity(self.step, self.ramp_steps, self.target))
 
 
 def prune_gradually(
-    model: SequentialNet,
+    model: nn.Module,
     scorer: Scorer,
     target: float,
     context: PruningContext,

@@ -8,9 +8,9 @@ from abc import abstractmethod
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
 
 from ensprune.errors import SpecError
-from ensprune.models.architecture import SequentialNet
 from ensprune.pruning._base import (
     Masks,
     PruningContext,
@@ -152,16 +152,14 @@ class ScoreMethod(PruningMethod):
         return params
 
     @abstractmethod
-    def scores(self, model: SequentialNet, context: PruningContext) -> dict[str, torch.Tensor]:
+    def scores(self, model: nn.Module, context: PruningContext) -> dict[str, torch.Tensor]:
         """One importance score per prunable weight (higher = keep).
 
         Returns:
             Tensors shaped like the weights, keyed like ``prunable_parameters``.
         """
 
-    def prune(
-        self, model: SequentialNet, sparsity: float, context: PruningContext
-    ) -> PruningResult:
+    def prune(self, model: nn.Module, sparsity: float, context: PruningContext) -> PruningResult:
         target = check_sparsity(sparsity)
         context = context.with_teacher(model)
         if self.gradual:
@@ -204,7 +202,7 @@ class ScoreMethod(PruningMethod):
         )
 
     def _prune_gradually(
-        self, model: SequentialNet, target: float, context: PruningContext
+        self, model: nn.Module, target: float, context: PruningContext
     ) -> PruningResult:
         pruned = clone(model)
         pruner, history = prune_gradually(

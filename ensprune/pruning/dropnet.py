@@ -15,6 +15,7 @@ For this method ``sparsity`` in :meth:`DropNetPruning.prune` is the target share
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from collections.abc import Iterator
@@ -203,10 +204,10 @@ class DropNetPruning(PruningMethod):
 
     # -- the rounds -----------------------------------------------------------------------------
 
-    def prune(
-        self, model: SequentialNet, sparsity: float, context: PruningContext
-    ) -> PruningResult:
+    def prune(self, model: nn.Module, sparsity: float, context: PruningContext) -> PruningResult:
         """Drop units until ``sparsity`` (share of hidden units) is removed or a stop rule fires."""
+        if not isinstance(model, SequentialNet):
+            raise SpecError(f"{self.name}: structured removal needs a SequentialNet for now")
         widths, _, goal_total, goal_layer = self._plan(model, sparsity)
         total = sum(widths.values())
         goal = goal_total if self.scope == "global" else sum(goal_layer.values())
@@ -255,7 +256,7 @@ class DropNetPruning(PruningMethod):
         return self.reset != "none"
 
     def rounds(
-        self, model: SequentialNet, sparsity: float, context: PruningContext
+        self, model: nn.Module, sparsity: float, context: PruningContext
     ) -> Iterator[DropNetRound]:
         """Every round's trained, compacted network, without the ``kappa`` rule.
 
@@ -276,7 +277,9 @@ class DropNetPruning(PruningMethod):
                 f"{self.name}: reset={self.reset!r} retrains every round and needs "
                 "context.finetune.epochs > 0 (or use reset='none')"
             )
-        origin = clone(model)
+        if not isinstance(model, SequentialNet):
+            raise SpecError(f"{self.name}: structured removal needs a SequentialNet for now")
+        origin = copy.deepcopy(model)
         context = context.with_teacher(model)
         start_state = context.rewind_state("init", self.name) if self.reset == "init" else None
         widths, floors, goal_total, goal_layer = self._plan(origin, sparsity)
@@ -436,7 +439,7 @@ class DropNetPruning(PruningMethod):
             net = compact(current, relative)
         elif self.reset == "init":
             assert start_state is not None
-            start = clone(origin)
+            start = copy.deepcopy(origin)
             start.load_state_dict(start_state)
             net = compact(start, new_keep)
         else:

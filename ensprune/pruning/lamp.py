@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
 
-from ensprune.models.architecture import SequentialNet
 from ensprune.models.measure import prunable_parameters
 from ensprune.pruning._base import METHODS, PruningContext
 from ensprune.pruning._score import ScoreMethod
@@ -52,5 +52,5 @@ class LampPruning(ScoreMethod):
         """Only the schedule: LAMP exists to set per-layer sparsities under a global threshold."""
         return cls._schedule_space(trial)
 
-    def scores(self, model: SequentialNet, context: PruningContext) -> dict[str, torch.Tensor]:
+    def scores(self, model: nn.Module, context: PruningContext) -> dict[str, torch.Tensor]:
         return {name: lamp_scores(p) for name, p in prunable_parameters(model).items()}

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 
-from ensprune.models.architecture import SequentialNet
 from ensprune.models.measure import prunable_parameters
 from ensprune.pruning._base import METHODS, PruningContext
 from ensprune.pruning._score import ScoreMethod
@@ -17,5 +17,5 @@ class MagnitudePruning(ScoreMethod):
     name = "magnitude"
     description = "remove the smallest |w| (global or per layer), then fine-tune with masks"
 
-    def scores(self, model: SequentialNet, context: PruningContext) -> dict[str, torch.Tensor]:
+    def scores(self, model: nn.Module, context: PruningContext) -> dict[str, torch.Tensor]:
         return {name: p.detach().abs() for name, p in prunable_parameters(model).items()}

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 
-from ensprune.models.architecture import SequentialNet
 from ensprune.models.measure import prunable_parameters
 from ensprune.pruning._base import METHODS, PruningContext
 from ensprune.pruning._score import ScoreMethod
@@ -17,7 +17,7 @@ class RandomPruning(ScoreMethod):
     name = "random"
     description = "remove a seeded random subset of weights (baseline)"
 
-    def scores(self, model: SequentialNet, context: PruningContext) -> dict[str, torch.Tensor]:
+    def scores(self, model: nn.Module, context: PruningContext) -> dict[str, torch.Tensor]:
         gen = context.generator(salt=1)
         out = {}
         for name, p in prunable_parameters(model).items():

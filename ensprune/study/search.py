@@ -18,9 +18,10 @@ import numpy as np
 import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
+from torch import nn
 
 from ensprune.errors import SpecError
-from ensprune.models import SequentialNet, TrainConfig, count_parameters, evaluate, save_model
+from ensprune.models import TrainConfig, count_parameters, evaluate, save_model
 from ensprune.pruning import METHODS, PruningContext, make_method
 from ensprune.study.spec import StudySpec
 
@@ -41,7 +42,7 @@ class SplitData:
 class TrainedMember:
     """A dense member with what rewinding methods need: θ₀ and an early checkpoint."""
 
-    model: SequentialNet
+    model: nn.Module
     val_accuracy: float
     initial_state: dict[str, torch.Tensor]
     early_state: dict[str, torch.Tensor] | None

@@ -6,9 +6,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from ensprune.data import load_dataset
 from ensprune.models import (
-    SequentialNet,
     TrainConfig,
     build_seeded,
     count_macs,
@@ -23,7 +24,7 @@ from ensprune.study.pipeline import EARLY_EPOCH
 
 
 def _measure(
-    model: SequentialNet, acc: float, input_shape: tuple[int, ...], effective: bool
+    model: nn.Module, acc: float, input_shape: tuple[int, ...], effective: bool
 ) -> dict[str, Any]:
     return {
         "accuracy": acc,
