@@ -1,6 +1,6 @@
 """Honest size and speed: parameter counts, multiply-accumulates and measured CPU latency.
 
-Prunable parameters are the weights of Linear and Conv2d layers; biases and normalisation
+Prunable parameters are the weights of Linear, Conv1d and Conv2d layers; biases and normalisation
 parameters are never pruned and are not counted as prunable.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv2d)
+PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 
 def prunable_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
@@ -70,8 +70,8 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...], effective: bool =
         weight = module.weight
         assert isinstance(weight, torch.Tensor)
         per_weight = int(torch.count_nonzero(weight)) if effective else weight.numel()
-        if isinstance(module, nn.Conv2d):
-            total += per_weight * output.shape[-1] * output.shape[-2]
+        if isinstance(module, nn.Conv1d | nn.Conv2d):  # every kernel runs once per output position
+            total += per_weight * output[0, 0].numel()
         else:
             total += per_weight * (output.numel() // output.shape[-1] // output.shape[0])
 

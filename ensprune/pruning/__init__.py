@@ -1,8 +1,11 @@
 """Pruning methods (one module each, registered in ``METHODS``), masks, schedules, compaction.
 
-Prunable parameters are the weights of ``nn.Linear`` and ``nn.Conv2d`` layers (see
-:func:`ensprune.models.measure.prunable_parameters`); biases and normalisation parameters are never
-pruned and never counted. Sparsity is the share of prunable weights that are zero or removed.
+Methods take any ``torch.nn.Module``. Prunable parameters are the weights of its ``nn.Linear``,
+``nn.Conv1d`` and ``nn.Conv2d`` layers, keyed by qualified name (``"layer1.0.conv1.weight"``; see
+:func:`ensprune.models.measure.prunable_parameters`), narrowed by ``PruningContext.layers`` (a
+:class:`LayerSelection`: include/exclude patterns, the classifier head protected from structured
+removal); biases and normalisation parameters are never pruned and never counted. Sparsity is the
+share of prunable weights that are zero or removed.
 
 Every method is called the same way::
 
@@ -10,7 +13,8 @@ Every method is called the same way::
     result.model, result.masks, result.info["sparsity"]
 
 Unstructured methods (magnitude, random, lamp) return a masked copy and its masks; structured
-methods (dropnet, apoz) remove whole units and return a physically smaller network (no masks).
+methods (dropnet, apoz: :class:`UnitScoreMethod` plugins) remove whole units along Torch-Pruning's
+dependency graph and return a physically smaller network (no masks).
 """
 
 from ensprune.pruning import (  # noqa: F401  (registers them)
@@ -30,8 +34,11 @@ from ensprune.pruning._base import (
     PruningResult,
     check_sparsity,
     make_method,
+    register_method,
 )
 from ensprune.pruning._compact import (
+    UnitGraph,
+    UnitGroup,
     UnitMasks,
     compact,
     dead_units,
@@ -40,9 +47,11 @@ from ensprune.pruning._compact import (
     unit_weight_masks,
 )
 from ensprune.pruning._gradual import GradualPruner, cubic_sparsity, prune_gradually
+from ensprune.pruning._layers import LayerSelection
 from ensprune.pruning._masks import MaskEnforcer, apply_masks, mask_sparsity, masks_from_scores
 from ensprune.pruning._schedule import GRADUAL, SCHEDULES, Round, make_schedule
 from ensprune.pruning._score import ScoreMethod
+from ensprune.pruning._units import UnitScoreMethod, activation_statistic
 from ensprune.pruning.finetune import finetune
 from ensprune.pruning.lamp import lamp_scores
 from ensprune.pruning.measurement import checkpoint_size_bytes, measure_model
@@ -52,6 +61,7 @@ __all__ = [
     "METHODS",
     "SCHEDULES",
     "GradualPruner",
+    "LayerSelection",
     "MaskEnforcer",
     "Masks",
     "PruningContext",
@@ -59,7 +69,11 @@ __all__ = [
     "PruningResult",
     "Round",
     "ScoreMethod",
+    "UnitGraph",
+    "UnitGroup",
     "UnitMasks",
+    "UnitScoreMethod",
+    "activation_statistic",
     "apply_masks",
     "check_sparsity",
     "checkpoint_size_bytes",
@@ -75,6 +89,7 @@ __all__ = [
     "masks_from_scores",
     "measure_model",
     "prune_gradually",
+    "register_method",
     "unit_layers",
     "unit_weight_masks",
 ]

@@ -1,6 +1,7 @@
 """The pruning-method interface.
 
-A :class:`PruningMethod` turns a trained network and a target sparsity into a pruned network: a
+A :class:`PruningMethod` turns a trained network (any ``torch.nn.Module``; its prunable layers are
+its Linear, Conv1d and Conv2d modules, the others are left alone) and a target sparsity into a pruned network: a
 masked copy (unstructured methods), a physically smaller one (structured methods, compaction) or
 a factorised one (low-rank methods). Saliency methods subclass :class:`ScoreMethod` and implement
 only :meth:`ScoreMethod.scores`; thresholds, masks, schedules and fine-tuning live once, here and in
@@ -22,6 +23,7 @@ from torch import nn
 from ensprune._registry import Registry
 from ensprune.errors import SpecError
 from ensprune.models.training import TrainConfig
+from ensprune.pruning._layers import ALL_LAYERS, LayerSelection
 
 if TYPE_CHECKING:
     import optuna
@@ -47,6 +49,9 @@ class PruningContext:
             rewinding with ``rewind="early"``.
         teacher: the network fine-tuning distils from when ``finetune.distill > 0``; ``None``
             lets every method use the network it was given (the unpruned one).
+        layers: which prunable layers (Linear, Conv1d, Conv2d, by qualified name) the method may
+            prune: include/exclude patterns and the protection of the classifier head from
+            structured removal (see :class:`~ensprune.pruning._layers.LayerSelection`).
     """
 
     x_train: np.ndarray
@@ -59,6 +64,11 @@ class PruningContext:
     initial_state: dict[str, torch.Tensor] | None = None
     early_state: dict[str, torch.Tensor] | None = None
     teacher: torch.nn.Module | None = None
+    layers: LayerSelection = ALL_LAYERS
+
+    def prunable(self, model: nn.Module) -> dict[str, nn.Parameter]:
+        """The prunable weights of ``model`` this context lets a method prune, by qualified name."""
+        return self.layers.parameters(model)
 
     def with_teacher(self, model: torch.nn.Module) -> PruningContext:
         """This context, with ``model`` as the teacher unless distillation is off or one is set."""
@@ -161,6 +171,12 @@ def clone(model: nn.Module) -> nn.Module:
 
 
 METHODS: Registry[type[PruningMethod]] = Registry("pruning method")
+
+
+def register_method(cls: type[PruningMethod]) -> type[PruningMethod]:
+    """Class decorator: register a method under its ``name`` (written once, on the class)."""
+    METHODS.register(cls.name)(cls)
+    return cls
 
 
 def make_method(name: str, **params: Any) -> PruningMethod:

@@ -1,257 +1,313 @@
-"""Compaction: remove whole units (neurons, filters) so the network is really smaller and faster.
+"""Structured removal on any graph: unit groups, masking and compaction through Torch-Pruning.
 
-Masks alone give no speed and no smaller file. A *unit mask* says which output units (rows of a
-Linear, filters of a Conv2d) of a hidden layer survive. :func:`mask_units` zeroes the removed units
-in place, so their post-activations are exactly zero (the *masked model*); :func:`compact` rebuilds
-the network without them: the layer's outputs, the next layer's inputs (for a conv -> flatten ->
-linear boundary: every spatial position of a removed channel) and the batch-norm features in
-between are cut from the layer list and the weights. Both give the same outputs (up to float
-rounding), and the compacted :class:`SequentialNet` saves and loads like any zoo model.
+A *unit* is an output channel (a Linear row, a conv filter) of a prunable layer. On a plain chain a
+unit belongs to one layer; on a real graph units are coupled: the channels of a residual stream
+are the outputs of every conv added into it, a concatenation joins its inputs' channels, a
+BatchNorm, a depthwise conv and the flattened positions feeding a Linear follow the channels they
+read. Torch-Pruning's ``DependencyGraph`` traces the network once and groups coupled channels; one
+*unit group* is such a group, named by its root layer's weight (``"layer1.0.conv1.weight"``), and a
+*unit mask* is a boolean vector over the group's units (True = keep).
 
-Unit masks are keyed like :func:`~ensprune.models.measure.prunable_parameters` (``"0.weight"``)
-and hold a boolean vector over the layer's output units (True = keep).
+:func:`mask_units` zeroes removed units in place (the *masked model*: every removed unit's output is
+exactly zero); :func:`compact` physically removes them from a copy (fewer channels in every coupled
+layer); both give the same outputs within float rounding. Groups that cannot be removed exactly
+stay whole: groups of the protected classifier head or of excluded layers, groups through a
+grouped (not depthwise) convolution, and groups holding a layer with parameters other than
+Linear / Conv / BatchNorm (its per-channel parameters could not be zeroed exactly).
+
+Example:
+    >>> groups = unit_layers(net)  # [UnitGroup(name="0.weight", width=300, ...), ...]
+    >>> small = compact(net, {"0.weight": keep_300})  # same outputs as the masked network
 """
 
 from __future__ import annotations
 
+import copy
+import logging
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+import torch_pruning as tp
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from ensprune.errors import SpecError
-from ensprune.models.architecture import LayerSpec, SequentialNet, build_from_layers
-from ensprune.models.measure import prunable_parameters
+from ensprune.models.measure import PRUNABLE_TYPES, prunable_parameters
+from ensprune.pruning._layers import ALL_LAYERS, LayerSelection, example_input, head_name
+
+log = logging.getLogger(__name__)
 
 UnitMasks = dict[str, torch.Tensor]
-
-_UNIT_TYPES = ("linear", "conv2d")
-# Layers that act per unit (per feature or per channel): a unit's zero stays a zero through them.
-_PASS_TYPES = ("relu", "dropout", "maxpool2d", "avgpool2d", "batchnorm1d", "batchnorm2d")
-_NORM_TYPES = ("batchnorm1d", "batchnorm2d")
+_CONV = (nn.Conv1d, nn.Conv2d)
 
 
 @dataclass(frozen=True)
-class UnitLayer:
-    """A layer whose output units may be removed.
+class UnitGroup:
+    """Coupled output units that are removed together.
 
     Attributes:
-        name: the weight's key in ``prunable_parameters`` (``"0.weight"``).
-        index: the module's position in the network.
-        width: number of output units (neurons or filters).
-        activation: position of the module whose output is the layer's post-activation (the end
-            of the chain of batch norm, ReLU and dropout that follows the layer).
+        name: the root layer's weight name (``"0.weight"``); keys unit masks and scores.
+        width: number of units.
+        producers: names of the Linear/Conv layers whose outputs are these units, each with the
+            group's unit index of every one of its output channels (``(layer, root_indices)``).
     """
 
     name: str
-    index: int
     width: int
-    activation: int
+    producers: tuple[tuple[str, tuple[int, ...]], ...]
 
 
-def unit_layers(model: SequentialNet) -> list[UnitLayer]:
-    """The hidden Linear/Conv2d layers whose units can be removed (never the output layer).
+class UnitGraph:
+    """Torch-Pruning's dependency graph of ``model``, restricted to the removable unit groups.
+
+    Edits (:meth:`mask`, :meth:`remove`) act on ``model`` itself, in place.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        example: torch.Tensor | None = None,
+        selection: LayerSelection = ALL_LAYERS,
+    ) -> None:
+        self.model = model
+        example = example_input(model) if example is None else example
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.enable_grad():  # Torch-Pruning traces through autograd
+                self.graph = tp.DependencyGraph().build_dependency(
+                    model, example_inputs=example, verbose=False
+                )
+            head = head_name(model, example) if selection.protect_head else None
+        finally:
+            model.train(was_training)
+        self.names = {module: name for name, module in model.named_modules()}
+        modules = dict(model.named_modules())
+        selected = set(selection.names(model))
+        ignored = [
+            modules[w.rsplit(".", 1)[0] if "." in w else ""]
+            for w in prunable_parameters(model)
+            if w not in selected or w == head
+        ]
+        self._roots: dict[str, nn.Module] = {}
+        self._producers: dict[str, tuple[tuple[str, tuple[int, ...]], ...]] = {}
+        self.groups: list[UnitGroup] = []
+        for group in self.graph.get_all_groups(
+            ignored_layers=ignored, root_module_types=PRUNABLE_TYPES
+        ):
+            root = group[0].dep.target.module
+            name = self._weight_name(root)
+            reason = _unremovable(group)
+            if reason:
+                log.debug("unit group %s stays whole: %s", name, reason)
+                continue
+            producers = tuple(
+                (self.names[item.dep.target.module], tuple(int(i) for i in item.root_idxs))
+                for item in group.items
+                if isinstance(item.dep.target.module, PRUNABLE_TYPES)
+                and self.graph.is_out_channel_pruning_fn(item.dep.handler)
+            )
+            self._roots[name] = root
+            self._producers[name] = producers
+            self.groups.append(UnitGroup(name, len(group[0].idxs), producers))
+        order = {self._weight_name(m): i for i, m in enumerate(model.modules()) if m in self.names}
+        self.groups.sort(key=lambda g: order[g.name])  # module order, not the trace's
+
+    def _weight_name(self, module: nn.Module) -> str:
+        name = self.names[module]
+        return f"{name}.weight" if name else "weight"
+
+    def _group(self, name: str, drop: list[int]) -> Any:
+        root = self._roots[name]
+        handler = self.graph.get_pruner_of_module(root).prune_out_channels
+        return self.graph.get_pruning_group(root, handler, drop)
+
+    def check(self, unit_masks: UnitMasks) -> dict[str, list[int]]:
+        """Validate ``unit_masks``; returns the units each group loses."""
+        widths = {g.name: g.width for g in self.groups}
+        drops = {}
+        for name, mask in unit_masks.items():
+            if name not in widths:
+                raise SpecError(
+                    f"unit mask {name!r} names no removable unit group; groups: "
+                    f"{', '.join(widths) or 'none'}"
+                )
+            keep = torch.as_tensor(mask).to(torch.bool).flatten().cpu()
+            if keep.numel() != widths[name]:
+                raise SpecError(
+                    f"unit mask {name!r} has {keep.numel()} entries; the group has {widths[name]}"
+                )
+            if not bool(keep.any()):
+                raise SpecError(f"unit mask {name!r} removes every unit; keep at least one")
+            for layer, units in self._producers[name]:
+                if units and not bool(keep[list(units)].any()):
+                    raise SpecError(
+                        f"unit mask {name!r} removes every output of layer {layer!r} (the group "
+                        "joins several layers' outputs); keep at least one of each"
+                    )
+            drops[name] = torch.nonzero(~keep).flatten().tolist()
+        return drops
+
+    @torch.no_grad()
+    def mask(self, unit_masks: UnitMasks) -> None:
+        """Zero the removed units of ``model`` in place (weights, biases, norm affine and stats)."""
+        for name, drop in self.check(unit_masks).items():
+            if not drop:
+                continue
+            for item in self._group(name, drop).items:
+                module = item.dep.target.module
+                if self.graph.is_out_channel_pruning_fn(item.dep.handler):
+                    _zero_outputs(module, torch.as_tensor(item.idxs, dtype=torch.long))
+
+    @torch.no_grad()
+    def remove(self, unit_masks: UnitMasks) -> None:
+        """Remove the units physically from ``model`` (every coupled layer shrinks), in place."""
+        for name, drop in self.check(unit_masks).items():
+            if drop:
+                self._group(name, drop).prune(record_history=False)
+
+    @torch.no_grad()
+    def readers(
+        self, name: str
+    ) -> list[tuple[nn.Linear | nn.Conv1d | nn.Conv2d, list[int], list[int]]]:
+        """Layers reading the group's units: (Linear/Conv, input indices, their unit indices)."""
+        group = self._group(name, list(range(self._width(name))))
+        out = []
+        for item in group.items:
+            module = item.dep.target.module
+            if isinstance(
+                module, nn.Linear | nn.Conv1d | nn.Conv2d
+            ) and not self.graph.is_out_channel_pruning_fn(item.dep.handler):
+                out.append((module, list(item.idxs), [int(i) for i in item.root_idxs]))
+        return out
+
+    def _width(self, name: str) -> int:
+        return next(g.width for g in self.groups if g.name == name)
+
+
+def _unremovable(group: Any) -> str:
+    """Why a group cannot be removed exactly, or ``""``."""
+    for item in group.items:
+        module = item.dep.target.module
+        if isinstance(module, _CONV) and module.groups > 1:
+            depthwise = module.groups == module.in_channels == module.out_channels
+            if not depthwise:
+                return f"grouped convolution ({module.groups} groups)"
+        known = isinstance(module, (*PRUNABLE_TYPES, _BatchNorm))
+        if not known and isinstance(module, nn.Module) and any(module.parameters(recurse=False)):
+            return f"{type(module).__name__} has per-channel parameters"
+    return ""
+
+
+def _zero_outputs(module: nn.Module, idx: torch.Tensor) -> None:
+    if isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d):
+        module.weight[idx] = 0.0
+        if module.bias is not None:
+            module.bias[idx] = 0.0
+    elif isinstance(module, _BatchNorm):
+        # A zero input normalises to zero with a zero running mean (eval) or batch mean
+        # (training); gamma = beta = 0 keeps it there whatever the statistics.
+        if module.running_mean is not None and module.running_var is not None:
+            module.running_mean[idx] = 0.0
+            module.running_var[idx] = 1.0
+        if module.affine:
+            module.weight[idx] = 0.0
+            module.bias[idx] = 0.0
+
+
+def unit_layers(
+    model: nn.Module,
+    example: torch.Tensor | None = None,
+    selection: LayerSelection = ALL_LAYERS,
+) -> list[UnitGroup]:
+    """The removable unit groups of ``model`` (never the protected head's outputs)."""
+    return UnitGraph(model, example, selection).groups
+
+
+def mask_units(
+    model: nn.Module, unit_masks: UnitMasks, example: torch.Tensor | None = None
+) -> None:
+    """Zero the removed units in place; afterwards their outputs are exactly zero for any input."""
+    UnitGraph(model, example).mask(unit_masks)
+
+
+def compact(
+    model: nn.Module, unit_masks: UnitMasks, example: torch.Tensor | None = None
+) -> nn.Module:
+    """A physically smaller copy of ``model`` without the units ``unit_masks`` removes.
+
+    The copy's outputs equal those of the masked model (:func:`mask_units`) within float
+    rounding; ``model`` is not modified. Groups without an entry keep all their units. The copy
+    saves and loads like its source (its new layer shapes are recorded in the checkpoint).
 
     Raises:
-        SpecError: the network holds a layer type compaction does not understand.
+        SpecError: a mask for an unknown group, of the wrong length, or removing every unit.
     """
-    specs = model.layers
-    for spec in specs:
-        if spec["type"] not in (*_UNIT_TYPES, *_PASS_TYPES, "flatten"):
-            raise SpecError(f"compaction does not support layer type {spec['type']!r}")
-    weighted = [i for i, spec in enumerate(specs) if spec["type"] in _UNIT_TYPES]
-    out = []
-    for i in weighted[:-1]:  # the last weighted layer produces the classes: never removed
-        act = i
-        while act + 1 < len(specs) and specs[act + 1]["type"] in ("relu", "dropout", *_NORM_TYPES):
-            act += 1
-        out.append(UnitLayer(f"{i}.weight", i, int(specs[i]["out"]), act))
-    return out
-
-
-def _check_unit_masks(model: SequentialNet, unit_masks: UnitMasks) -> dict[int, torch.Tensor]:
-    layers = {u.name: u for u in unit_layers(model)}
-    by_index = {}
-    for name, mask in unit_masks.items():
-        if name not in layers:
-            raise SpecError(
-                f"unit mask {name!r} names no hidden layer; removable layers: {', '.join(layers)}"
-            )
-        layer = layers[name]
-        mask = torch.as_tensor(mask).to(torch.bool).flatten().cpu()
-        if mask.numel() != layer.width:
-            raise SpecError(
-                f"unit mask {name!r} has {mask.numel()} entries; the layer has {layer.width}"
-            )
-        if not bool(mask.any()):
-            raise SpecError(f"unit mask {name!r} removes every unit; keep at least one")
-        by_index[layer.index] = mask
-    return by_index
-
-
-@torch.no_grad()
-def mask_units(model: SequentialNet, unit_masks: UnitMasks) -> None:
-    """Zero the removed units in place: incoming weights, bias and the following norm's affine.
-
-    Afterwards every removed unit's post-activation is exactly zero for any input.
-    """
-    by_index = _check_unit_masks(model, unit_masks)
-    modules = list(model)
-    for index, keep in by_index.items():
-        drop = ~keep
-        layer = modules[index]
-        assert isinstance(layer, nn.Linear | nn.Conv2d)
-        layer.weight[drop] = 0.0
-        if layer.bias is not None:
-            layer.bias[drop] = 0.0
-        j = index + 1
-        while j < len(modules) and model.layers[j]["type"] in ("relu", "dropout", *_NORM_TYPES):
-            norm = modules[j]
-            if isinstance(norm, nn.BatchNorm1d | nn.BatchNorm2d):
-                # A zero input normalises to zero with a zero running mean (eval mode) or batch
-                # mean (training); gamma = beta = 0 keeps it there whatever the statistics.
-                if norm.running_mean is not None and norm.running_var is not None:
-                    norm.running_mean[drop] = 0.0
-                    norm.running_var[drop] = 1.0
-                if norm.affine:
-                    norm.weight[drop] = 0.0
-                    norm.bias[drop] = 0.0
-            j += 1
-
-
-def unit_weight_masks(model: SequentialNet, unit_masks: UnitMasks) -> dict[str, torch.Tensor]:
-    """Weight keep-masks equivalent to ``unit_masks``: removed rows and the next layer's columns."""
-    by_index = _check_unit_masks(model, unit_masks)
-    params = prunable_parameters(model)
-    masks = {name: torch.ones_like(p, dtype=torch.bool) for name, p in params.items()}
-    keep_in: torch.Tensor | None = None
-    for i, (spec, shape) in enumerate(zip(model.layers, _input_shapes(model), strict=True)):
-        kind = spec["type"]
-        if kind == "flatten":
-            keep_in = _flatten_keep(keep_in, shape)
-        elif kind in _UNIT_TYPES:
-            mask = masks[f"{i}.weight"]
-            if keep_in is not None:
-                mask[:, ~keep_in] = False
-            keep_out = by_index.get(i)
-            if keep_out is not None:
-                mask[~keep_out] = False
-            keep_in = keep_out
-    return masks
-
-
-def _input_shapes(model: SequentialNet) -> list[tuple[int, ...]]:
-    """The per-sample input shape of every module (one dummy forward pass)."""
-    shapes: list[tuple[int, ...]] = []
-    x = torch.zeros((1, *model.input_shape), device=next(model.parameters()).device)
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        for module in model:
-            shapes.append(tuple(x.shape[1:]))
-            x = module(x)
-    model.train(was_training)
-    return shapes
-
-
-def _flatten_keep(keep: torch.Tensor | None, shape: tuple[int, ...]) -> torch.Tensor | None:
-    """Kept channels (C,) -> kept flat features (C*H*W,), channel-major as Flatten lays them out."""
-    if keep is None or len(shape) == 1:
-        return keep
-    spatial = 1
-    for d in shape[1:]:
-        spatial *= int(d)
-    return keep.repeat_interleave(spatial)
-
-
-@torch.no_grad()
-def compact(model: SequentialNet, unit_masks: UnitMasks) -> SequentialNet:
-    """A physically smaller copy of ``model`` without the units that ``unit_masks`` removes.
-
-    The copy's outputs equal those of the masked model (:func:`mask_units`) within float rounding;
-    ``model`` is not modified. Layers without an entry in ``unit_masks`` keep all their units.
-
-    Example:
-        >>> small = compact(net, {"0.weight": torch.tensor([True, False, True, ...])})
-        >>> save_model("small.pt", small)  # architecture + weights; loads with weights_only=True
-
-    Raises:
-        SpecError: a mask for an unknown or output layer, of the wrong length, or empty.
-    """
-    by_index = _check_unit_masks(model, unit_masks)
-    modules = list(model)
-    layers: list[LayerSpec] = [dict(spec) for spec in model.layers]
-    tensors: dict[str, torch.Tensor] = {}
-    keep_in: torch.Tensor | None = None  # kept entries of the running tensor's unit axis
-    for i, (spec, shape) in enumerate(zip(model.layers, _input_shapes(model), strict=True)):
-        kind, module = spec["type"], modules[i]
-        if kind == "flatten":
-            keep_in = _flatten_keep(keep_in, shape)
-        elif kind in _UNIT_TYPES:
-            assert isinstance(module, nn.Linear | nn.Conv2d)
-            keep_out = by_index.get(i)
-            weight = module.weight.detach()
-            if keep_in is not None:
-                weight = weight[:, keep_in]
-                layers[i]["in"] = int(keep_in.sum())
-            if keep_out is not None:
-                weight = weight[keep_out]
-                layers[i]["out"] = int(keep_out.sum())
-            tensors[f"{i}.weight"] = weight
-            if module.bias is not None:
-                bias = module.bias.detach()
-                tensors[f"{i}.bias"] = bias if keep_out is None else bias[keep_out]
-            keep_in = keep_out
-        elif kind in _NORM_TYPES:
-            assert isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d)
-            for key, value in module.state_dict().items():
-                sliced = keep_in is not None and value.dim() == 1
-                tensors[f"{i}.{key}"] = value[keep_in] if sliced else value
-            if keep_in is not None:
-                layers[i]["features"] = int(keep_in.sum())
-    small = build_from_layers(layers, model.input_shape)
-    small.load_state_dict({k: v.clone() for k, v in tensors.items()})
-    small.to(next(model.parameters()).device)
-    small.train(model.training)
+    small = copy.deepcopy(model)
+    UnitGraph(small, example).remove(unit_masks)
     return small
 
 
-@torch.no_grad()
-def dead_units(model: SequentialNet) -> UnitMasks:
-    """Unit masks keeping only hidden units that something downstream still reads.
+def unit_weight_masks(
+    model: nn.Module, unit_masks: UnitMasks, example: torch.Tensor | None = None
+) -> dict[str, torch.Tensor]:
+    """Weight keep-masks equivalent to ``unit_masks``: removed rows and the readers' columns."""
+    graph = UnitGraph(model, example)
+    drops = graph.check(unit_masks)
+    params = prunable_parameters(model)
+    masks = {name: torch.ones_like(p, dtype=torch.bool) for name, p in params.items()}
+    for name, drop in drops.items():
+        if not drop:
+            continue
+        for item in graph._group(name, drop).items:
+            module = item.dep.target.module
+            if not isinstance(module, PRUNABLE_TYPES):
+                continue
+            key = graph._weight_name(module)
+            idx = torch.as_tensor(item.idxs, dtype=torch.long)
+            if graph.graph.is_out_channel_pruning_fn(item.dep.handler):
+                masks[key][idx] = False
+            else:
+                masks[key][:, idx] = False
+    return masks
 
-    A unit whose outgoing weights (the next Linear's columns, the next Conv2d's input channel, or
-    every flattened position of a channel) are all zero cannot influence the output, so removing
+
+@torch.no_grad()
+def dead_units(model: nn.Module, example: torch.Tensor | None = None) -> UnitMasks:
+    """Unit masks keeping only units that something downstream still reads.
+
+    A unit whose every reader (the next Linear's columns, the next convs' input channels, every
+    flattened position of a channel) has all-zero weights cannot influence the output, so removing
     it is exact. Unstructured pruning at high sparsity leaves many such units behind; removing
     them turns part of the sparsity into real speed. Removal cascades: a unit read only by dead
-    units is dead too. Every layer keeps at least one unit.
+    units is dead too. Every group keeps at least one unit.
 
     Example:
         >>> smaller = compact(result.model, dead_units(result.model))  # same outputs
     """
-    layers = unit_layers(model)
-    specs, modules = model.layers, list(model)
-    keep: UnitMasks = {}
-    # Walk backwards so a unit read only by removed units is removed as well.
-    next_keep: torch.Tensor | None = None
-    for layer in reversed(layers):
-        j = layer.index + 1
-        while specs[j]["type"] not in _UNIT_TYPES:
-            j += 1
-        reader = modules[j]
-        assert isinstance(reader, nn.Linear | nn.Conv2d)
-        weight = reader.weight.detach()
-        if next_keep is not None:  # rows of removed downstream units read nothing
-            weight = weight[next_keep.to(weight.device)]
-        reads = weight.abs().sum(dim=0)  # per input feature or input channel (conv: summed kernels)
-        if reads.dim() > 1:
-            reads = reads.flatten(1).sum(1)
-        flattened = any(specs[k]["type"] == "flatten" for k in range(layer.index + 1, j))
-        if flattened and reads.numel() != layer.width:  # conv -> flatten -> linear: per channel
-            reads = reads.view(layer.width, -1).sum(1)
-        alive = (reads != 0).cpu()
-        if not bool(alive.any()):
-            alive[0] = True
-        keep[layer.name] = alive
-        next_keep = alive
-    return dict(reversed(list(keep.items())))
+    work = copy.deepcopy(model)
+    graph = UnitGraph(work, example)
+    keep = {g.name: torch.ones(g.width, dtype=torch.bool) for g in graph.groups}
+    changed = True
+    while changed:  # zeroing a dead unit's rows may leave the units it read unread
+        changed = False
+        for group in graph.groups:
+            readers = graph.readers(group.name)
+            if not readers:
+                continue  # nothing prunable reads it (e.g. it feeds the output): keep all
+            reads = torch.zeros(group.width, dtype=torch.bool)
+            for module, columns, units in readers:
+                weight = module.weight.detach()
+                used = weight.transpose(0, 1).reshape(weight.shape[1], -1).ne(0).any(dim=1)
+                for column, unit in zip(columns, units, strict=True):
+                    if bool(used[column]):
+                        reads[unit] = True
+            alive = keep[group.name] & reads
+            if not bool(alive.any()):
+                alive[int(torch.nonzero(keep[group.name])[0])] = True
+            if not torch.equal(alive, keep[group.name]):
+                keep[group.name] = alive
+                graph.mask({group.name: alive})
+                changed = True
+    return keep

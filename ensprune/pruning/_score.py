@@ -155,9 +155,19 @@ class ScoreMethod(PruningMethod):
     def scores(self, model: nn.Module, context: PruningContext) -> dict[str, torch.Tensor]:
         """One importance score per prunable weight (higher = keep).
 
+        Score every prunable weight of ``model`` (any ``nn.Module``); the layers that
+        ``context.layers`` leaves out are dropped here, before thresholds.
+
         Returns:
-            Tensors shaped like the weights, keyed like ``prunable_parameters``.
+            Tensors shaped like the weights, keyed by qualified name like ``prunable_parameters``.
         """
+
+    def _selected_scores(
+        self, model: nn.Module, context: PruningContext
+    ) -> dict[str, torch.Tensor]:
+        """:meth:`scores` of the layers ``context.layers`` selects (all prunable ones by default)."""
+        selected = context.prunable(model)
+        return {name: s for name, s in self.scores(model, context).items() if name in selected}
 
     def prune(self, model: nn.Module, sparsity: float, context: PruningContext) -> PruningResult:
         target = check_sparsity(sparsity)
@@ -170,7 +180,7 @@ class ScoreMethod(PruningMethod):
         masks: Masks = {}
         epochs_run = 0
         for r, step in enumerate(plan):
-            scores = self.scores(pruned, context)
+            scores = self._selected_scores(pruned, context)
             if masks:  # already-pruned weights stay pruned: they rank below every survivor
                 scores = {n: s.masked_fill(~masks[n], -math.inf) for n, s in scores.items()}
             masks = masks_from_scores(scores, step.sparsity, self.scope, self.max_layer_sparsity)
@@ -207,7 +217,7 @@ class ScoreMethod(PruningMethod):
         pruned = clone(model)
         pruner, history = prune_gradually(
             pruned,
-            lambda net: self.scores(net, context),
+            lambda net: self._selected_scores(net, context),
             target,
             context,
             ramp=self.ramp,

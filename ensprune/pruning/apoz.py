@@ -1,27 +1,28 @@
-"""APoZ (Hu et al. 2016) scores in the DropNet loop: drop the units that are most often zero.
+"""APoZ (Hu et al. 2016) scores in the unit-removal rounds: drop the units most often zero.
 
 The Average Percentage of Zeros of a unit is the share of its post-ReLU outputs (over training
 samples and, for a filter, feature-map positions) that are exactly zero. A unit with a high APoZ
-rarely passes information on. Everything else (rounds, resets, stop rules, compaction) is DropNet's.
+rarely passes information on. Rounds, resets, stop rules and compaction are the shared ones of
+:class:`~ensprune.pruning._units.UnitScoreMethod`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 import torch
+from torch import nn
 
-from ensprune.models.architecture import SequentialNet
-from ensprune.pruning._base import METHODS, PruningContext
-from ensprune.pruning.dropnet import UNIT_SCOPES, DropNetPruning, _activation_statistic
-
-if TYPE_CHECKING:
-    import optuna
+from ensprune.pruning._base import PruningContext, register_method
+from ensprune.pruning._compact import UnitGroup
+from ensprune.pruning._units import UnitScoreMethod, activation_statistic
 
 
-@METHODS.register("apoz")
-class ApozPruning(DropNetPruning):
-    """DropNet with score 1 - APoZ: ``metric="min"`` drops the units that are most often zero.
+def _is_zero(value: torch.Tensor) -> torch.Tensor:
+    return (value == 0).double()
+
+
+@register_method
+class ApozPruning(UnitScoreMethod):
+    """Score 1 - APoZ: ``metric="min"`` drops the units that are most often zero.
 
     Ties (e.g. units never zero) are broken by position, deterministically.
     """
@@ -29,16 +30,9 @@ class ApozPruning(DropNetPruning):
     name = "apoz"
     description = "drop nodes/filters with the highest share of zero activations; compacted"
 
-    @classmethod
-    def search_space(cls, trial: optuna.Trial) -> dict[str, Any]:
-        """Scope, fraction and kappa (the metric stays ``"min"``: APoZ's own criterion)."""
-        return {
-            "scope": trial.suggest_categorical(f"{cls.name}.scope", list(UNIT_SCOPES)),
-            "fraction": trial.suggest_float(f"{cls.name}.fraction", 0.1, 0.5),
-            "kappa": trial.suggest_float(f"{cls.name}.kappa", 0.9, 1.0),
-        }
-
-    def unit_scores(self, model: SequentialNet, context: PruningContext) -> dict[str, torch.Tensor]:
-        """1 - APoZ of every unit of every hidden layer (higher = more often active)."""
-        zeros = _activation_statistic(model, context, self.score_samples, zeros=True)
+    def score_units(
+        self, model: nn.Module, groups: list[UnitGroup], context: PruningContext
+    ) -> dict[str, torch.Tensor]:
+        """1 - APoZ of every unit (higher = more often active)."""
+        zeros = activation_statistic(model, groups, context, self.score_samples, _is_zero)
         return {name: 1.0 - share for name, share in zeros.items()}

@@ -11,7 +11,7 @@ from torch import nn
 
 from ensprune.errors import SpecError
 from ensprune.models import (
-    SequentialNet,
+    build_from_factory,
     build_from_layers,
     build_seeded,
     count_macs,
@@ -28,6 +28,7 @@ from ensprune.pruning import (
     unit_layers,
     unit_weight_masks,
 )
+from ensprune.pruning._layers import LayerSelection
 
 BN1D_MLP = [
     {"type": "flatten"},
@@ -52,17 +53,54 @@ def _randomise_norms(net: nn.Module) -> None:
                 m.bias.copy_(torch.randn(m.num_features, generator=gen))
 
 
-def _random_unit_masks(net: SequentialNet, seed: int = 1) -> dict[str, torch.Tensor]:
+def _random_unit_masks(
+    net: nn.Module, example: torch.Tensor | None = None, seed: int = 1
+) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     masks = {}
-    for u in unit_layers(net):
+    for u in unit_layers(net, example):
         keep = torch.rand(u.width, generator=gen) > 0.5
         keep[0] = True
         masks[u.name] = keep
     return masks
 
 
+class UserNet(nn.Module):
+    """A user's graph: skip connection, concatenation, BatchNorm, depthwise and grouped convs."""
+
+    def __init__(self, width: int = 8) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(1, width, 3, padding=1)
+        self.bn = nn.BatchNorm2d(width)
+        self.body = nn.Conv2d(width, width, 3, padding=1)
+        self.side = nn.Conv2d(width, width // 2, 1)
+        self.depthwise = nn.Conv2d(
+            width + width // 2, width + width // 2, 3, padding=1, groups=width + width // 2
+        )
+        self.grouped = nn.Conv2d(width + width // 2, 8, 3, padding=1, groups=2)
+        self.mixer = nn.Conv2d(8, 6, 1)
+        self.fc = nn.Linear(6 * 16, 12)
+        self.head = nn.Linear(12, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.bn(self.stem(x)))
+        x = torch.relu(x + self.body(x))
+        x = torch.cat([x, torch.relu(self.side(x))], dim=1)
+        x = torch.relu(self.grouped(torch.relu(self.depthwise(x))))
+        x = torch.relu(self.mixer(x))
+        x = nn.functional.max_pool2d(x, 2)
+        return self.head(torch.relu(self.fc(torch.flatten(x, 1))))
+
+
+def make_user_net() -> nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return build_from_factory(f"{__name__}:UserNet")
+
+
 NETS = {
+    "resnet20": lambda: build_seeded("resnet20", (1, 8, 8), 10, seed=0, width=4),
+    "user_graph": make_user_net,
     "mlp": lambda: build_seeded("model_a", (1, 8, 8), 10, seed=0),
     "conv": lambda: build_seeded("model_b", (1, 8, 8), 10, seed=0),
     "conv_to_linear": lambda: build_seeded("lenet5", (1, 8, 8), 10, seed=0),
@@ -76,19 +114,20 @@ def test_compacted_equals_masked(kind: str, tiny_conv, tmp_path: Path) -> None:
     net = tiny_conv(0) if kind == "conv_bn_linear" else NETS[kind]()
     _randomise_norms(net)
     net.eval()
-    units = _random_unit_masks(net)
-    masked = copy.deepcopy(net)
-    mask_units(masked, units)
-    small = compact(net, units)
-    small.eval()
     x = torch.randn(64, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    one = x[:1]  # user networks declare no input shape: tracing takes an example
+    units = _random_unit_masks(net, one)
+    masked = copy.deepcopy(net)
+    mask_units(masked, units, one)
+    small = compact(net, units, one)
+    small.eval()
     assert torch.allclose(small(x), masked(x), atol=1e-5)
-    assert [u.width for u in unit_layers(small)] == [int(m.sum()) for m in units.values()]
+    assert [u.width for u in unit_layers(small, one)] == [int(m.sum()) for m in units.values()]
     assert count_parameters(small).total < count_parameters(net).total
     assert count_macs(small, (1, 8, 8)) < count_macs(net, (1, 8, 8))
 
     # The equivalent weight masks (rows and the next layer's columns) keep what compaction keeps.
-    weight_masks = unit_weight_masks(net, units)
+    weight_masks = unit_weight_masks(net, units, one)
     assert sum(int(m.sum()) for m in weight_masks.values()) == count_parameters(small).prunable
     apply_masks(masked, weight_masks)
     assert torch.allclose(small(x), masked(x), atol=1e-5)
@@ -96,7 +135,7 @@ def test_compacted_equals_masked(kind: str, tiny_conv, tmp_path: Path) -> None:
     # Round trip: architecture + weights, torch.load(weights_only=True).
     loaded, _ = load_model(save_model(tmp_path / "small.pt", small))
     loaded.eval()
-    assert loaded.layers == small.layers
+    assert getattr(loaded, "layers", None) == getattr(small, "layers", None)
     assert torch.allclose(loaded(x), small(x), atol=1e-7)
 
 
@@ -123,7 +162,7 @@ def test_unmasked_layers_and_input_are_unchanged(tiny_conv) -> None:
 def test_output_layer_is_never_a_unit_layer() -> None:
     net = build_seeded("lenet300", (1, 8, 8), 10, seed=0)
     assert [u.width for u in unit_layers(net)] == [300, 100]
-    with pytest.raises(SpecError, match="names no hidden layer"):
+    with pytest.raises(SpecError, match="names no removable unit group"):
         compact(net, {"5.weight": torch.ones(10, dtype=torch.bool)})
 
 
@@ -157,6 +196,32 @@ def test_dead_units_are_removed_exactly(kind: str) -> None:
     assert torch.allclose(small(x), net(x), atol=1e-5)
     again = dead_units(small)
     assert all(bool(k.all()) for k in again.values())  # nothing left to remove
+
+
+def test_resnet_groups_follow_the_residual_streams() -> None:
+    net = NETS["resnet20"]()
+    groups = {g.name: g for g in unit_layers(net)}
+    # Every block's first conv is a group of its own; each stage's residual stream is one group
+    # (stem or projection, every block's second conv); the classifier head is protected.
+    assert "fc.weight" not in groups
+    inner = [n for n in groups if n.endswith("conv1.weight") and n != "conv1.weight"]
+    assert len(inner) == 9
+    streams = [g for g in groups.values() if len(g.producers) > 1]
+    assert len(streams) == 3
+    first = {p for p, _ in streams[0].producers}
+    assert first == {"conv1", "layer1.0.conv2", "layer1.1.conv2", "layer1.2.conv2"}
+
+
+def test_grouped_convolutions_stay_whole_and_the_head_can_be_unprotected() -> None:
+    net = make_user_net()
+    one = torch.zeros(1, 1, 8, 8)
+    names = {g.name for g in unit_layers(net, one)}
+    # The grouped conv's inputs (stem, body, side, depthwise) and outputs stay whole.
+    assert names == {"mixer.weight", "fc.weight"}
+    unprotected = {g.name for g in unit_layers(net, one, LayerSelection(protect_head=False))}
+    assert unprotected == names | {"head.weight"}
+    narrowed = {g.name for g in unit_layers(net, one, LayerSelection(exclude=("fc",)))}
+    assert narrowed == {"mixer.weight"}
 
 
 def test_dead_units_cascade() -> None:

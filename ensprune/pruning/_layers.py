@@ -1,0 +1,142 @@
+"""Which layers a method may prune: prunable types, include/exclude patterns, the protected head.
+
+Prunable layers are the ``Linear``, ``Conv1d`` and ``Conv2d`` modules of any ``nn.Module``
+(:data:`~ensprune.models.measure.PRUNABLE_TYPES`); their weights are keyed by qualified parameter
+name (``"layer1.0.conv1.weight"``). A :class:`LayerSelection` narrows that set with fnmatch-style
+patterns matched against the module name or the weight name (``"layer3.*"``, ``"*.shortcut.*"``,
+``"fc.weight"``), and protects the classifier head (the last prunable layer the forward pass runs)
+from structured removal: removing its output units would remove classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ensprune.errors import SpecError
+from ensprune.models.measure import PRUNABLE_TYPES, prunable_parameters
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+@dataclass(frozen=True)
+class LayerSelection:
+    """Narrow the prunable layers of a network.
+
+    Attributes:
+        include: patterns; when given, only matching layers are pruned.
+        exclude: patterns; matching layers are never pruned (applied after ``include``).
+        protect_head: structured methods never remove output units of the classifier head.
+
+    Example:
+        >>> LayerSelection(exclude=("conv1", "*.shortcut.*")).names(resnet)
+    """
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    protect_head: bool = True
+
+    def __post_init__(self) -> None:
+        for field_name in ("include", "exclude"):
+            value = getattr(self, field_name)
+            if isinstance(value, str):
+                value = (value,)
+            if not all(isinstance(p, str) and p for p in value):
+                raise SpecError(
+                    f"layer {field_name} patterns must be non-empty strings; got {value!r}"
+                )
+            object.__setattr__(self, field_name, tuple(value))
+
+    def matches(self, weight_name: str) -> bool:
+        """True when the layer owning ``weight_name`` is selected."""
+        module_name = weight_name.rsplit(".", 1)[0] if "." in weight_name else ""
+        hit = lambda patterns: any(  # noqa: E731
+            fnmatchcase(weight_name, p) or fnmatchcase(module_name, p) for p in patterns
+        )
+        return (not self.include or hit(self.include)) and not hit(self.exclude)
+
+    def parameters(self, model: nn.Module) -> dict[str, nn.Parameter]:
+        """The selected prunable weights by qualified name, in module order.
+
+        Raises:
+            SpecError: the patterns leave no prunable layer (the message lists the layers).
+        """
+        every = prunable_parameters(model)
+        chosen = {name: p for name, p in every.items() if self.matches(name)}
+        if not chosen:
+            raise SpecError(
+                f"layer patterns include={list(self.include)} exclude={list(self.exclude)} select "
+                f"no prunable layer; prunable layers: {', '.join(every) or 'none'}"
+            )
+        return chosen
+
+    def names(self, model: nn.Module) -> list[str]:
+        """Names of the selected prunable weights."""
+        return list(self.parameters(model))
+
+
+ALL_LAYERS = LayerSelection()
+
+
+def example_input(model: nn.Module, data: Any = None) -> torch.Tensor:
+    """One input sample (batch of 1) for tracing ``model``.
+
+    Taken from ``model.input_shape`` when the network declares it (every zoo model does),
+    otherwise from the first sample of ``data`` (an array or anything indexable by ``[:1]``).
+    """
+    shape = getattr(model, "input_shape", None)
+    device = _device(model)
+    if isinstance(shape, tuple) and shape:
+        return torch.zeros((1, *shape), device=device)
+    if data is not None:
+        first = data[:1] if not isinstance(data, torch.utils.data.Dataset) else data[0][0][None]
+        return torch.as_tensor(np.asarray(first), dtype=torch.float32, device=device)
+    raise SpecError(
+        f"cannot trace a {type(model).__name__}: it declares no input_shape and no example input "
+        "was given; pass example= (a batch of one sample)"
+    )
+
+
+@torch.no_grad()
+def head_name(model: nn.Module, example: torch.Tensor) -> str | None:
+    """The weight name of the classifier head: the last prunable layer the forward pass runs."""
+    names = {module: name for name, module in model.named_modules()}
+    order: list[str] = []
+
+    def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+        order.append(names[module])
+
+    handles = [
+        m.register_forward_hook(hook) for m in model.modules() if isinstance(m, PRUNABLE_TYPES)
+    ]
+    was_training = model.training
+    model.eval()
+    try:
+        model(example)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    if not order:
+        return None
+    return f"{order[-1]}.weight" if order[-1] else "weight"
+
+
+def _device(model: nn.Module) -> torch.device:
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+def as_selection(value: LayerSelection | Sequence[str] | None) -> LayerSelection:
+    """``None`` -> every layer; a selection as is."""
+    if value is None:
+        return ALL_LAYERS
+    if isinstance(value, LayerSelection):
+        return value
+    return LayerSelection(include=tuple(value))
