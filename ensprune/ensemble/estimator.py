@@ -355,7 +355,7 @@ class PrunedEnsembleClassifier(ClassifierMixin, BaseEstimator):
         proba = self._member_proba(X, self.members_)
         sel = self.selection_
         weights = None if sel.weights is None else np.asarray(sel.weights)[None, :]
-        rule = sel.voting
+        rule = VOTING.canonical(sel.voting)
         team = weights if weights is not None else np.ones((1, len(self.members_)))
         labels = TeamVoter(proba, rule).predict(team)[0]
         if rule == "majority":

@@ -78,7 +78,8 @@ class FocalScorer:
     Args:
         labels: (M, N) predicted labels of the pool on the split (validation, never test).
         y: (N,) true labels.
-        metrics: registered metric names to compute.
+        metrics: registered metric names to compute (any case; results are keyed by the
+            registered name, e.g. ``"CK"`` -> ``"ck"``).
         n_negatives: draw this many negatives per focal member (with replacement) instead of
             using all of them.
         n_draws: number of such draws, averaged.
@@ -225,6 +226,7 @@ def focal_diversity(metric: str, labels: ArrayLike, y: ArrayLike, team: Sequence
     Returns:
         The raw metric value (same scale and direction as :func:`diversity`).
     """
+    name = METRICS.canonical(metric)
     lab, yy = check_labels(labels, y, min_members=1)
-    scorer = FocalScorer(lab, yy, metrics=(metric,))
-    return float(scorer.values([list(team)])[metric][0])
+    scorer = FocalScorer(lab, yy, metrics=(name,))
+    return float(scorer.values([list(team)])[name][0])

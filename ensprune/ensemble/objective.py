@@ -26,7 +26,7 @@ from ensprune.ensemble.budget import within_budget
 from ensprune.ensemble.diversity import METRICS
 from ensprune.ensemble.focal import DEFAULT_METRICS, FocalScorer, _minmax_per_size
 from ensprune.ensemble.predictions import PredictionSet
-from ensprune.ensemble.voting import DEFAULT_VOTING, TeamVoter
+from ensprune.ensemble.voting import DEFAULT_VOTING, VOTING, TeamVoter
 from ensprune.errors import SpecError
 from ensprune.parallel import parallel_map, resolve_n_jobs
 
@@ -192,7 +192,9 @@ class TeamEvaluator:
             raise SpecError(
                 "a cost budget needs member costs: add a 'cost' array (one per member) to the predictions"
             )
-        self.metrics = tuple(self.metrics)
+        # results are keyed by the registered names, whatever case the caller wrote
+        self.metrics = tuple(METRICS.canonical(m) for m in self.metrics)
+        self.voting = VOTING.canonical(self.voting)
         scorer = FocalScorer(
             self.preds.labels,
             self.preds.y,

@@ -176,6 +176,7 @@ class Selector(ABC):
     progress: bool = False
 
     def __post_init__(self) -> None:
+        self.voting = VOTING.canonical(self.voting)  # names in any case; kept as registered
         rule = VOTING.get(self.voting)
         if rule.weighted and not self.makes_weights:
             raise SpecError(
@@ -267,7 +268,7 @@ class Selector(ABC):
         idx = sorted(int(i) for i in members)
         if len(set(idx)) != len(idx) or len(idx) < 2:
             raise RuntimeError(f"selector {self.name} produced an invalid team {idx}")
-        rule = voting or self.voting
+        rule = VOTING.canonical(voting or self.voting)
         w: list[float] | None = None
         if weights is not None:
             order = np.argsort(np.asarray(members))
@@ -315,11 +316,11 @@ class ObjectiveSelector(Selector):
         super().__post_init__()
         if isinstance(self.metrics, str):
             self.metrics = tuple(m.strip() for m in self.metrics.split(",") if m.strip())
-        self.metrics = tuple(self.metrics)
+        self.metrics = tuple(METRICS.canonical(m) for m in self.metrics)
         if not self.metrics:
             raise SpecError("give at least one diversity metric")
-        for m in self.metrics:
-            METRICS.get(m)
+        if len(set(self.metrics)) != len(self.metrics):
+            raise SpecError(f"metrics listed twice: {list(self.metrics)}; give each once")
         _ = self.objective  # validates the weights
 
     @property
