@@ -53,7 +53,7 @@ def update_results(subsection: str, body: str) -> None:
 
 
 def loop_metric(metric: str, labels: np.ndarray, y: np.ndarray) -> float:
-    """One metric of one team on a set of samples, one pair at a time (REFERENCE.md section 2)."""
+    """One metric of one team on a set of samples, one pair at a time (docs/metrics.md)."""
     n_members, n = labels.shape
     right = labels == y[None, :]
     if metric in ("ck", "bd"):

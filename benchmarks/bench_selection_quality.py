@@ -13,7 +13,7 @@ the full pool, the best single member, and the mean test accuracy of random team
 size. The numbers go into the ``## Ensemble selection (issue 3)`` section of RESULTS.md.
 
 Usage:
-    nice python benchmarks/bench_selection_quality.py --data-dir ../shared/data
+    nice python benchmarks/bench_selection_quality.py --data-dir $ENSPRUNE_DATA_DIR
     nice python benchmarks/bench_selection_quality.py --train-size 15000 --epochs 6
 """
 
@@ -23,6 +23,7 @@ import argparse
 import datetime as dt
 import hashlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -135,9 +136,7 @@ def random_mean(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data")
-    )
+    parser.add_argument("--data-dir", default=os.environ.get("ENSPRUNE_DATA_DIR", "data"))
     parser.add_argument("--pool", nargs="+", default=DEFAULT_POOL, help="architecture per member")
     parser.add_argument("--train-size", type=int, default=15000, help="training samples per member")
     parser.add_argument("--epochs", type=int, default=6)

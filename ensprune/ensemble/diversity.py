@@ -17,9 +17,10 @@ one more product. Pairwise metrics average a pair matrix ``P`` over a team's pai
 ``(b @ P @ b - b @ diag(P)) / (L (L - 1))``. Counts are integers held in float64, exact below
 2**53, so the batched values agree with a per-pair loop to rounding.
 
-Metric values are the raw definitions of REFERENCE.md section 2; each :class:`Metric` states
-its direction (which way is more diverse) and maps values onto a *diversity score* in [0, 1]
-where higher always means more diverse, the scale the selectors maximise.
+Metric values are the raw definitions (docs/metrics.md gives each formula, direction, range and
+source, and how they relate to EnsembleBench's CK, 1 - BD, 1 - KW, 1 - GD); each :class:`Metric`
+states its direction (which way is more diverse) and maps values onto a *diversity score* in
+[0, 1] where higher always means more diverse, the scale the selectors maximise.
 
 Conventions where a definition divides by zero (documented, never NaN):
 
@@ -330,7 +331,7 @@ def diversity(metric: str, labels: ArrayLike, y: ArrayLike) -> float:
         y: (N,) true labels.
 
     Returns:
-        The raw value as REFERENCE.md section 2 defines it (CK: mean kappa over pairs, etc.).
+        The raw value as docs/metrics.md defines it (CK: mean Cohen's kappa over pairs, etc.).
 
     Example:
         >>> y = [0, 1, 2, 0, 1, 2, 0, 1]

@@ -2,7 +2,8 @@
 
 For a team T and a member F of T (the *focal* member), take F's negative samples (where F is
 wrong, on a validation split) and compute the metric of T on those samples only; the focal
-diversity of T is the plain mean of these values over F in T (REFERENCE.md section 3).
+diversity of T is the plain mean of these values over F in T. docs/metrics.md defines every
+metric, its direction and how ensprune differs from the published EnsembleBench / HQ code.
 
 :class:`FocalScorer` computes, once per focal member, the pair counts of *all* M members on that
 member's negatives (:class:`~ensprune.ensemble.diversity.SampleStats`); any batch of teams is then
@@ -13,9 +14,10 @@ Options (all off by default):
 * ``n_negatives`` / ``n_draws``: instead of all negatives, draw ``n_negatives`` of them with
   replacement, ``n_draws`` times, from a seeded generator, and average the metric over draws
   (the published code uses 100 x 3).
-* ``normalize``: min-max normalise each focal member's diversity scores per team size over the
-  teams scored together, as the published code does; the result then depends on the batch, so
-  only selectors that score every candidate of a size in one batch (HQ, exhaustive) offer it.
+* ``normalize``: min-max normalise each focal member's scores per team size before averaging
+  (:data:`NORMALIZE_MODES`): ``"candidates"`` over the teams scored together in one batch (for
+  HQ: the candidates that survived the smaller sizes), ``"all"`` over all teams of that size, as
+  the published HQ code does.
 
 A member without negative samples contributes the metric's value on an empty sample set, the
 "identical members" convention of :mod:`ensprune.ensemble.diversity`.
@@ -28,7 +30,8 @@ selectors maximise.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -37,6 +40,30 @@ from ensprune.ensemble.diversity import METRICS, Metric, SampleStats, check_labe
 from ensprune.errors import PredictionError, SpecError
 
 DEFAULT_METRICS: tuple[str, ...] = ("ck", "bd", "kw", "gd")
+#: min-max normalisation of focal scores per (focal member, team size): off, over the teams
+#: scored together (HQ: the surviving candidates of a size), or over all teams of the size
+NORMALIZE_MODES: tuple[str, ...] = ("none", "candidates", "all")
+# teams per block when scoring all teams of a size for normalize="all"
+_BOUNDS_BLOCK = 4096
+
+
+def normalize_mode(value: str | bool) -> str:
+    """The canonical normalisation mode; ``True`` / ``False`` mean ``"candidates"`` / ``"none"``.
+
+    (``True`` was the only way to normalise before the modes existed, and meant ``"candidates"``.)
+
+    Raises:
+        SpecError: anything else.
+    """
+    if isinstance(value, bool):
+        return "candidates" if value else "none"
+    mode = str(value).strip().lower()
+    if mode not in NORMALIZE_MODES:
+        raise SpecError(
+            f"normalize must be one of {', '.join(NORMALIZE_MODES)} ('all' is the published HQ); "
+            f"got {value!r}"
+        )
+    return mode
 
 
 def team_masks(teams: ArrayLike | Sequence[Sequence[int]], n_members: int) -> np.ndarray:
@@ -115,6 +142,7 @@ class FocalScorer:
             raise SpecError("n_draws applies to subsampled negatives; set n_negatives as well")
         self.n_members = int(lab.shape[0])
         self.n_negatives = n_negatives
+        self._bounds: dict[int, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
         n_classes = int(max(lab.max(initial=0), yy.max(initial=0))) + 1
         with_labels = any(m.needs_labels for m in self.metrics)
         rng = np.random.default_rng(seed)
@@ -171,42 +199,90 @@ class FocalScorer:
         return {name: np.nanmean(v, axis=1) for name, v in self.per_focal(teams).items()}
 
     def scores(
-        self, teams: ArrayLike | Sequence[Sequence[int]], *, normalize: bool = False
+        self, teams: ArrayLike | Sequence[Sequence[int]], *, normalize: str | bool = "none"
     ) -> dict[str, np.ndarray]:
         """Focal diversity per metric on [0, 1], higher = more diverse.
 
         Args:
-            normalize: min-max normalise each focal member's scores per team size over this
-                batch before averaging (a group whose scores are all equal gets 0.5).
+            normalize: one of :data:`NORMALIZE_MODES`: min-max normalise each focal member's
+                scores per team size over this batch (``"candidates"``) or over all teams of the
+                size (``"all"``) before averaging; a group whose scores are all equal gets 0.5.
         """
         masks = team_masks(teams, self.n_members)
-        out = {}
-        for name, per in self.per_focal(masks).items():
-            unit = METRICS.get(name).score(per)
-            if normalize:
-                unit = _minmax_per_size(unit, masks.sum(axis=1))
-            out[name] = np.nanmean(unit, axis=1)
-        return out
+        sizes = masks.sum(axis=1).astype(np.int64)
+        return {
+            name: np.nanmean(self.normalized(name, per, sizes, normalize), axis=1)
+            for name, per in self.per_focal(masks).items()
+        }
+
+    def normalized(
+        self, metric: str, per_focal: np.ndarray, sizes: np.ndarray, normalize: str | bool
+    ) -> np.ndarray:
+        """[0, 1] scores of raw (T, M) per-focal values of ``metric``, normalised as asked."""
+        name = METRICS.canonical(metric)
+        unit = METRICS.get(name).score(per_focal)
+        mode = normalize_mode(normalize)
+        if mode == "none":
+            return unit
+        if mode == "candidates":
+            return _minmax_per_size(unit, sizes)
+        return _minmax_per_size(unit, sizes, lambda size: self.size_bounds(size)[name])
+
+    def size_bounds(self, size: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per metric, each focal member's lowest and highest [0, 1] score over ALL teams of
+        ``size`` members that contain it (the range ``normalize="all"`` scales by); cached.
+        """
+        if size not in self._bounds:
+            m = self.n_members
+            lo = {metric.name: np.full(m, np.inf) for metric in self.metrics}
+            hi = {metric.name: np.full(m, -np.inf) for metric in self.metrics}
+            for block in _all_teams(m, size):
+                for name, per in self.per_focal(block).items():
+                    unit = METRICS.get(name).score(per)
+                    lo[name] = np.minimum(lo[name], np.where(np.isnan(unit), np.inf, unit).min(0))
+                    hi[name] = np.maximum(hi[name], np.where(np.isnan(unit), -np.inf, unit).max(0))
+            self._bounds[size] = {name: (lo[name], hi[name]) for name in lo}
+        return self._bounds[size]
 
     def consensus(
-        self, teams: ArrayLike | Sequence[Sequence[int]], *, normalize: bool = False
+        self, teams: ArrayLike | Sequence[Sequence[int]], *, normalize: str | bool = "none"
     ) -> np.ndarray:
         """Mean of :meth:`scores` over the metrics: one [0, 1] diversity score per team."""
         per_metric = self.scores(teams, normalize=normalize)
         return np.mean(np.stack(list(per_metric.values())), axis=0)
 
 
-def _minmax_per_size(unit: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """Min-max normalise the columns of ``unit`` (T, M; NaN = not in team) within each size."""
+def _all_teams(n_members: int, size: int) -> Iterator[np.ndarray]:
+    """All teams of ``size`` members as (block, M) float masks, in lexicographic order."""
+    combos = itertools.combinations(range(n_members), size)
+    while chunk := list(itertools.islice(combos, _BOUNDS_BLOCK)):
+        masks = np.zeros((len(chunk), n_members))
+        masks[np.arange(len(chunk))[:, None], np.asarray(chunk)] = 1.0
+        yield masks
+
+
+def _minmax_per_size(
+    unit: np.ndarray,
+    sizes: np.ndarray,
+    bounds: Callable[[int], tuple[np.ndarray, np.ndarray]] | None = None,
+) -> np.ndarray:
+    """Min-max normalise the columns of ``unit`` (T, M; NaN = not in team) within each size.
+
+    Args:
+        bounds: size -> (lo, hi) per column; None takes the range of the rows of that size.
+    """
     out = np.full_like(unit, np.nan)
     for size in np.unique(sizes):
         rows = sizes == size
         block = unit[rows]
-        with np.errstate(invalid="ignore"):
-            lo = np.nanmin(np.where(np.isnan(block), np.inf, block), axis=0)
-            hi = np.nanmax(np.where(np.isnan(block), -np.inf, block), axis=0)
+        if bounds is None:
+            lo = np.where(np.isnan(block), np.inf, block).min(axis=0)
+            hi = np.where(np.isnan(block), -np.inf, block).max(axis=0)
+        else:
+            lo, hi = bounds(int(size))
         span = hi - lo
-        scaled = np.where(span > 0, (block - lo) / np.where(span > 0, span, 1.0), 0.5)
+        with np.errstate(invalid="ignore"):
+            scaled = np.where(span > 0, (block - lo) / np.where(span > 0, span, 1.0), 0.5)
         out[rows] = np.where(np.isnan(block), np.nan, scaled)
     return out
 

@@ -24,7 +24,7 @@ import pandas as pd
 
 from ensprune.ensemble.budget import within_budget
 from ensprune.ensemble.diversity import METRICS
-from ensprune.ensemble.focal import DEFAULT_METRICS, FocalScorer, _minmax_per_size
+from ensprune.ensemble.focal import DEFAULT_METRICS, FocalScorer, normalize_mode
 from ensprune.ensemble.predictions import PredictionSet
 from ensprune.ensemble.voting import DEFAULT_VOTING, VOTING, TeamVoter
 from ensprune.errors import SpecError
@@ -165,8 +165,10 @@ class TeamEvaluator:
         max_size: largest feasible team (None: the pool size).
         budget: largest feasible summed member cost (None: no budget; needs ``preds.cost``).
         n_negatives, n_draws, seed: subsampling of the focal negatives (see FocalScorer).
-        normalize: min-max normalise focal scores per (focal member, team size) over each
-            evaluated batch; only meaningful when a batch holds every candidate of its sizes.
+        normalize: min-max normalisation of focal scores per (focal member, team size), one of
+            ``"none"``, ``"candidates"`` (over each evaluated batch; meaningful when a batch holds
+            every candidate of its sizes) and ``"all"`` (over all teams of the size, as the
+            published HQ code; see :mod:`ensprune.ensemble.focal`).
         n_jobs: joblib workers for new teams.
     """
 
@@ -179,7 +181,7 @@ class TeamEvaluator:
     n_negatives: int | None = None
     n_draws: int = 1
     seed: int = 0
-    normalize: bool = False
+    normalize: str | bool = "none"
     n_jobs: int | None = None
 
     def __post_init__(self) -> None:
@@ -195,6 +197,7 @@ class TeamEvaluator:
         # results are keyed by the registered names, whatever case the caller wrote
         self.metrics = tuple(METRICS.canonical(m) for m in self.metrics)
         self.voting = VOTING.canonical(self.voting)
+        self.normalize = normalize_mode(self.normalize)
         scorer = FocalScorer(
             self.preds.labels,
             self.preds.y,
@@ -228,7 +231,7 @@ class TeamEvaluator:
         acc = np.zeros(len(masks))
         raw = {m: np.full(len(masks), np.nan) for m in self.metrics}
         div = np.zeros(len(masks))
-        if self.normalize:
+        if self.normalize != "none":
             rows = np.flatnonzero(valid)
             if rows.size:
                 a, per = self._map(masks[rows], full=True)
@@ -237,7 +240,9 @@ class TeamEvaluator:
                 units = []
                 for name, values in per.items():
                     raw[name][rows] = np.nanmean(values, axis=1)
-                    unit = _minmax_per_size(METRICS.get(name).score(values), size[rows])
+                    unit = self._computer.scorer.normalized(
+                        name, values, size[rows], self.normalize
+                    )
                     units.append(np.nanmean(unit, axis=1))
                 div[rows] = np.mean(units, axis=0)
         else:

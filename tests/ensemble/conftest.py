@@ -17,7 +17,7 @@ def _pairs(n: int) -> list[tuple[int, int]]:
 
 
 def loop_metric(metric: str, labels: np.ndarray, y: np.ndarray) -> float:
-    """The REFERENCE.md section 2 definitions, written the plain way: one pair at a time."""
+    """The docs/metrics.md definitions, written the plain way: one pair at a time."""
     labels = np.asarray(labels)
     y = np.asarray(y)
     n_members, n = labels.shape

@@ -264,3 +264,55 @@ def test_gd_formula_by_hand() -> None:
     p2 = sum(i * (i - 1) / 6 * p[i] for i in range(4))
     assert diversity("gd", labels, y) == pytest.approx(1 - p2 / p1)
     assert math.isclose(diversity("kw", labels, y), (0 + 2 + 2 + 0) / (4 * 9))
+
+
+@FAST
+@given(data=label_sets(min_n=0))
+def test_kw_is_a_fixed_multiple_of_bd_within_a_team_size(
+    data: tuple[np.ndarray, np.ndarray],
+) -> None:
+    # per sample, l (L - l) of the L (L - 1) / 2 pairs disagree: KW = (L - 1) / (2 L) x BD
+    labels, y = data
+    size = labels.shape[0]
+    factor = (size - 1) / (2 * size)
+    assert diversity("kw", labels, y) == pytest.approx(
+        factor * diversity("bd", labels, y), abs=1e-12
+    )
+    # the identity survives the mean over focal members, so BD and KW rank teams alike
+    pool = np.vstack([labels, y[None, :]])  # one more member, always right
+    team = list(range(size))
+    assert focal_diversity("kw", pool, y, team) == pytest.approx(
+        factor * focal_diversity("bd", pool, y, team), abs=1e-12
+    )
+
+
+def test_bd_and_kw_rank_teams_of_one_size_identically(pool8) -> None:
+    scorer = FocalScorer(pool8.labels, pool8.y, ("bd", "kw"))
+    for size in (2, 3, 5):
+        teams = [list(t) for t in itertools.combinations(range(8), size)]
+        values = scorer.values(teams)
+        np.testing.assert_allclose(values["kw"], (size - 1) / (2 * size) * values["bd"], atol=1e-12)
+
+
+def test_focal_normalize_all_uses_every_team_of_a_size(pool8) -> None:
+    scorer = FocalScorer(pool8.labels, pool8.y, ("gd",))
+    every = [list(t) for t in itertools.combinations(range(8), 3)]
+    some = every[::7]
+    # over a batch holding every team of the size, both modes agree
+    np.testing.assert_allclose(
+        scorer.scores(every, normalize="all")["gd"],
+        scorer.scores(every, normalize="candidates")["gd"],
+        atol=1e-12,
+    )
+    # on part of them, "all" keeps the scale of the full set; "candidates" rescales the part
+    full = dict(zip(map(tuple, every), scorer.scores(every, normalize="all")["gd"], strict=True))
+    np.testing.assert_allclose(
+        scorer.scores(some, normalize="all")["gd"], [full[tuple(t)] for t in some], atol=1e-12
+    )
+    assert not np.allclose(
+        scorer.scores(some, normalize="candidates")["gd"], [full[tuple(t)] for t in some]
+    )
+    lo, hi = scorer.size_bounds(3)["gd"]
+    assert np.all(lo <= hi) and np.all((lo >= 0) & (hi <= 1))
+    with pytest.raises(SpecError, match="normalize must be one of"):
+        scorer.scores(some, normalize="published")

@@ -327,7 +327,7 @@ class ObjectiveSelector(Selector):
     def objective(self) -> Objective:
         return Objective(self.w_accuracy, self.w_diversity, self.w_size)
 
-    def evaluator(self, preds: PredictionSet, *, normalize: bool = False) -> TeamEvaluator:
+    def evaluator(self, preds: PredictionSet, *, normalize: str | bool = "none") -> TeamEvaluator:
         """A :class:`TeamEvaluator` for ``preds`` with this selector's settings."""
         return TeamEvaluator(
             preds,

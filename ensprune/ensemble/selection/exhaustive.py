@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ensprune.ensemble.focal import normalize_mode
 from ensprune.ensemble.objective import TeamScores
 from ensprune.ensemble.predictions import PredictionSet
 from ensprune.ensemble.selection._base import (
@@ -28,17 +29,21 @@ class ExhaustiveSelector(ObjectiveSelector):
     """The fittest of all teams of 2 to max_size members (guarded by a team-count limit).
 
     Attributes:
-        normalize: min-max normalise focal scores per (focal member, team size) over all
-            teams of that size.
+        normalize: ``"none"``, or min-max normalise focal scores per (focal member, team size)
+            over all teams of that size (``"candidates"`` and ``"all"`` are the same here).
         max_teams: refuse pools whose number of teams exceeds this.
         table_rows: keep this many of the fittest teams in ``Selection.table`` (all: None).
 
     Ties go to the smaller team, then to the lexicographically first.
     """
 
-    normalize: bool = False
+    normalize: str | bool = "none"
     max_teams: int = 200_000
     table_rows: int | None = 100
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.normalize = normalize_mode(self.normalize)
 
     def _select(self, preds: PredictionSet) -> Selection:
         m = preds.n_members

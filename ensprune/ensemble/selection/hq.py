@@ -1,4 +1,4 @@
-"""HQ: hierarchical pruning of low-diversity teams (REFERENCE.md section 3).
+"""HQ: hierarchical pruning of low-diversity teams (Wu & Liu, ICDM 2021; docs/metrics.md).
 
 For sizes S = 2 .. S_max: the candidates are the teams of size S that contain no pruned team;
 they are sorted from least diverse (consensus focal-diversity score; ties: lower validation
@@ -8,10 +8,14 @@ upward. A team contains no pruned team exactly when all its subsets one member s
 kept, so the candidates of size S are generated from the kept teams of size S - 1
 (Apriori-style), never by enumerating all C(M, S) teams.
 
-Final pick (the documented rule): among the kept teams within the budget, the one with the
-highest fitness of :class:`~ensprune.ensemble.objective.Objective`; ties go to the smaller team,
-then to the lexicographically first. Teams over the budget are kept or pruned like the others
-but not extended (their supersets cost at least as much).
+HQ returns ONE team: among the kept teams within the budget, the one with the highest fitness of
+:class:`~ensprune.ensemble.objective.Objective`; ties go to the smaller team, then to the
+lexicographically first (the published code returns every kept team). Teams over the budget are
+kept or pruned like the others but not extended (their supersets cost at least as much).
+
+``normalize="all"`` min-max normalises each focal member's scores over all teams of a size, as
+the published HQ code does, so it scores all C(M, S) teams of sizes 2 .. S_max;
+``"candidates"`` normalises over the surviving candidates of a size only.
 
 ``Selection.table`` lists every kept and pruned team with its size, status, validation
 accuracy, consensus diversity, raw focal values and fitness.
@@ -26,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ensprune.ensemble.budget import within_budget
+from ensprune.ensemble.focal import normalize_mode
 from ensprune.ensemble.objective import TeamScores
 from ensprune.ensemble.predictions import PredictionSet
 from ensprune.ensemble.selection._base import (
@@ -34,7 +39,7 @@ from ensprune.ensemble.selection._base import (
     best_row,
     register_selector,
 )
-from ensprune.ensemble.selection._teams import codes, members_of, teams_of_size
+from ensprune.ensemble.selection._teams import codes, count_teams, members_of, teams_of_size
 from ensprune.errors import SpecError
 
 
@@ -76,10 +81,11 @@ class HQSelector(ObjectiveSelector):
 
     Attributes:
         beta: share of each size's candidates pruned, in [0, 1).
-        normalize: min-max normalise focal scores per (focal member, team size) over each
-            size's candidates before averaging (as the published code does).
-        max_teams: refuse to score more than this many candidate teams in total (raise
-            ``max_size`` or ``beta`` trade-offs explicitly instead of running for hours).
+        normalize: min-max normalisation of focal scores per (focal member, team size):
+            ``"none"``, ``"candidates"`` (over each size's surviving candidates) or ``"all"``
+            (over all teams of the size: the published HQ; see docs/metrics.md).
+        max_teams: refuse to score more than this many teams in total (lower ``max_size``
+            explicitly instead of running for hours).
 
     ``max_size`` (S_max) defaults to the pool size; the published scripts use 5.
 
@@ -89,11 +95,12 @@ class HQSelector(ObjectiveSelector):
     """
 
     beta: float = 0.1
-    normalize: bool = False
+    normalize: str | bool = "none"
     max_teams: int = 200_000
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.normalize = normalize_mode(self.normalize)
         if not 0.0 <= self.beta < 1.0:
             raise SpecError(f"beta (prune ratio) must lie in [0, 1); got {self.beta}")
         if self.max_teams < 1:
@@ -102,11 +109,17 @@ class HQSelector(ObjectiveSelector):
     def _select(self, preds: PredictionSet) -> Selection:
         m = preds.n_members
         s_max = self.size_limit(preds)
+        if self.normalize == "all" and count_teams(m, 2, s_max) > self.max_teams:
+            raise SpecError(
+                f"normalize='all' scores every team of 2 to {s_max} members, "
+                f"{count_teams(m, 2, s_max)} teams, more than max_teams={self.max_teams}; "
+                "lower --max-size or normalise over the candidates only"
+            )
         evaluator = self.evaluator(preds, normalize=self.normalize)
         frames: list[pd.DataFrame] = []
         kept_parts: list[TeamScores] = []
         basis = np.zeros((0, m), dtype=bool)
-        total = 0
+        total = last = 0
         for size in range(2, s_max + 1):
             cand = teams_of_size(m, 2) if size == 2 else extend_kept(basis)
             if len(cand) == 0:
@@ -118,6 +131,7 @@ class HQSelector(ObjectiveSelector):
                     f"{size} of {s_max}); lower --max-size, or use the ga selector for large pools"
                 )
             scores = evaluator.evaluate(cand)
+            last = size
             n_prune = math.floor(self.beta * len(cand) + 1e-9)
             order = np.lexsort((np.arange(len(cand)), scores.accuracy, scores.diversity))
             pruned = np.zeros(len(cand), dtype=bool)
@@ -134,6 +148,8 @@ class HQSelector(ObjectiveSelector):
             self.log(
                 f"size {size}: {len(cand)} candidates, {n_prune} pruned, {len(kept.masks)} kept"
             )
+        if self.normalize == "all":  # every team of the sizes visited was scored
+            total = count_teams(m, 2, last)
         all_kept = TeamScores.concat(kept_parts)
         row = best_row(all_kept)
         table = pd.concat(frames, ignore_index=True)
