@@ -17,6 +17,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ensprune.ensemble import METRICS, SELECTORS, VOTING, PredictionSet, Selection
 from ensprune.errors import PredictionError, SpecError
 
@@ -36,6 +38,9 @@ _OPTIONS: dict[str, str] = {
     "draws": "n_draws",
     "normalize": "normalize",
     "evolve_weights": "evolve_weights",
+    "w_accuracy": "w_accuracy",
+    "w_diversity": "w_diversity",
+    "w_size": "w_size",
 }
 
 
@@ -52,9 +57,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("preds", metavar="PREDS.npz", help="member predictions (numpy .npz)")
     parser.add_argument(
         "--selector",
-        default="hq",
-        choices=SELECTORS.names(),
-        help="selection algorithm (default: hq)",
+        help="selection algorithm, any case (default: hq; with --mode joint: ga, nsga2 or exhaustive, "
+        "default ga)",
     )
     parser.add_argument(
         "--metric",
@@ -63,7 +67,22 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--beta", type=float, help="HQ prune ratio in [0, 1) (default 0.1)")
     parser.add_argument("--max-size", type=int, help="largest team size")
-    parser.add_argument("--budget", type=float, help="largest summed member cost (needs 'cost')")
+    parser.add_argument(
+        "--mode",
+        default="team",
+        choices=("team", "joint"),
+        help="team: choose members of PREDS.npz (default); joint: PREDS.npz is a menu of "
+        "operating points, choose each member's point (or out) and the team under --budget",
+    )
+    parser.add_argument(
+        "--budget",
+        help="largest summed cost (needs 'cost'): a number, Nx_member (N times the mean member "
+        "cost; in a menu, of members' costliest points) or N%%_pool",
+    )
+    for term in ("accuracy", "diversity", "size"):
+        parser.add_argument(
+            f"--w-{term}", type=float, help=f"objective weight of the team's {term}"
+        )
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument(
         "--voting", choices=VOTING.names(), help="voting rule (default: soft; caruana: weighted)"
@@ -127,11 +146,21 @@ def selector_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Load the predictions, run the selector, print a summary or JSON; 0 on success."""
+    if args.mode == "joint":
+        from ensprune.cli.joint_select import run_joint
+
+        return run_joint(args, _OPTIONS)
     preds = PredictionSet.load(args.preds)
     if preds.n_members < 2:
         raise PredictionError(
             f"{args.preds} holds {preds.n_members} member; selection needs at least 2"
         )
+    args.selector = args.selector or "hq"
+    if args.budget is not None:  # relative budgets are shares of the members' costs
+        from ensprune.ensemble.menu import resolve_budget
+
+        member_cost = preds.cost if preds.cost is not None else np.zeros(1)
+        args.budget = resolve_budget(args.budget, member_cost)
     selector = SELECTORS.get(args.selector)(**selector_kwargs(args))
     selection = selector.select(preds)
     if args.table and selection.table is not None:
