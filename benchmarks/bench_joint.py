@@ -269,6 +269,13 @@ def main() -> None:
             "cost_mean": float(np.mean(joint_cost)),
             "seconds_mean": float(np.mean(joint_time)),
         }
+        acc_only = [
+            JointSelector(budget=budget, seed=seed, w_diversity=0.0, w_size=0.0)
+            .select_menu(menu)
+            .accuracy(menu_test)
+            for seed in args.seeds
+        ]
+        row["joint_accuracy_only"] = {"test_mean": float(np.mean(acc_only)), "tests": acc_only}
         two = []
         for seed in args.seeds:
             try:
