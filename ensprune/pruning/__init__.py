@@ -22,8 +22,11 @@ from ensprune.pruning import (  # noqa: F401  (registers them)
     apoz,
     dropnet,
     evolutionary,
+    kfac,
     lamp,
     magnitude,
+    obd,
+    obs,
     random,
 )
 from ensprune.pruning._base import (

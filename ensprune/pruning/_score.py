@@ -162,6 +162,16 @@ class ScoreMethod(PruningMethod):
             Tensors shaped like the weights, keyed by qualified name like ``prunable_parameters``.
         """
 
+    def remove(self, model: nn.Module, masks: Masks, context: PruningContext) -> Masks:
+        """Remove the masked-out weights of ``model`` in place; returns the masks in force.
+
+        The default zeroes them. A method with a weight update (layer-wise OBS) overrides this to
+        move the surviving weights too, and may choose other weights within the same per-layer
+        (or per-row) budget; rounds that rewind weights only zero them.
+        """
+        apply_masks(model, masks)
+        return masks
+
     def _selected_scores(
         self, model: nn.Module, context: PruningContext
     ) -> dict[str, torch.Tensor]:
@@ -186,7 +196,9 @@ class ScoreMethod(PruningMethod):
             masks = masks_from_scores(scores, step.sparsity, self.scope, self.max_layer_sparsity)
             if rewind_to is not None:
                 pruned.load_state_dict(rewind_to)
-            apply_masks(pruned, masks)
+                apply_masks(pruned, masks)
+            else:
+                masks = self.remove(pruned, masks, context)
             config = dataclasses.replace(
                 context.finetune, epochs=step.epochs, seed=context.seed + r
             )
