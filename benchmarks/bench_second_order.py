@@ -22,7 +22,6 @@ import dataclasses
 import json
 import sys
 import time
-import tracemalloc
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -168,9 +167,9 @@ def obs_cost(args: argparse.Namespace) -> str:
         f"- Command: `{common.command_line()}`",
         f"- Machine: {common.machine()}; run {common.today()}",
         "- One 784 -> 300 Linear layer (LeNet-300-100's first; bias as the 785th, never pruned "
-        "column), H from 4,096 random inputs; every row loses the same count. Peak memory is "
-        "the Python-heap peak traced by tracemalloc (torch's CPU allocator reports through it "
-        "only partly), so the bound from the row batch is stated too.",
+        "column), H from 4,096 random inputs; every row loses the same count. Memory: the "
+        "rows run in batches whose inverses take at most the stated bound (plus one 785 x 785 "
+        "inverse and the weights).",
         "",
         "| sparsity | seconds | row batch | bound on inverse memory (MiB) |",
         "|---|---|---|---|",
@@ -180,11 +179,9 @@ def obs_cost(args: argparse.Namespace) -> str:
     batch = max(1, obs_module.ROW_BATCH_BYTES // (4 * 785 * 785))
     for sparsity in (0.9, 0.95, 0.99):
         counts = torch.full((300,), round(sparsity * 784))
-        tracemalloc.start()
         start = time.perf_counter()
         obc_prune_rows(weight, hessian, counts, 0.01, frozen=1)
         seconds = time.perf_counter() - start
-        tracemalloc.stop()
         print(f"obs-cost {sparsity}: {seconds:.1f} s", flush=True)
         lines.append(
             f"| {sparsity:.0%} | {seconds:.1f} | {batch} | {4 * batch * 785 * 785 / 2**20:.0f} |"

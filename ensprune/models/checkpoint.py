@@ -30,6 +30,7 @@ from torch import nn
 from ensprune.errors import CheckpointError, EnsPruneError
 from ensprune.models.architecture import SequentialNet, build_from_layers
 from ensprune.models.factory import ModelSource, build_from_factory, source_of, with_source
+from ensprune.models.edits import edits_of, replay_edits
 
 FORMAT = "ensprune-checkpoint/2"
 FORMAT_V1 = "ensprune-checkpoint/1"
@@ -89,6 +90,7 @@ def save_model(path: str | Path, model: nn.Module, meta: dict[str, Any] | None =
         "format": FORMAT,
         "source": model_source(model),
         "shapes": layer_shapes(model),
+        "edits": edits_of(model),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": dict(meta or {}),
     }
@@ -134,7 +136,7 @@ def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
             shapes: dict[str, dict[str, Any]] = {}
         else:
             source, shapes = payload["source"], payload["shapes"]
-        model = rebuild(source, shapes, payload["state_dict"])
+        model = rebuild(source, shapes, payload["state_dict"], payload.get("edits", []))
     except CheckpointError as exc:
         raise CheckpointError(f"checkpoint {path}: {exc}") from None
     except EnsPruneError as exc:  # e.g. a factory that can no longer be imported
@@ -147,10 +149,16 @@ def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
 
 
 def rebuild(
-    source: ModelSource, shapes: dict[str, dict[str, Any]], state_dict: dict[str, torch.Tensor]
+    source: ModelSource,
+    shapes: dict[str, dict[str, Any]],
+    state_dict: dict[str, torch.Tensor],
+    edits: list[dict[str, Any]] | None = None,
 ) -> nn.Module:
-    """The dense network of ``source``, shrunk to ``shapes``, with ``state_dict`` loaded."""
+    """The dense network of ``source``, with its structural ``edits`` replayed (factorised or
+    wrapped layers, see :mod:`ensprune.models.edits`), shrunk to ``shapes``, ``state_dict`` loaded.
+    """
     model = build_source(source)
+    replay_edits(model, list(edits or []))
     apply_shapes(model, shapes, state_dict)
     model.load_state_dict(state_dict)
     return model

@@ -24,9 +24,12 @@ from ensprune.pruning import (  # noqa: F401  (registers them)
     evolutionary,
     kfac,
     lamp,
+    lowrank,
     magnitude,
     obd,
     obs,
+    pca,
+    randmm,
     random,
 )
 from ensprune.pruning._base import (

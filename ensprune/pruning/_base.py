@@ -127,6 +127,8 @@ class PruningMethod(ABC):
     # False when the ``sparsity`` given to prune() is a goal the method steers towards (e.g. a
     # regulariser's target) rather than the sparsity it delivers; info["sparsity"] is the truth.
     exact_sparsity: ClassVar[bool] = True
+    # False for methods that change how layers compute without removing weights (randmm).
+    removes_weights: ClassVar[bool] = True
 
     @property
     def retrains_from_scratch(self) -> bool:

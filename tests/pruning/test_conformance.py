@@ -158,7 +158,8 @@ def test_result_is_consistent(name: str, kind: str, make_context, digits, tmp_pa
     assert result.info["sparsity"] == pytest.approx(measured, abs=1e-3)
     if not method.structured and method.exact_sparsity:
         assert measured == pytest.approx(TARGET, abs=0.01)
-    assert measured > 0.05, f"{name} removed (almost) nothing at target {TARGET} on {kind}"
+    if method.removes_weights:
+        assert measured > 0.05, f"{name} removed (almost) nothing at target {TARGET} on {kind}"
 
     # Deterministic for the same seed.
     for key, value in result.model.state_dict().items():
