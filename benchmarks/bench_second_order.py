@@ -5,8 +5,12 @@ Parts (``--parts``):
 - ``oneshot``: MLP 784-40-20-10 (``mlp_40_20``) on MNIST, one dense checkpoint per seed, pruned
   one-shot to 95 % sparsity with no fine-tuning by magnitude, OBD (each curvature), K-FAC, EKFAC
   and layer-wise OBS; test accuracy, seconds to score and prune.
-- ``obs-cost``: time and peak extra memory of layer-wise OBS on a 784 -> 300 layer (LeNet-300-100's
+- ``obs-cost``: time and memory bound of layer-wise OBS on a 784 -> 300 layer (LeNet-300-100's
   first) at 90 / 95 / 99 % sparsity.
+- ``matrix``: LeNet-300-100 on MNIST (the dense recipe of ``bench_weight_pruning.py``):
+  ``lowrank`` and ``pca`` at several budgets / variance shares and ``randmm`` at several ``c``,
+  without fine-tuning; test accuracy, parameters, MACs and CPU latency (batch 256 and 1, one
+  thread, median of repeats), the dense network timed in the same run; seconds to prune.
 
 Results are appended to ``benchmarks/_cache/second_order.jsonl`` (a re-run skips points already
 measured) and the tables in ``benchmarks/RESULTS.md`` are rewritten from every measured point.
@@ -54,7 +58,9 @@ ONESHOT: dict[str, tuple[str, dict[str, Any]]] = {
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=common.data_dir_default())
-    parser.add_argument("--parts", nargs="+", default=["oneshot"], choices=["oneshot", "obs-cost"])
+    parser.add_argument(
+        "--parts", nargs="+", default=["oneshot"], choices=["oneshot", "obs-cost", "matrix"]
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--sparsity", type=float, default=0.95)
     parser.add_argument("--methods", nargs="+", default=list(ONESHOT), choices=list(ONESHOT))
@@ -189,9 +195,97 @@ def obs_cost(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+MATRIX: list[tuple[str, str, float, dict[str, Any]]] = [
+    ("dense", "", 0.0, {}),
+    *[("lowrank", f"lowrank, budget {s:.0%} removed", s, {}) for s in (0.5, 0.7, 0.8, 0.9, 0.95)],
+    *[("lowrank", f"lowrank, energy {e}", 0.0, {"energy": e}) for e in (0.9, 0.95, 0.99)],
+    *[("pca", f"pca, variance {v}", 0.0, {"variance": v}) for v in (0.9, 0.95, 0.99)],
+    *[("pca", f"pca, budget {s:.0%} removed", s, {}) for s in (0.1, 0.15)],
+    *[("randmm", f"randmm, c = {c}", 0.0, {"samples": c}) for c in (392, 196, 98, 49)],
+]
+
+
+def matrix(args: argparse.Namespace) -> str:
+    from ensprune.models import count_macs, count_parameters
+    from ensprune.models.measure import measure_latency_ms
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_weight_pruning import dense_config
+
+    seed = args.seeds[0]
+    data = common.load("mnist", args.data_dir, seed)
+    dense, _, meta = common.dense_checkpoint(
+        "lenet300", data, "mnist", seed, dense_config(seed), None
+    )
+    print(f"lenet300 seed {seed}: dense test accuracy {meta['test_accuracy']:.4f}", flush=True)
+    context = PruningContext(
+        data.x_train,
+        data.y_train,
+        data.x_val,
+        data.y_val,
+        seed=seed,
+        finetune=TrainConfig(epochs=0),
+    )
+    shape = data.input_shape
+    lines = [
+        f"- Command: `{common.command_line()}`",
+        f"- Machine: {common.machine()}; run {common.today()}",
+        f"- LeNet-300-100 (seed {seed}, dense test accuracy {meta['test_accuracy']:.2%}), no "
+        "fine-tuning after factorising or wrapping. Latency: median of 30 forward passes after "
+        "5 warm-up passes, one thread, under `torch.inference_mode()`, every model timed in "
+        "this run (the dense one first and last: its two timings bound the noise of the shared "
+        "machine). MACs: multiply-accumulates of the layers as executed (for randmm: the c "
+        "sampled products per output, plus nothing for the sampling itself).",
+        "",
+        "| model | test accuracy % | prunable weights | MACs | ms / batch of 256 | ms / sample "
+        "(batch 1) | seconds to prune |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, label, sparsity, knobs in [*MATRIX, ("dense", "dense (again)", 0.0, {})]:
+        start = time.perf_counter()
+        if name == "dense":
+            model, info = dense, {}
+        else:
+            result = make_method(name, **knobs).prune(dense, sparsity, context)
+            model, info = result.model, result.info
+        seconds = time.perf_counter() - start
+        accuracy = evaluate(model, data.x_test, data.y_test)[1]
+        macs = count_macs(model, shape)
+        if name == "randmm":
+            macs = sum(
+                c * m.out_features
+                for n, m in model.named_modules()
+                if (c := info["samples"].get(n))
+            ) + sum(
+                m.in_features * m.out_features
+                for n, m in model.named_modules()
+                if isinstance(m, torch.nn.Linear) and n not in info["samples"]
+            )
+        batch = measure_latency_ms(model, shape, batch_size=256, repeats=30, threads=1)
+        single = measure_latency_ms(model, shape, batch_size=1, repeats=30, threads=1)
+        label = label or "dense"
+        row = {
+            "part": "matrix",
+            "model": label,
+            "accuracy": accuracy,
+            "macs": macs,
+            "ms256": batch,
+            "ms1": single,
+            "seconds": seconds,
+            "info": info,
+        }
+        print(json.dumps(row, default=str), flush=True)
+        lines.append(
+            f"| {label} | {accuracy:.2%} | {count_parameters(model).prunable:,} | {macs:,} | "
+            f"{batch:.2f} | {single:.3f} | {seconds:.2f} |"
+        )
+    return "\n".join(lines)
+
+
 PARTS = {
     "oneshot": ("MLP 784-40-20-10 on MNIST: one-shot 95 % without fine-tuning", oneshot),
     "obs-cost": ("Layer-wise OBS cost on a 784 -> 300 layer", obs_cost),
+    "matrix": ("LeNet-300-100: low rank, PCA and randomized multiplication vs latency", matrix),
 }
 
 
