@@ -116,7 +116,9 @@ class OBSPruning(ScoreMethod):
         samples: calibration samples drawn (seeded) from the training data.
         fisher: labels of K-FAC's output gradients for the global per-layer budgets.
         **kwargs: scope, schedule, ... of :class:`ScoreMethod` (``scope="layer"``: uniform
-            sparsity per layer).
+            sparsity per layer). The update runs in every round of the round-based schedules
+            (``oneshot``, ``iterative``, ``cubic``); ``schedule="gradual"`` re-scores inside
+            training and uses the K-FAC OBS saliency as a plain score, without updates.
     """
 
     name = "obs"
