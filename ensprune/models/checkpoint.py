@@ -29,8 +29,8 @@ from torch import nn
 
 from ensprune.errors import CheckpointError, EnsPruneError
 from ensprune.models.architecture import SequentialNet, build_from_layers
-from ensprune.models.factory import ModelSource, build_from_factory, source_of, with_source
 from ensprune.models.edits import edits_of, replay_edits
+from ensprune.models.factory import ModelSource, build_from_factory, source_of, with_source
 
 FORMAT = "ensprune-checkpoint/2"
 FORMAT_V1 = "ensprune-checkpoint/1"

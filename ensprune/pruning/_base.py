@@ -129,6 +129,9 @@ class PruningMethod(ABC):
     exact_sparsity: ClassVar[bool] = True
     # False for methods that change how layers compute without removing weights (randmm).
     removes_weights: ClassVar[bool] = True
+    # True for methods that replace modules (factorised or wrapped layers, models/edits.py):
+    # their results have other layers than the input, and compact() does not handle them yet.
+    replaces_modules: ClassVar[bool] = False
 
     @property
     def retrains_from_scratch(self) -> bool:

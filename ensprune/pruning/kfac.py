@@ -225,8 +225,9 @@ class KFACPruning(ScoreMethod):
     def remove(self, model: nn.Module, masks: Masks, context: PruningContext) -> Masks:
         if self.saliency != "obs" or not self.update or not self._curvature:
             return super().remove(model, masks, context)
-        for name, view in layer_views(model).items():
-            obs_update(view, masks[name], self._curvature[name])
+        views = layer_views(model)
+        for name, keep in masks.items():
+            obs_update(views[name], keep, self._curvature[name])
         self._curvature = {}
         return masks
 

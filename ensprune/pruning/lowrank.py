@@ -62,6 +62,7 @@ class LowRankFactorisation(PruningMethod):
     name = "lowrank"
     description = "SVD factorisation of each layer into two smaller ones (rank from budget/energy)"
     structured = True
+    replaces_modules = True
 
     def __init__(self, energy: float | None = None) -> None:
         self.energy = check_share(self.name, "energy", energy)

@@ -164,7 +164,9 @@ class OBSPruning(ScoreMethod):
         """
         reference = copy.deepcopy(model)
         chosen: Masks = {}
-        for name, view in layer_views(model).items():
+        views = layer_views(model)
+        for name in masks:  # the layers the context selected
+            view = views[name]
             moments = layer_input_moments(
                 model, name, iter_batches(context, self.samples), reference
             )

@@ -49,6 +49,9 @@ from ensprune.pruning.lowrank import check_share
 if TYPE_CHECKING:
     import optuna
 
+# Below this share of shrinkable weights pca refuses: it could not change the network materially.
+MIN_SHRINKABLE_SHARE = 0.05
+
 
 @torch.no_grad()
 def hidden_input_moments(
@@ -98,6 +101,7 @@ class PCAProjection(PruningMethod):
     name = "pca"
     description = "PCA of hidden activations, projection folded into the next Linear layer"
     structured = True
+    replaces_modules = True
 
     def __init__(self, variance: float | None = None, samples: int = 2048) -> None:
         self.variance = check_share(self.name, "variance", variance)
@@ -124,6 +128,13 @@ class PCAProjection(PruningMethod):
                 "or there are no Linear layers): use lowrank instead"
             )
         views = layer_views(pruned)
+        shrinkable = sum(views[name].weight.numel() for name in moments) / dense
+        if shrinkable < MIN_SHRINKABLE_SHARE:
+            raise SpecError(
+                f"pca can shrink only Linear layers fed by a hidden layer, and in this "
+                f"{type(model).__name__} they hold {shrinkable:.1%} of the prunable weights (the "
+                "rest are convolutions or read the network input): use lowrank instead"
+            )
         bases = {}
         candidates = []
         for name, (_, cov) in moments.items():

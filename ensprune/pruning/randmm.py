@@ -43,6 +43,7 @@ class RandomizedMultiplication(PruningMethod):
     name = "randmm"
     description = "randomized matrix multiplication of Linear layers at inference (c samples)"
     structured = True
+    replaces_modules = True
     removes_weights = False
 
     def __init__(self, samples: int | None = None) -> None:
