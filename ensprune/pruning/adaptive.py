@@ -114,15 +114,34 @@ def quantile(values: torch.Tensor, q: float) -> torch.Tensor:
     return a + (pos - lo) * (b - a)
 
 
+class MagnitudeTable:
+    """Sorted magnitudes |w| and their FFT density, from which t(r) and f(t) are read in O(1).
+
+    Sorting 10⁵-10⁶ magnitudes and estimating their density every optimiser step would cost
+    more than the step itself; the soft mask reads the table instead, and training rebuilds it
+    every ``refresh_every`` steps (the weights move little in between, r is always current).
+    """
+
+    def __init__(self, magnitudes: torch.Tensor, grid_size: int = GRID_SIZE) -> None:
+        self.sorted = torch.sort(magnitudes.detach().flatten()).values
+        self.density = fft_kde(self.sorted, grid_size=grid_size, lower_bound=0.0)
+
+    def threshold(self, r: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """(t = the r-quantile, with ``∂t/∂r = 1/f(t)`` for autograd; f(t))."""
+        n = self.sorted.numel()
+        pos = min(max(float(r.detach()), 0.0), 1.0) * (n - 1)
+        lo = math.floor(pos)
+        hi = min(lo + 1, n - 1)
+        t = self.sorted[lo] + (pos - lo) * (self.sorted[hi] - self.sorted[lo])
+        f_t = max(float(self.density(float(t))), 1e-12)
+        return QuantileThreshold.apply(r, t.to(r.dtype), f_t), f_t
+
+
 def magnitude_threshold(
     magnitudes: torch.Tensor, r: torch.Tensor, grid_size: int = GRID_SIZE
 ) -> tuple[torch.Tensor, float]:
     """(t as a function of r with ``∂t/∂r = 1/f(t)``, f(t)) for flat magnitudes ``|w|``."""
-    flat = magnitudes.detach().flatten()
-    t = quantile(flat, float(r.detach()))
-    density = fft_kde(flat, grid_size=grid_size, lower_bound=0.0)
-    f_t = max(float(density(float(t))), 1e-12)
-    return QuantileThreshold.apply(r, t.to(r.dtype), f_t), f_t
+    return MagnitudeTable(magnitudes, grid_size).threshold(r)
 
 
 class _SoftMasked(nn.Module):
@@ -134,16 +153,24 @@ class _SoftMasked(nn.Module):
         self.ratio = nn.Parameter(torch.tensor(float(r0)))
         self.log_tau = nn.Parameter(torch.tensor(float(log_tau0)))
         self.scale = scale  # mean w² at the start: τ = exp(log_tau) · scale
+        self.table: MagnitudeTable | None = None
 
     @property
     def tau(self) -> torch.Tensor:
         return self.log_tau.exp() * self.scale
 
+    def refresh(self) -> None:
+        """Rebuild the magnitude table from the current weights."""
+        weights = prunable_parameters(self.model).values()
+        self.table = MagnitudeTable(torch.cat([w.detach().abs().flatten() for w in weights]))
+
     def masked_weights(self) -> dict[str, torch.Tensor]:
-        weights = prunable_parameters(self.model)
-        mags = torch.cat([w.detach().abs().flatten() for w in weights.values()])
-        t, _ = magnitude_threshold(mags, self.ratio)
+        if self.table is None:
+            self.refresh()
+        assert self.table is not None
+        t, _ = self.table.threshold(self.ratio)
         tau = self.tau
+        weights = prunable_parameters(self.model)
         return {name: w * SoftMask.apply(w, t, tau) for name, w in weights.items()}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -167,6 +194,8 @@ class AdaptivePruning(PruningMethod):
             :func:`~ensprune.pruning.finetune.finetune`); ``None`` disables it.
         max_layer_sparsity: per-layer cap of the hard mask (``None``: every layer keeps at least
             a tenth of the network's density), as in the other global methods.
+        refresh_every: optimiser steps between re-sorting the magnitudes and re-estimating
+            their density (:class:`MagnitudeTable`); t follows r at every step.
 
     ``context.finetune`` gives the weights' optimiser, lr, batch size, augmentation and
     distillation; the soft phase trains for its full epoch share (no early stopping: r moves
@@ -190,7 +219,17 @@ class AdaptivePruning(PruningMethod):
         hard_share: float = 0.25,
         anneal: float | None = 0.1,
         max_layer_sparsity: float | None = None,
+        refresh_every: int = 10,
     ) -> None:
+        if (
+            isinstance(refresh_every, bool)
+            or not isinstance(refresh_every, int)
+            or refresh_every < 1
+        ):
+            raise SpecError(
+                f"adaptive: refresh_every must be an integer >= 1; got {refresh_every!r}"
+            )
+        self.refresh_every = refresh_every
         checks = {
             "r0": (r0, 0.0 <= _num(r0) <= R_MAX, f"in [0, {R_MAX}]"),
             "tau0": (tau0, _num(tau0) > 0, "> 0"),
@@ -228,6 +267,7 @@ class AdaptivePruning(PruningMethod):
             "hard_share": self.hard_share,
             "anneal": self.anneal,
             "max_layer_sparsity": self.max_layer_sparsity,
+            "refresh_every": self.refresh_every,
         }
 
     @classmethod
@@ -255,6 +295,7 @@ class AdaptivePruning(PruningMethod):
         scale = float(torch.cat([w.detach().flatten() ** 2 for w in weights.values()]).mean())
         soft = _SoftMasked(pruned, self.r0, math.log(self.tau0), max(scale, 1e-12))
         history = self._train_soft(soft, target, context, soft_epochs)
+        soft.refresh()  # the final weights' own threshold
         with torch.no_grad():  # bake the soft mask into the weights, then cut at the learned ratio
             for name, value in soft.masked_weights().items():
                 weights[name].copy_(value)
@@ -309,6 +350,8 @@ class AdaptivePruning(PruningMethod):
             augment_gen = torch.Generator().manual_seed(cfg.seed + 7919)
         teacher = context.teacher.to(dev).eval() if cfg.distill > 0 and context.teacher else None
         ratios: list[float] = []
+        step = 0
+        soft.refresh()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             for epoch in range(epochs):
@@ -331,6 +374,9 @@ class AdaptivePruning(PruningMethod):
                     loss.backward()
                     for opt in optimizers:
                         opt.step()
+                    step += 1
+                    if step % self.refresh_every == 0:
+                        soft.refresh()
                     with torch.no_grad():
                         soft.ratio.clamp_(R_MIN, R_MAX)
                         soft.log_tau.clamp_(min=LOG_TAU_MIN)

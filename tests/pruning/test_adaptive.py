@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -154,3 +155,21 @@ def test_the_regulariser_pulls_the_ratio_towards_its_target(trained_conv, make_c
 def test_bad_knobs_raise_one_clear_error(knob: str, value: object) -> None:
     with pytest.raises(SpecError, match=f"adaptive: {knob}"):
         make_method("adaptive", **{knob: value})
+
+
+def test_cli_prune_adaptive_reports_the_target_as_a_target(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from ensprune.cli import main
+
+    argv = ["prune", "--dataset", "digits", "--model", "model_a", "--method", "ADAPTIVE"]
+    argv += ["--sparsity", "0.6", "--epochs", "4", "--param", "r_lr=0.02", "--json"]
+    assert main(argv) == 0
+    pruned = json.loads(capsys.readouterr().out)["pruned"]
+    info = pruned["info"]
+    assert info["target_sparsity"] == 0.6
+    assert "regulariser target" in info["target_role"]
+    assert pruned["sparsity"] == pytest.approx(info["sparsity"], abs=1e-6)  # the realised one
+    assert pruned["method_params"]["r_lr"] == 0.02
+    assert main([*argv[:-3], "--param", "r0=2", "--json"]) == 2
+    assert "adaptive: r0" in capsys.readouterr().err
