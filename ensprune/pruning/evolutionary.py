@@ -35,23 +35,22 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import logging
 import math
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
-from deap import base, tools
 from torch import nn
 
 from ensprune.errors import SpecError
 from ensprune.models.architecture import SequentialNet
 from ensprune.models.measure import prunable_parameters
 from ensprune.models.training import TrainConfig, evaluate, train_model
-from ensprune.parallel import parallel_map
 from ensprune.pruning._base import (
     METHODS,
     Masks,
@@ -218,8 +217,9 @@ def _fitness(task: _FitnessTask) -> float:
     return loss if math.isfinite(loss) else math.inf
 
 
-class _FitnessMin(base.Fitness):
-    weights = (-1.0,)
+def _score_counts(task: _FitnessTask, counts: Sequence[int]) -> float:
+    """Fitness of one allocation: minus its validation loss (the GA maximises)."""
+    return -_fitness(dataclasses.replace(task, counts=tuple(int(c) for c in counts)))
 
 
 def _logit(s: float) -> float:
@@ -402,17 +402,20 @@ class EvolutionaryPruning(PruningMethod):
         target: float,
         context: PruningContext,
     ) -> tuple[list[int], list[dict[str, Any]]]:
-        """The GA over per-layer sparsities; returns (best counts, per-generation log)."""
-        # The operators are the GA toolkit's (same algorithms as DEAP's, per-run Random).
+        """The GA over per-layer sparsities; returns (best counts, per-generation log).
+
+        Genomes are per-layer logit sparsities; fitness is minus the validation loss (the GA
+        toolkit maximises), cached per allocation, new allocations scored through joblib.
+        """
         from ensprune.ensemble.selection._evolve import (
-            Individual,
+            GAConfig,
+            batch_fitness,
             cx_blend,
+            evolve,
             mut_gaussian,
-            sel_tournament,
         )
 
         rng = random.Random(context.seed)
-        cache: dict[tuple[int, ...], float] = {}
         fitness_config = dataclasses.replace(
             context.finetune,
             epochs=1,
@@ -426,80 +429,108 @@ class EvolutionaryPruning(PruningMethod):
         steps = self.eval_steps * fitness_config.batch_size
         # the same training samples (and, through the seed, batches) for every individual
         order = np.random.default_rng(context.seed).permutation(len(context.x_train))[:steps]
-        x_fit, y_fit = context.x_train[order], context.y_train[order]
-        x_val = context.x_val[: self.eval_samples]
-        y_val = context.y_val[: self.eval_samples]
+        base_task = _FitnessTask(
+            model,
+            (),
+            context.x_train[order],
+            context.y_train[order],
+            context.x_val[: self.eval_samples],
+            context.y_val[: self.eval_samples],
+            fitness_config,
+        )
+        score = batch_fitness(functools.partial(_score_counts, base_task), self.n_jobs)
+        cache: dict[tuple[int, ...], float] = {}
+        log: list[dict[str, Any]] = []
+        seen = [0]  # allocations scored up to the last progress report
 
-        def decode(ind: list[float]) -> tuple[int, ...]:
-            counts = repair_counts([_sigmoid(z) for z in ind], sizes, upper, n_prune)
-            ind[:] = [_logit(c / n) for c, n in zip(counts, sizes, strict=True)]
+        def repair(genome: list[float]) -> tuple[int, ...]:
+            counts = repair_counts([_sigmoid(z) for z in genome], sizes, upper, n_prune)
+            genome[:] = [_logit(c / n) for c, n in zip(counts, sizes, strict=True)]
             return tuple(counts)
 
-        def evaluate_all(individuals: Sequence[Individual]) -> int:
-            todo = [ind for ind in individuals if not ind.fitness.valid]
-            keys = [decode(ind) for ind in todo]
+        def fitness(genomes: list[list[float]]) -> np.ndarray:
+            keys = [repair(list(g)) for g in genomes]
             fresh = list(dict.fromkeys(k for k in keys if k not in cache))
-            tasks = [
-                _FitnessTask(model, k, x_fit, y_fit, x_val, y_val, fitness_config) for k in fresh
-            ]
-            cache.update(zip(fresh, parallel_map(_fitness, tasks, self.n_jobs), strict=True))
-            for ind, key in zip(todo, keys, strict=True):
-                ind.fitness.values = (cache[key],)
-            return len(fresh)
+            if fresh:
+                values = score([list(k) for k in fresh])
+                cache.update(zip(fresh, (float(v) for v in values), strict=True))
+            scored = np.array([cache[k] for k in keys])
+            if not log:  # generation 0: the seeds and their mutants
+                self._report(0, len(fresh), scored, keys[int(np.argmax(scored))], sizes, log)
+                seen[0] = len(cache)
+            return scored
 
-        def individual(counts: Sequence[int]) -> Individual:
-            genes = [_logit(c / n) for c, n in zip(counts, sizes, strict=True)]
-            return Individual(genes, _FitnessMin)
+        def genomes() -> Iterator[list[float]]:
+            uniform = [round(target * n) for n in sizes]
+            scores = {n: p.detach().abs() for n, p in prunable_parameters(model).items()}
+            global_masks = masks_from_scores(scores, target, "global", self.max_layer_sparsity)
+            global_counts = [int((~m).sum()) for m in global_masks.values()]
+            for counts in (poly, uniform, global_counts):
+                yield [_logit(c / n) for c, n in zip(counts, sizes, strict=True)]
+            while True:
+                mutant = [_logit(c / n) for c, n in zip(poly, sizes, strict=True)]
+                mut_gaussian(mutant, self.sigma, 1.0, rng)
+                repair(mutant)
+                yield mutant
 
-        uniform = [round(target * n) for n in sizes]
-        scores = {n: p.detach().abs() for n, p in prunable_parameters(model).items()}
-        global_masks = masks_from_scores(scores, target, "global", self.max_layer_sparsity)
-        global_counts = [int((~m).sum()) for m in global_masks.values()]
-        pop = [individual(poly), individual(uniform), individual(global_counts)]
-        while len(pop) < self.population:
-            mutant = individual(poly)
-            mut_gaussian(mutant, self.sigma, 1.0, rng)
-            pop.append(mutant)
-        log = [{"generation": 0, "evaluated": evaluate_all(pop)}]
-        hof = tools.HallOfFame(1)
-        hof.update(pop)
-        log[0]["best"] = hof[0].fitness.values[0]
-        self._log(log[0], pop, hof)
-        stale = 0
-        for gen in range(1, self.generations + 1):
-            elite = [copy.deepcopy(ind) for ind in tools.selBest(pop, self.elite)]
-            chosen = sel_tournament(pop, len(pop) - len(elite), 3, rng)
-            offspring = [copy.deepcopy(ind) for ind in chosen]
-            for a, b in zip(offspring[::2], offspring[1::2], strict=False):
-                if rng.random() < self.cx_prob:
-                    cx_blend(a, b, 0.3, rng)
-                    del a.fitness.values, b.fitness.values
-            for ind in offspring:
-                if rng.random() < self.mut_prob:
-                    mut_gaussian(ind, self.sigma, 1.0 / len(sizes) ** 0.5, rng)
-                    del ind.fitness.values
-            evaluated = evaluate_all(offspring)
-            pop = elite + offspring
-            before = hof[0].fitness.values[0]
-            hof.update(pop)
-            row = {"generation": gen, "evaluated": evaluated, "best": hof[0].fitness.values[0]}
-            log.append(row)
-            self._log(row, pop, hof)
-            stale = 0 if row["best"] < before - 1e-6 else stale + 1
-            if stale >= self.patience:
-                break
-        return list(decode(list(hof[0]))), log
+        seeds = genomes()
+        if self.generations == 0:  # only the first population: keep its best
+            population = [next(seeds) for _ in range(self.population)]
+            values = fitness(population)
+            return list(repair(population[int(np.argmax(values))])), log
+        config = GAConfig(
+            population=self.population,
+            generations=self.generations,
+            patience=self.patience,
+            cx_prob=self.cx_prob,
+            mut_prob=self.mut_prob,
+            tournament=3,
+            elite=self.elite,
+        )
+
+        def on_generation(gen: int, row: dict[str, Any]) -> None:
+            best_counts = max(cache, key=lambda k: cache[k])  # the hall of fame's allocation
+            self._report(gen, len(cache) - seen[0], None, best_counts, sizes, log, best=row["best"])
+            seen[0] = len(cache)
+
+        def repair_in_place(genome: list[float]) -> None:
+            repair(genome)
+
+        result = evolve(
+            config,
+            rng,
+            new_genome=lambda: next(seeds),
+            mate=lambda a, b: cx_blend(a, b, 0.3, rng),
+            mutate=lambda g: mut_gaussian(g, self.sigma, 1.0 / len(sizes) ** 0.5, rng),
+            repair=repair_in_place,
+            fitness=fitness,
+            on_generation=on_generation,
+        )
+        return list(repair(list(result.best))), log
 
     @staticmethod
-    def _log(row: dict[str, Any], pop: Sequence[Any], hof: tools.HallOfFame) -> None:
-        mean = float(np.mean([ind.fitness.values[0] for ind in pop]))
-        best = [round(_sigmoid(z), 4) for z in hof[0]]
+    def _report(
+        gen: int,
+        evaluated: int,
+        values: np.ndarray | None,
+        counts: Sequence[int] | None,
+        sizes: Sequence[int],
+        log: list[dict[str, Any]],
+        best: float | None = None,
+    ) -> None:
+        """Log one generation's progress and keep its row."""
+        best_fitness = float(np.max(values)) if values is not None else float(best)  # type: ignore[arg-type]
+        row = {"generation": gen, "evaluated": evaluated, "best": -best_fitness}
+        log.append(row)
+        detail = (
+            f", best layer sparsities {[round(c / n, 4) for c, n in zip(counts, sizes, strict=True)]}"
+            if counts is not None
+            else ""
+        )
         logger.info(
-            "evolutionary generation %d: best val loss %.5f, mean %.5f, %d new evaluations, "
-            "best layer sparsities %s",
-            row["generation"],
+            "evolutionary generation %d: best val loss %.5f, %d new allocations scored%s",
+            gen,
             row["best"],
-            mean,
-            row["evaluated"],
-            best,
+            evaluated,
+            detail,
         )
