@@ -187,7 +187,8 @@ class AdaptivePruning(PruningMethod):
         r_lr: Adam learning rate of r.
         tau_lr: Adam learning rate of log τ.
         reg: λ of the regulariser ``λ (target - r)²``; ``target`` is the ``sparsity`` passed to
-            :meth:`prune`.
+            :meth:`prune`. The cross-entropy's pull on r near high sparsity is of order 10 on
+            MNIST MLPs, so λ = 100 leaves r about one point below the target.
         hard_share: the share of the epoch budget ``context.finetune.epochs`` trained with the
             hard mask at the end (at least one epoch whenever the budget has two or more).
         anneal: the hard-mask fine-tuning ends at ``lr * anneal`` (see
@@ -215,7 +216,7 @@ class AdaptivePruning(PruningMethod):
         tau0: float = 0.05,
         r_lr: float = 2e-3,
         tau_lr: float = 1e-2,
-        reg: float = 1.0,
+        reg: float = 100.0,
         hard_share: float = 0.25,
         anneal: float | None = 0.1,
         max_layer_sparsity: float | None = None,
@@ -278,7 +279,7 @@ class AdaptivePruning(PruningMethod):
             "tau0": trial.suggest_float("adaptive.tau0", 1e-3, 1.0, log=True),
             "r_lr": trial.suggest_float("adaptive.r_lr", 1e-4, 1e-2, log=True),
             "tau_lr": trial.suggest_float("adaptive.tau_lr", 1e-3, 1e-1, log=True),
-            "reg": trial.suggest_float("adaptive.reg", 0.1, 10.0, log=True),
+            "reg": trial.suggest_float("adaptive.reg", 1.0, 1000.0, log=True),
             "hard_share": trial.suggest_float("adaptive.hard_share", 0.1, 0.5),
         }
 

@@ -21,7 +21,8 @@ Evolving per-weight masks does not scale (a genome of 10⁵-10⁶ bits); per-lay
 3. **DEAP refinement.** Individuals are per-layer sparsities (evolved as logits); the first
    population holds the polynomial allocation, the uniform one, the global-magnitude one and
    mutants of the first. Blend crossover, Gaussian mutation, tournament selection and elitism
-   (DEAP's algorithms drawing from a per-run seeded :class:`random.Random`); fitness is the
+   (the project's one GA toolkit, :mod:`ensprune.ensemble.selection._evolve`: DEAP's
+   algorithms drawing from a per-run seeded :class:`random.Random`); fitness is the
    validation loss after a short masked fine-tune (``eval_steps`` optimiser steps from the
    dense weights, the same batches for every individual), evaluated in parallel through joblib
    on whatever backend the caller configured (:func:`ensprune.parallel.parallel_map`). The loop
