@@ -133,6 +133,10 @@ def run(args: argparse.Namespace) -> int:
             f"{row['latency_ms']:>12.3f}"
         )
     print(f"sparsity {pruned['sparsity']:.4f} (share of prunable weights removed)")
+    if not pruned["target_is_exact"]:
+        print(
+            f"--sparsity {args.sparsity} was {args.method}'s target, not a promise: the above is learned"
+        )
     if args.save:
         print(f"pruned checkpoint: {args.save}")
     return 0

@@ -33,7 +33,7 @@ import copy
 import dataclasses
 import logging
 import math
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -42,7 +42,6 @@ from torch.func import functional_call
 
 from ensprune.data.augment import check_image_batch, get_augmentation
 from ensprune.errors import SpecError
-from ensprune.models.architecture import SequentialNet
 from ensprune.models.measure import prunable_parameters
 from ensprune.models.training import (
     _distillation_loss,
@@ -315,7 +314,7 @@ class AdaptivePruning(PruningMethod):
         realised = mask_sparsity(masks)
         logger.info("adaptive: learned r = %.4f, realised hard sparsity %.4f", ratio, realised)
         return PruningResult(
-            cast(SequentialNet, pruned),  # any nn.Module works: the alias goes with issue 11
+            pruned,
             masks,
             info={
                 "sparsity": realised,

@@ -42,14 +42,13 @@ import math
 import random
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from ensprune.errors import SpecError
-from ensprune.models.architecture import SequentialNet
 from ensprune.models.measure import prunable_parameters
 from ensprune.models.training import TrainConfig, evaluate, train_model
 from ensprune.pruning._base import (
@@ -377,7 +376,7 @@ class EvolutionaryPruning(PruningMethod):
         history = finetune(pruned, masks, context, desc="evolutionary", anneal=self.anneal)
         names = list(weights)
         return PruningResult(
-            cast(SequentialNet, pruned),  # any nn.Module works: the alias goes with issue 11
+            pruned,
             masks,
             info={
                 "sparsity": mask_sparsity(masks),

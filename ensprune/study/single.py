@@ -131,6 +131,9 @@ def prune_one(
     pruned_row["sparsity"] = 1.0 - pruned_row["params"] / dense_row["params"]
     pruned_row["method"] = method
     pruned_row["method_params"] = pruning.params()
+    pruned_row["target_sparsity"] = target
+    # False for methods that steer towards the target (adaptive: a regulariser's goal)
+    pruned_row["target_is_exact"] = pruning.exact_sparsity
     pruned_row["info"] = result.info
     if save is not None:
         save_model(

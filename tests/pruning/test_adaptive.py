@@ -170,6 +170,7 @@ def test_cli_prune_adaptive_reports_the_target_as_a_target(
     assert info["target_sparsity"] == 0.6
     assert "regulariser target" in info["target_role"]
     assert pruned["sparsity"] == pytest.approx(info["sparsity"], abs=1e-6)  # the realised one
+    assert pruned["target_sparsity"] == 0.6 and pruned["target_is_exact"] is False
     assert pruned["method_params"]["r_lr"] == 0.02
     assert main([*argv[:-3], "--param", "r0=2", "--json"]) == 2
     assert "adaptive: r0" in capsys.readouterr().err
