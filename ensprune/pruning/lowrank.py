@@ -15,7 +15,7 @@ directions holding that share of its ``‖W‖²`` (and ``sparsity`` is only val
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -113,7 +113,7 @@ class LowRankFactorisation(PruningMethod):
                 (u[:, :rank] * root, None if bias is None else bias.detach().clone()),
             )
         return PruningResult(
-            cast(Any, pruned),  # any nn.Module; the result type is widened with the any-model work
+            pruned,
             info={
                 "sparsity": weight_sparsity(pruned, dense),
                 "ranks": {name.removesuffix(".weight"): r for name, r in ranks.items()},

@@ -16,7 +16,7 @@ parameter budget of ``sparsity`` (share of prunable weights to remove).
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -166,7 +166,7 @@ class PCAProjection(PruningMethod):
                 (weight @ basis, b + weight @ mean),
             )
         return PruningResult(
-            cast(Any, pruned),  # any nn.Module; the result type is widened with the any-model work
+            pruned,
             info={
                 "sparsity": weight_sparsity(pruned, dense),
                 "components": {name.removesuffix(".weight"): k for name, k in ranks.items()},

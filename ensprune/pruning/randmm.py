@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -85,5 +85,4 @@ class RandomizedMultiplication(PruningMethod):
             )
             new.load_state_dict(old.state_dict())
             chosen[name] = c
-        # any nn.Module; the result type is widened with the any-model work
-        return PruningResult(cast(Any, wrapped), info={"sparsity": 0.0, "samples": chosen})
+        return PruningResult(wrapped, info={"sparsity": 0.0, "samples": chosen})
