@@ -4,10 +4,17 @@ from ensprune.models.architecture import LAYERS, LayerSpec, SequentialNet, build
 from ensprune.models.checkpoint import load_model, save_model
 from ensprune.models.factory import build_from_factory, resolve_factory, source_of
 from ensprune.models.measure import (
+    PRUNABLE_TYPES,
+    Latency,
+    ModelMeasurement,
     ParamCounts,
+    checkpoint_size_bytes,
     count_macs,
     count_parameters,
+    measure,
+    measure_latency,
     measure_latency_ms,
+    measure_model,
     prunable_parameters,
 )
 from ensprune.models.training import (
@@ -24,7 +31,10 @@ from ensprune.models.zoo import MODELS, build_model, build_seeded
 __all__ = [
     "LAYERS",
     "MODELS",
+    "PRUNABLE_TYPES",
+    "Latency",
     "LayerSpec",
+    "ModelMeasurement",
     "ParamCounts",
     "SequentialNet",
     "TrainConfig",
@@ -33,11 +43,15 @@ __all__ = [
     "build_from_layers",
     "build_model",
     "build_seeded",
+    "checkpoint_size_bytes",
     "count_macs",
     "count_parameters",
     "evaluate",
     "load_model",
+    "measure",
+    "measure_latency",
     "measure_latency_ms",
+    "measure_model",
     "predict_logits",
     "predict_proba",
     "prunable_parameters",

@@ -5,7 +5,8 @@ Methods take any ``torch.nn.Module``. Prunable parameters are the weights of its
 :func:`ensprune.models.measure.prunable_parameters`), narrowed by ``PruningContext.layers`` (a
 :class:`LayerSelection`: include/exclude patterns, the classifier head protected from structured
 removal); biases and normalisation parameters are never pruned and never counted. Sparsity is the
-share of prunable weights that are zero or removed.
+share of prunable weights that are zero or removed. :func:`measure_model` is re-exported from
+:mod:`ensprune.models.measure`, the one measurement of a network.
 
 Every method is called the same way::
 
@@ -17,6 +18,7 @@ methods (dropnet, apoz: :class:`UnitScoreMethod` plugins) remove whole units alo
 dependency graph and return a physically smaller network (no masks).
 """
 
+from ensprune.models.measure import checkpoint_size_bytes, measure_model  # re-exported
 from ensprune.pruning import (  # noqa: F401  (registers them)
     adaptive,
     apoz,
@@ -60,7 +62,6 @@ from ensprune.pruning._score import ScoreMethod
 from ensprune.pruning._units import UnitScoreMethod, activation_statistic
 from ensprune.pruning.finetune import finetune
 from ensprune.pruning.lamp import lamp_scores
-from ensprune.pruning.measurement import checkpoint_size_bytes, measure_model
 
 __all__ = [
     "GRADUAL",
