@@ -1,10 +1,15 @@
-"""Seeded training with early stopping on validation loss, and batched inference."""
+"""Seeded training with early stopping on validation loss, and batched inference.
+
+Data may be arrays, a torch ``Dataset`` or a ``DataLoader`` everywhere (training, validation,
+evaluation, predictions); see :mod:`ensprune.data.batching`. With a Dataset or a DataLoader the
+labels come with the samples and the ``y`` arguments are ``None``.
+"""
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,7 +17,8 @@ import torch
 from torch import nn
 
 from ensprune.data.augment import check_image_batch, get_augmentation
-from ensprune.errors import SpecError
+from ensprune.data.batching import Batch, Samples, as_batch_source
+from ensprune.errors import DataError, SpecError
 from ensprune.progress import Progress
 
 StepHook = Callable[[nn.Module], None]
@@ -117,14 +123,6 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _as_tensors(
-    x: np.ndarray, y: np.ndarray | None = None
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    xt = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32)
-    yt = None if y is None else torch.as_tensor(np.asarray(y), dtype=torch.long)
-    return xt, yt
-
-
 def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "sgd":
@@ -138,35 +136,59 @@ def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 1024, device: str = "cpu"
+    model: nn.Module,
+    x: Samples,
+    y: np.ndarray | None = None,
+    batch_size: int = 1024,
+    device: str = "cpu",
 ) -> tuple[float, float]:
-    """Mean cross-entropy loss and accuracy of ``model`` on (x, y)."""
-    logits = predict_logits(model, x, batch_size=batch_size, device=device)
-    yt = torch.as_tensor(np.asarray(y), dtype=torch.long)
-    loss = float(nn.functional.cross_entropy(logits, yt))
-    acc = float((logits.argmax(1) == yt).float().mean())
+    """Mean cross-entropy loss and accuracy of ``model`` on (x, y), or on a labelled Dataset/DataLoader."""
+    source = as_batch_source(x, y, "evaluation data")
+    logits, labels = _logits(model, source.ordered(batch_size), device)
+    if labels is None:
+        raise DataError("evaluation data has no labels; pass y, or (input, label) samples")
+    if len(labels) == 0:
+        return math.nan, math.nan
+    loss = float(nn.functional.cross_entropy(logits, labels))
+    acc = float((logits.argmax(1) == labels).float().mean())
     return loss, acc
 
 
-@torch.no_grad()
-def predict_logits(
-    model: nn.Module, x: np.ndarray, batch_size: int = 1024, device: str = "cpu"
-) -> torch.Tensor:
-    """Logits of ``model`` on x, computed in batches, returned on the CPU."""
+def _logits(
+    model: nn.Module, batches: Iterator[Batch], device: str
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Logits of every batch on the CPU, and the labels when every batch has them."""
     dev = resolve_device(device)
     was_training = model.training
     model.eval()
     model.to(dev)
-    xt, _ = _as_tensors(x)
-    out = [
-        model(xt[i : i + batch_size].to(dev)).float().cpu() for i in range(0, len(xt), batch_size)
-    ]
-    model.train(was_training)
-    return torch.cat(out) if out else torch.empty(0)
+    out: list[torch.Tensor] = []
+    labels: list[torch.Tensor] | None = []
+    try:
+        for xb, yb in batches:
+            out.append(model(xb.to(dev)).float().cpu())
+            if yb is None:
+                labels = None
+            elif labels is not None:
+                labels.append(yb)
+    finally:
+        model.train(was_training)
+    logits = torch.cat(out) if out else torch.empty(0)
+    if labels is None:
+        return logits, None
+    return logits, torch.cat(labels) if labels else torch.empty(0, dtype=torch.long)
+
+
+@torch.no_grad()
+def predict_logits(
+    model: nn.Module, x: Samples, batch_size: int = 1024, device: str = "cpu"
+) -> torch.Tensor:
+    """Logits of ``model`` on x (arrays, Dataset or DataLoader, in its order), on the CPU."""
+    return _logits(model, as_batch_source(x, None, "inputs").ordered(batch_size), device)[0]
 
 
 def predict_proba(
-    model: nn.Module, x: np.ndarray, batch_size: int = 1024, device: str = "cpu"
+    model: nn.Module, x: Samples, batch_size: int = 1024, device: str = "cpu"
 ) -> np.ndarray:
     """Softmax probabilities (N, C) as float64 numpy."""
     logits = predict_logits(model, x, batch_size=batch_size, device=device)
@@ -186,10 +208,10 @@ def _distillation_loss(
 
 def train_model(
     model: nn.Module,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
+    x_train: Samples,
+    y_train: np.ndarray | None,
+    x_val: Samples,
+    y_val: np.ndarray | None,
     config: TrainConfig,
     *,
     before_step: StepHook | None = None,
@@ -203,6 +225,11 @@ def train_model(
     """Train ``model`` in place with early stopping on validation loss; restore the best weights.
 
     Args:
+        x_train, y_train: training inputs and labels as arrays, or a torch Dataset / DataLoader
+            of ``(input, label)`` samples with ``y_train=None``. Arrays and Datasets are shuffled
+            by a permutation seeded from ``config.seed`` and cut into ``config.batch_size``
+            batches; a DataLoader is used as it is (its batch size and order).
+        x_val, y_val: validation data, in the same forms.
         before_step: called after ``backward`` and before the optimizer step (e.g. mask gradients).
         after_step: called after each optimizer step (e.g. re-apply pruning masks).
         progress: report progress over epochs (a bar on a terminal, log lines when piped;
@@ -220,10 +247,10 @@ def train_model(
     """
     dev = resolve_device(config.device)
     model.to(dev)
-    xt, yt = _as_tensors(x_train, y_train)
-    assert yt is not None
+    train = as_batch_source(x_train, y_train, "training data")
+    val = as_batch_source(x_val, y_val, "validation data")
     history = TrainHistory()
-    if config.epochs == 0 or len(xt) == 0:
+    if config.epochs == 0 or train.empty():
         return history
     if config.distill > 0:
         if teacher is None:
@@ -234,11 +261,12 @@ def train_model(
     gen = torch.Generator().manual_seed(config.seed)
     augment = None
     if config.augment is not None:
-        check_image_batch(tuple(xt.shape), config.augment)
         augment = get_augmentation(config.augment)
         augment_gen = torch.Generator().manual_seed(config.seed + 7919)
     optimizer = _make_optimizer(model, config)
-    scheduler = _make_lr_scheduler(optimizer, config, math.ceil(len(xt) / config.batch_size))
+    scheduler = None
+    if config.lr_schedule != "constant":
+        scheduler = _make_lr_scheduler(optimizer, config, train.steps(config.batch_size))
     augment_until = config.epochs - config.clean_epochs
     best_loss = math.inf
     best_state = copy.deepcopy(model.state_dict())
@@ -248,12 +276,16 @@ def train_model(
         torch.manual_seed(config.seed)  # dropout draws from the global generator
         for epoch in range(config.epochs):
             model.train()
-            order = torch.randperm(len(xt), generator=gen)
             total, seen = 0.0, 0
-            for i in range(0, len(xt), config.batch_size):
-                idx = order[i : i + config.batch_size]
-                xb, yb = xt[idx], yt[idx].to(dev)
+            for xb, yb in train.shuffled(config.batch_size, gen):
+                if yb is None:
+                    raise DataError(
+                        "training data has no labels; pass y, or (input, label) samples"
+                    )
+                yb = yb.to(dev)
                 if augment is not None and epoch < augment_until:
+                    if seen == 0 and epoch == 0:
+                        check_image_batch(tuple(xb.shape), str(config.augment))
                     xb = augment(xb, augment_gen)
                 xb = xb.to(dev)
                 optimizer.zero_grad(set_to_none=True)
@@ -272,9 +304,9 @@ def train_model(
                     after_step(model)
                 if scheduler is not None:
                     scheduler.step()
-                total += float(loss.detach()) * len(idx)
-                seen += len(idx)
-            val_loss, val_acc = evaluate(model, x_val, y_val, device=config.device)
+                total += float(loss.detach()) * len(yb)
+                seen += len(yb)
+            val_loss, val_acc = evaluate(model, val, device=config.device)
             history.train_loss.append(total / max(seen, 1))
             history.val_loss.append(val_loss)
             history.val_accuracy.append(val_acc)

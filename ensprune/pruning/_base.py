@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ensprune._registry import Registry
+from ensprune.data.batching import Samples, check_pair
 from ensprune.errors import SpecError
 from ensprune.models.training import TrainConfig
 from ensprune.pruning._layers import ALL_LAYERS, LayerSelection
@@ -36,8 +37,12 @@ class PruningContext:
     """Everything a method may use besides the network: data, fine-tuning budget, randomness.
 
     Attributes:
-        x_train, y_train: training data (scores, calibration statistics, fine-tuning).
-        x_val, y_val: validation data (early stopping, stopping rules); never test data.
+        x_train, y_train: training data (scores, calibration statistics, fine-tuning): arrays,
+            or a torch ``Dataset`` / ``DataLoader`` of ``(input, label)`` samples with
+            ``y_train=None`` (data that does not fit in memory; see :mod:`ensprune.data.batching`,
+            whose :func:`~ensprune.data.batching.as_batch_source` reads any of them).
+        x_val, y_val: validation data (early stopping, stopping rules), in the same forms; never
+            test data.
         finetune: the fine-tuning budget and optimiser (``epochs=0`` disables fine-tuning). Gradual
             schedules split ``epochs`` over their rounds; DropNet trains each round with it.
         seed: seeds every random choice of the method.
@@ -54,10 +59,10 @@ class PruningContext:
             structured removal (see :class:`~ensprune.pruning._layers.LayerSelection`).
     """
 
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
+    x_train: Samples
+    y_train: np.ndarray | None
+    x_val: Samples
+    y_val: np.ndarray | None
     finetune: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=0))
     seed: int = 0
     progress: bool = False
@@ -69,6 +74,10 @@ class PruningContext:
     def prunable(self, model: nn.Module) -> dict[str, nn.Parameter]:
         """The prunable weights of ``model`` this context lets a method prune, by qualified name."""
         return self.layers.parameters(model)
+
+    def __post_init__(self) -> None:
+        check_pair(self.x_train, self.y_train, "PruningContext training data")
+        check_pair(self.x_val, self.y_val, "PruningContext validation data")
 
     def with_teacher(self, model: torch.nn.Module) -> PruningContext:
         """This context, with ``model`` as the teacher unless distillation is off or one is set."""

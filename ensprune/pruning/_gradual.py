@@ -16,6 +16,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ensprune.data.batching import as_batch_source
 from ensprune.models.training import TrainHistory
 from ensprune.pruning._base import Masks, PruningContext
 from ensprune.pruning._masks import MaskEnforcer, apply_masks, masks_from_scores
@@ -108,7 +109,7 @@ def prune_gradually(
     a fine-tuning budget this is one-shot pruning to ``target``.
     """
     cfg = dataclasses.replace(context.finetune, patience=0, seed=context.seed)
-    steps = cfg.epochs * math.ceil(len(context.x_train) / cfg.batch_size)
+    steps = cfg.epochs * as_batch_source(context.x_train, context.y_train).steps(cfg.batch_size)
     pruner = GradualPruner(scorer, target, round(ramp * steps), every, scope, max_layer_sparsity)
     if pruner.ramp_steps == 0:  # no budget to ramp over: one-shot, then train at the target
         pruner.update(model, target)

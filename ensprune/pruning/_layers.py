@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from torch import nn
 
+from ensprune.data.batching import as_batch_source
 from ensprune.errors import SpecError
 from ensprune.models.measure import PRUNABLE_TYPES, prunable_parameters
 
@@ -94,9 +94,9 @@ def example_input(model: nn.Module, data: Any = None) -> torch.Tensor:
     device = _device(model)
     if isinstance(shape, tuple) and shape:
         return torch.zeros((1, *shape), device=device)
-    if data is not None:
-        first = data[:1] if not isinstance(data, torch.utils.data.Dataset) else data[0][0][None]
-        return torch.as_tensor(np.asarray(first), dtype=torch.float32, device=device)
+    if data is not None:  # arrays, a Dataset or a DataLoader (ensprune.data.batching)
+        first = next(iter(as_batch_source(data).take([0]).inputs(1)))
+        return first.to(device)
     raise SpecError(
         f"cannot trace a {type(model).__name__}: it declares no input_shape and no example input "
         "was given; pass example= (a batch of one sample)"

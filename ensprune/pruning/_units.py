@@ -30,11 +30,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ensprune.data.batching import as_batch_source
 from ensprune.errors import SpecError
 from ensprune.models.measure import count_parameters
 from ensprune.models.training import evaluate, resolve_device
@@ -545,18 +545,15 @@ def activation_statistic(
     Example:
         >>> activation_statistic(net, groups, context, 10_000, torch.abs)["0.weight"]
     """
-    x = context.x_train
-    if samples is not None and len(x) > samples:
-        rng = np.random.default_rng(context.seed)
-        x = x[np.sort(rng.choice(len(x), size=samples, replace=False))]
+    # arrays, a Dataset or a DataLoader; the seeded subset picks the same samples from each
+    source = as_batch_source(context.x_train, context.y_train, "calibration data")
+    source = source.limit(samples, context.seed)
     device = resolve_device(context.finetune.device)
     was_training = model.training
     model.eval()
     model.to(device)
     modules = dict(model.named_modules())
-    sites = _activation_sites(
-        model, torch.as_tensor(np.ascontiguousarray(x[:2]), dtype=torch.float32).to(device)
-    )
+    sites = _activation_sites(model, next(iter(source.take([0, 1]).inputs(2))).to(device))
     sums: dict[str, torch.Tensor] = {}
     weights: dict[str, torch.Tensor] = {}
     handles = []
@@ -575,8 +572,7 @@ def activation_statistic(
             )
     count = 0
     try:
-        for i in range(0, len(x), 1024):
-            xb = torch.as_tensor(np.ascontiguousarray(x[i : i + 1024]), dtype=torch.float32)
+        for xb in source.inputs(1024):
             model(xb.to(device))
             count += len(xb)
     finally:
