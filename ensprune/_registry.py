@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ensprune.errors import UnknownNameError
 
@@ -20,17 +20,44 @@ class Registry(Generic[T]):
         >>> METRICS.get("bd")
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(
+        self,
+        kind: str,
+        entry_points: str | None = None,
+        adapt: Callable[[str, Any], T] | None = None,
+    ) -> None:
+        """
+        Args:
+            kind: what the plugins are, for messages (``"pruning method"``).
+            entry_points: the entry-point group third-party packages register plugins in
+                (``"ensprune.methods"``); loaded lazily, on the first lookup (see
+                :mod:`ensprune.plugins`).
+            adapt: turns ``(name, object an entry point names)`` into a plugin of this registry.
+        """
         self.kind = kind
-        self._items: dict[str, T] = {}
+        self.entry_points = entry_points
+        self._adapt = adapt
+        self._registered: dict[str, T] = {}
+        self._plugins_loaded = entry_points is None
+        self._broken: dict[str, str] = {}
+
+    @property
+    def _items(self) -> dict[str, T]:
+        """Every plugin: the built-ins, and the entry points' ones from the first lookup on."""
+        if not self._plugins_loaded and self.entry_points is not None:
+            self._plugins_loaded = True
+            from ensprune.plugins import load_entry_points
+
+            self._broken = load_entry_points(self, self.entry_points, self._adapt)
+        return self._registered
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator that registers its target under ``name`` (names are unique)."""
 
         def decorator(obj: T) -> T:
-            if name in self._items:
+            if name in self._registered:  # no plugin loading here: built-ins register at import
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
-            self._items[name] = obj
+            self._registered[name] = obj
             return obj
 
         return decorator
@@ -48,6 +75,13 @@ class Registry(Generic[T]):
         try:
             return folded[str(name).strip().casefold()]
         except KeyError:
+            broken = {k.casefold(): v for k, v in self._broken.items()}.get(
+                str(name).strip().casefold()
+            )
+            if broken is not None:
+                raise UnknownNameError(
+                    f"{self.kind} {name!r} is a plugin that {broken}; fix or uninstall it"
+                ) from None
             valid = ", ".join(self.names())
             raise UnknownNameError(
                 f"unknown {self.kind} {name!r}; valid {self.kind} names: {valid}"

@@ -159,7 +159,21 @@ class DatasetSource:
         return self.fetch(request)
 
 
-DATASETS: Registry[DatasetSource] = Registry("dataset")
+def _plugin_dataset(name: str, obj: Any) -> DatasetSource:
+    """An entry point of ``ensprune.datasets``: a ``DatasetSource``, or a fetch function
+    ``SourceRequest -> RawData`` (its docstring's first line describes it)."""
+    if isinstance(obj, DatasetSource):
+        return obj
+    if not callable(obj):
+        raise TypeError(f"{obj!r} is neither a DatasetSource nor a fetch function")
+    doc = (getattr(obj, "__doc__", None) or "").strip()
+    description = doc.splitlines()[0] if doc else f"plugin dataset {name}"
+    return DatasetSource(name=name, description=description, fetch=obj)
+
+
+DATASETS: Registry[DatasetSource] = Registry(
+    "dataset", entry_points="ensprune.datasets", adapt=_plugin_dataset
+)
 
 
 def dataset_source(

@@ -14,7 +14,18 @@ from ensprune.models.factory import with_source
 from ensprune.models.resnet import CifarResNet
 
 ModelBuilder = Callable[..., nn.Module]
-MODELS: Registry[ModelBuilder] = Registry("model")
+
+
+def _plugin_model(name: str, obj: Any) -> ModelBuilder:
+    """An entry point of ``ensprune.models``: a builder ``(input_shape, num_classes, **config)``."""
+    if not callable(obj):
+        raise TypeError(f"{obj!r} is not callable (a model builder)")
+    return obj
+
+
+MODELS: Registry[ModelBuilder] = Registry(
+    "model", entry_points="ensprune.models", adapt=_plugin_model
+)
 
 
 def build_model(

@@ -184,7 +184,17 @@ def clone(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model)
 
 
-METHODS: Registry[type[PruningMethod]] = Registry("pruning method")
+def _plugin_method(name: str, obj: Any) -> type[PruningMethod]:
+    """An entry point of ``ensprune.methods``: a PruningMethod subclass, named by its entry point."""
+    if not (isinstance(obj, type) and issubclass(obj, PruningMethod)):
+        raise TypeError(f"{obj!r} is not a PruningMethod subclass")
+    obj.name = name
+    return obj
+
+
+METHODS: Registry[type[PruningMethod]] = Registry(
+    "pruning method", entry_points="ensprune.methods", adapt=_plugin_method
+)
 
 
 def register_method(cls: type[PruningMethod]) -> type[PruningMethod]:

@@ -39,7 +39,18 @@ from ensprune.errors import PredictionError, SpecError
 
 S = TypeVar("S", bound="type[Selector]")
 
-SELECTORS: Registry[type[Selector]] = Registry("selector")
+
+def _plugin_selector(name: str, obj: Any) -> type[Selector]:
+    """An entry point of ``ensprune.selectors``: a Selector subclass, named by its entry point."""
+    if not (isinstance(obj, type) and issubclass(obj, Selector)):
+        raise TypeError(f"{obj!r} is not a Selector subclass")
+    obj.name = name
+    return obj
+
+
+SELECTORS: Registry[type[Selector]] = Registry(
+    "selector", entry_points="ensprune.selectors", adapt=_plugin_selector
+)
 
 
 def register_selector(name: str) -> Callable[[S], S]:

@@ -1,0 +1,248 @@
+"""ResNet-20 on Fashion-MNIST: weight pruning vs compacted filter pruning, measured on the CPU.
+
+One dense ResNet-20 (cached under ``benchmarks/_cache/``), then, from it:
+
+- LAMP and global magnitude pruning at 80 / 90 / 95 % weight sparsity (one shot, then fine-tuned
+  with the masks enforced): a masked network, as large and as slow as the dense one;
+- filter pruning with DropNet's ``min`` metric (drop the channels of lowest mean activation) at
+  30 / 50 / 70 % of the channels of every layer removed, compacted through the dependency graph
+  (residual additions tie channels together) and fine-tuned.
+
+Each network's test accuracy, dense and effective MACs and CPU latency at batch 1 and 256 (median
+and IQR, :func:`ensprune.models.measure`) are measured in the same run as the dense network's,
+which is timed first and again last, so drift of a shared machine shows.
+
+Targets: at 50 % of the channels removed, the batch-256 speedup is at least 0.8 x the MAC
+reduction, and test accuracy is within 1 point of the dense network.
+
+Example (the numbers in RESULTS.md; 2 shared cores, so one thread and a narrow network):
+    OMP_NUM_THREADS=1 nice python benchmarks/bench_resnet.py --data-dir "$ENSPRUNE_DATA_DIR" \\
+        --width 8 --epochs 6 --finetune-epochs 2 --write
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ensprune.data import load_dataset
+from ensprune.models import TrainConfig, build_model, evaluate, measure, train_model
+from ensprune.pruning import PruningContext, make_method
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import command_line, machine_info, today, update_section
+
+HERE = Path(__file__).resolve().parent
+CACHE = HERE / "_cache"
+SECTION = "## Any model: ResNet-20 on Fashion-MNIST (issue 11)"
+WEIGHT_SPARSITIES = (0.80, 0.90, 0.95)
+CHANNEL_SHARES = (0.30, 0.50, 0.70)
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", default=os.environ.get("ENSPRUNE_DATA_DIR"))
+    p.add_argument("--dataset", default="fashion_mnist")
+    p.add_argument("--width", type=int, default=16, help="channels of the first stage (16 = paper)")
+    p.add_argument("--epochs", type=int, default=15, help="dense training epochs (cosine lr)")
+    p.add_argument("--finetune-epochs", type=int, default=3, help="fine-tuning epochs per network")
+    p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate of dense training")
+    p.add_argument("--ft-lr", type=float, default=1e-3, help="Adam learning rate of fine-tuning")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--max-train", type=int, default=None, help="subsample the training split")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (training and timing)")
+    p.add_argument("--repeats", type=int, default=15, help="timed blocks per latency")
+    p.add_argument(
+        "--parts",
+        default="weight,filter",
+        help="comma-separated: weight (LAMP, magnitude), filter (DropNet min, compacted)",
+    )
+    p.add_argument("--write", action="store_true", help="write the section of RESULTS.md")
+    return p.parse_args()
+
+
+def dense_network(args: argparse.Namespace, data: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The trained dense ResNet-20 and its meta, from the cache when it was trained before."""
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        lr_schedule="cosine",
+        patience=0,
+        seed=args.seed,
+    )
+    key = json.dumps(
+        ["resnet20", args.width, args.dataset, args.seed, args.max_train, repr(config)],
+        sort_keys=True,
+    )
+    path = CACHE / f"resnet20-w{args.width}-{hashlib.sha1(key.encode()).hexdigest()[:10]}.pt"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        net = build_model("resnet20", data.input_shape, data.num_classes, width=args.width)
+    if path.is_file():
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        net.load_state_dict(payload["state_dict"])
+        return net, dict(payload["meta"])
+    start = time.perf_counter()
+    train_model(
+        net, data.x_train, data.y_train, data.x_val, data.y_val, config, desc="dense", progress=True
+    )
+    meta = {"key": key, "train_seconds": round(time.perf_counter() - start, 1)}
+    CACHE.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": net.state_dict(), "meta": meta}, path)
+    return net, meta
+
+
+def row(
+    label: str,
+    net: torch.nn.Module,
+    data: Any,
+    dense: torch.nn.Module,
+    args: argparse.Namespace,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    m = measure(net, data.input_shape, reference=dense, threads=args.threads, repeats=args.repeats)
+    _, acc = evaluate(net, data.x_test, data.y_test)
+    out = {"network": label, "test_accuracy": acc, **m.to_dict(), **(extra or {})}
+    print(
+        f"{label:<28} acc {acc:.4f}  MACs {m.macs_dense:>11,} (eff {m.macs_effective:>11,})  "
+        f"b1 {m.latency_ms(1):7.3f} ms  b256 {m.latency_ms(256):8.2f} ms",
+        flush=True,
+    )
+    return out
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    data = load_dataset(
+        args.dataset,
+        data_dir=args.data_dir,
+        seed=args.seed,
+        max_train=args.max_train,
+        download=False,
+        progress=False,
+    )
+    print(f"train {len(data.y_train)}, val {len(data.y_val)}, test {len(data.y_test)}", flush=True)
+    dense, meta = dense_network(args, data)
+    rows = [row("dense", dense, data, dense, args, {"train_seconds": meta["train_seconds"]})]
+    finetune = TrainConfig(
+        epochs=args.finetune_epochs,
+        batch_size=args.batch_size,
+        lr=args.ft_lr,
+        lr_schedule="cosine",
+        patience=0,
+        seed=args.seed,
+    )
+    context = PruningContext(
+        data.x_train, data.y_train, data.x_val, data.y_val, finetune=finetune, seed=args.seed
+    )
+    if "weight" in parts:
+        for name, params in (("lamp", {}), ("magnitude", {"scope": "global"})):
+            for sparsity in WEIGHT_SPARSITIES:
+                start = time.perf_counter()
+                result = make_method(name, schedule="oneshot", **params).prune(
+                    dense, sparsity, context
+                )
+                seconds = round(time.perf_counter() - start, 1)
+                rows.append(
+                    row(
+                        f"{name} {sparsity:.0%} weights",
+                        result.model,
+                        data,
+                        dense,
+                        args,
+                        {"method": name, "target": sparsity, "prune_seconds": seconds},
+                    )
+                )
+    if "filter" in parts:
+        for share in CHANNEL_SHARES:
+            method = make_method(
+                "dropnet",
+                metric="min",
+                scope="layer",
+                fraction=max(CHANNEL_SHARES),  # one round: drop the share at once, then train
+                reset="none",
+                kappa=0.0,
+                anneal=None,
+            )
+            start = time.perf_counter()
+            result = method.prune(dense, share, context)
+            seconds = round(time.perf_counter() - start, 1)
+            rows.append(
+                row(
+                    f"dropnet min {share:.0%} channels",
+                    result.model,
+                    data,
+                    dense,
+                    args,
+                    {
+                        "method": "dropnet",
+                        "target": share,
+                        "prune_seconds": seconds,
+                        "unit_sparsity": result.info.get("unit_sparsity"),
+                        "rounds": result.info.get("rounds"),
+                    },
+                )
+            )
+    rows.append(row("dense (again, last)", dense, data, dense, args))
+    CACHE.mkdir(parents=True, exist_ok=True)
+    out = CACHE / f"bench_resnet-w{args.width}.json"
+    out.write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1, default=str))
+    print(f"rows: {out}")
+    if args.write:
+        update_section(SECTION, report(rows, args, meta))
+
+
+def report(rows: list[dict[str, Any]], args: argparse.Namespace, meta: dict[str, Any]) -> str:
+    dense = rows[0]
+    last = rows[-1]
+    lines = [
+        f"Command: `OMP_NUM_THREADS={args.threads} nice {command_line()}`  ",
+        f"Machine: {machine_info()}  ",
+        f"Date: {today()}. Dense training took {meta['train_seconds']} s.",
+        "",
+        "| network | test acc | MACs (executed) | MACs (non-zero) | latency b1 ms (IQR) "
+        "| latency b256 ms (IQR) | speedup b256 | MAC reduction |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        speed = dense["latency_ms_b256"] / r["latency_ms_b256"]
+        reduction = dense["macs_dense"] / r["macs_dense"]
+        lines.append(
+            f"| {r['network']} | {r['test_accuracy'] * 100:.2f} | {r['macs_dense']:,} "
+            f"| {r['macs_effective']:,} | {r['latency_ms_b1']:.3f} ({r['latency_iqr_ms_b1']:.3f}) "
+            f"| {r['latency_ms_b256']:.1f} ({r['latency_iqr_ms_b256']:.1f}) | {speed:.2f}x "
+            f"| {reduction:.2f}x |"
+        )
+    lines.append("")
+    half = [r for r in rows if r.get("method") == "dropnet" and r.get("target") == 0.5]
+    if half:
+        h = half[0]
+        speed = dense["latency_ms_b256"] / h["latency_ms_b256"]
+        reduction = dense["macs_dense"] / h["macs_dense"]
+        gap = (dense["test_accuracy"] - h["test_accuracy"]) * 100
+        lines += [
+            "Targets at 50 % of channels removed (DropNet min, compacted):",
+            f"- batch-256 speedup {speed:.2f}x vs MAC reduction {reduction:.2f}x: ratio "
+            f"{speed / reduction:.2f} (target >= 0.8): {'met' if speed >= 0.8 * reduction else 'not met'}.",
+            f"- test accuracy {h['test_accuracy'] * 100:.2f} % vs dense {dense['test_accuracy'] * 100:.2f} %: "
+            f"{gap:+.2f} points lost (target <= 1): {'met' if gap <= 1.0 else 'not met'}.",
+            f"- dense latency drift over the run: b256 {dense['latency_ms_b256']:.1f} ms first, "
+            f"{last['latency_ms_b256']:.1f} ms last.",
+        ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
