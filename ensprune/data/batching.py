@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sized
+from collections.abc import Callable, Iterator, Sequence, Sized
 from typing import Any
 
 import numpy as np
@@ -73,8 +73,28 @@ class BatchSource(ABC):
         """Every sample once, in order (evaluation, predictions, statistics)."""
 
     @abstractmethod
+    def take(self, indices: Sequence[int]) -> BatchSource:
+        """The samples at ``indices``, in that order."""
+
     def subset(self, samples: int, seed: int) -> BatchSource:
         """A seeded subset of ``samples`` samples (the same indices for every kind of source)."""
+        return self.take(subset_indices(len(self), samples, seed).tolist())
+
+    def arrays(self, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray | None]:
+        """Every sample, in order, as numpy arrays (for small subsets that methods hold whole)."""
+        xs: list[np.ndarray] = []
+        ys: list[np.ndarray] = []
+        unlabelled = False
+        for x, y in self.ordered(batch_size):
+            xs.append(x.numpy())
+            if y is None:
+                unlabelled = True
+            else:
+                ys.append(y.numpy())
+        if not xs:
+            return np.empty((0,), np.float32), None
+        labels = None if unlabelled else np.concatenate(ys)
+        return np.concatenate(xs), labels
 
     def empty(self) -> bool:
         """True when there are no samples."""
@@ -121,9 +141,8 @@ class ArrayBatches(BatchSource):
         for i in range(0, len(self.x), batch_size):
             yield self._batch(slice(i, i + batch_size))
 
-    def subset(self, samples: int, seed: int) -> BatchSource:
-        idx = torch.as_tensor(subset_indices(len(self), samples, seed))
-        return ArrayBatches(*self._batch(idx))
+    def take(self, indices: Sequence[int]) -> BatchSource:
+        return ArrayBatches(*self._batch(torch.as_tensor(np.asarray(indices, dtype=np.int64))))
 
 
 class DatasetBatches(BatchSource):
@@ -156,9 +175,8 @@ class DatasetBatches(BatchSource):
         for i in range(0, len(self), batch_size):
             yield self._batch(list(range(i, min(i + batch_size, len(self)))))
 
-    def subset(self, samples: int, seed: int) -> BatchSource:
-        idx = subset_indices(len(self), samples, seed).tolist()
-        return DatasetBatches(Subset(self.dataset, idx), self.collate)
+    def take(self, indices: Sequence[int]) -> BatchSource:
+        return DatasetBatches(Subset(self.dataset, [int(i) for i in indices]), self.collate)
 
 
 class LoaderBatches(BatchSource):
@@ -200,11 +218,25 @@ class LoaderBatches(BatchSource):
     def ordered(self, batch_size: int) -> Iterator[Batch]:
         return self.shuffled(batch_size, torch.Generator())
 
-    def subset(self, samples: int, seed: int) -> BatchSource:
+    def _streamed(self) -> bool:
         dataset = self.loader.dataset
-        if isinstance(dataset, IterableDataset) or not isinstance(dataset, Sized):
+        return isinstance(dataset, IterableDataset) or not isinstance(dataset, Sized)
+
+    def subset(self, samples: int, seed: int) -> BatchSource:
+        if self._streamed():
             return _FirstSamples(self, samples)  # a stream cannot be indexed: take its head
-        return DatasetBatches(dataset, self.loader.collate_fn).subset(samples, seed)
+        return super().subset(samples, seed)
+
+    def take(self, indices: Sequence[int]) -> BatchSource:
+        wanted = [int(i) for i in indices]
+        if not self._streamed():
+            return DatasetBatches(self.loader.dataset, self.loader.collate_fn).take(wanted)
+        if wanted == list(range(len(wanted))):
+            return _FirstSamples(self, len(wanted))
+        raise DataError(
+            "this DataLoader streams its samples (an IterableDataset), so chosen samples cannot "
+            "be picked from it; pass a map-style Dataset (with __getitem__ and __len__)"
+        )
 
 
 class _FirstSamples(BatchSource):
@@ -232,6 +264,9 @@ class _FirstSamples(BatchSource):
 
     def subset(self, samples: int, seed: int) -> BatchSource:
         return _FirstSamples(self.source, min(samples, self.samples))
+
+    def take(self, indices: Sequence[int]) -> BatchSource:
+        return self.source.take(indices)
 
 
 Samples = np.ndarray | torch.Tensor | TorchDataset | DataLoader | BatchSource

@@ -35,13 +35,13 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call
 
 from ensprune.data.augment import check_image_batch, get_augmentation
-from ensprune.errors import SpecError
+from ensprune.data.batching import as_batch_source
+from ensprune.errors import DataError, SpecError
 from ensprune.models.measure import prunable_parameters
 from ensprune.models.training import (
     _distillation_loss,
@@ -340,12 +340,11 @@ class AdaptivePruning(PruningMethod):
             torch.optim.Adam([soft.ratio], lr=self.r_lr),
             torch.optim.Adam([soft.log_tau], lr=self.tau_lr),
         ]
-        xt = torch.as_tensor(np.ascontiguousarray(context.x_train), dtype=torch.float32)
-        yt = torch.as_tensor(np.asarray(context.y_train), dtype=torch.long)
+        # arrays, a Dataset or a DataLoader (see ensprune.data.batching)
+        train = as_batch_source(context.x_train, context.y_train, "training data")
         gen = torch.Generator().manual_seed(cfg.seed * 7 + context.seed)
         augment = None
         if cfg.augment is not None:
-            check_image_batch(tuple(xt.shape), cfg.augment)
             augment = get_augmentation(cfg.augment)
             augment_gen = torch.Generator().manual_seed(cfg.seed + 7919)
         teacher = context.teacher.to(dev).eval() if cfg.distill > 0 and context.teacher else None
@@ -356,13 +355,13 @@ class AdaptivePruning(PruningMethod):
             torch.manual_seed(cfg.seed)
             for epoch in range(epochs):
                 soft.train()
-                order = torch.randperm(len(xt), generator=gen)
-                for i in range(0, len(xt), cfg.batch_size):
-                    idx = order[i : i + cfg.batch_size]
-                    xb = xt[idx]
+                for xb, yb in train.shuffled(cfg.batch_size, gen):
+                    if yb is None:
+                        raise DataError("adaptive: training data has no labels")
                     if augment is not None and epoch < epochs - cfg.clean_epochs:
+                        check_image_batch(tuple(xb.shape), str(cfg.augment))
                         xb = augment(xb, augment_gen)
-                    xb, yb = xb.to(dev), yt[idx].to(dev)
+                    xb, yb = xb.to(dev), yb.to(dev)
                     for opt in optimizers:
                         opt.zero_grad(set_to_none=True)
                     logits = soft(xb)

@@ -48,7 +48,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ensprune.errors import SpecError
+from ensprune.data.batching import as_batch_source
+from ensprune.errors import DataError, SpecError
 from ensprune.models.measure import prunable_parameters
 from ensprune.models.training import TrainConfig, evaluate, train_model
 from ensprune.pruning._base import (
@@ -428,16 +429,15 @@ class EvolutionaryPruning(PruningMethod):
         )
         steps = self.eval_steps * fitness_config.batch_size
         # the same training samples (and, through the seed, batches) for every individual
-        order = np.random.default_rng(context.seed).permutation(len(context.x_train))[:steps]
-        base_task = _FitnessTask(
-            model,
-            (),
-            context.x_train[order],
-            context.y_train[order],
-            context.x_val[: self.eval_samples],
-            context.y_val[: self.eval_samples],
-            fitness_config,
-        )
+        # a small subset, held as arrays whatever the context's data is (arrays, Dataset, loader)
+        train = as_batch_source(context.x_train, context.y_train, "training data")
+        val = as_batch_source(context.x_val, context.y_val, "validation data")
+        order = np.random.default_rng(context.seed).permutation(len(train))[:steps]
+        x_fit, y_fit = train.take(order.tolist()).arrays()
+        x_val, y_val = val.take(range(min(self.eval_samples, len(val)))).arrays()
+        if y_fit is None or y_val is None:
+            raise DataError(f"{self.name}: the training and validation data need labels")
+        base_task = _FitnessTask(model, (), x_fit, y_fit, x_val, y_val, fitness_config)
         score = batch_fitness(functools.partial(_score_counts, base_task), self.n_jobs)
         cache: dict[tuple[int, ...], float] = {}
         log: list[dict[str, Any]] = []
