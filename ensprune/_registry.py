@@ -51,6 +51,11 @@ class Registry(Generic[T]):
             self._broken = load_entry_points(self, self.entry_points, self._adapt)
         return self._registered
 
+    @_items.setter
+    def _items(self, items: dict[str, T]) -> None:
+        """Replace every plugin (tests swap in a private copy; see monkeypatch)."""
+        self._registered = items
+
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator that registers its target under ``name`` (names are unique)."""
 
