@@ -27,9 +27,8 @@ def test_a_plain_state_dict_and_an_ensprune_checkpoint_load(tmp_path: Path) -> N
     zoo = build_seeded("model_a", (1, 8, 8), 10, seed=1)
     save_model(tmp_path / "zoo.pt", zoo, {"note": "x"})
     other = load_weights(build_seeded("model_a", (1, 8, 8), 10, seed=2), tmp_path / "zoo.pt")
-    assert all(
-        torch.equal(a, b) for a, b in zip(other.state_dict().values(), zoo.state_dict().values())
-    )
+    for key, value in zoo.state_dict().items():
+        assert torch.equal(other.state_dict()[key], value)
 
 
 @pytest.mark.parametrize(
