@@ -201,17 +201,18 @@ def measure_latency_ms(
 def checkpoint_size_bytes(model: nn.Module) -> int:
     """Bytes of ``model``'s checkpoint as written by :func:`~ensprune.models.save_model`.
 
-    Networks ``save_model`` does not describe are measured by their ``torch.save``-d state_dict,
-    which is what their checkpoint holds besides a few bytes of metadata.
+    Networks ``save_model`` cannot describe (built neither from the zoo nor from a factory) are
+    measured by their ``torch.save``-d state_dict, which is what a checkpoint holds besides a few
+    hundred bytes of metadata.
     """
-    from ensprune.models.architecture import SequentialNet
+    from ensprune.errors import CheckpointError
     from ensprune.models.checkpoint import save_model
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.pt"
-        if isinstance(model, SequentialNet):
+        try:
             save_model(path, model)
-        else:
+        except CheckpointError:
             torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
         return os.path.getsize(path)
 
