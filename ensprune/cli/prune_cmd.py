@@ -19,7 +19,25 @@ def add_parser(subparsers: Any) -> None:
         "of the dense and the pruned network.",
     )
     parser.add_argument("--dataset", default="digits", help="dataset name (default: digits)")
-    parser.add_argument("--model", default="lenet300", help="zoo model (default: lenet300)")
+    parser.add_argument(
+        "--model",
+        default="lenet300",
+        help="zoo model (ensprune list models) or your factory as 'pkg.module:function' "
+        "(default: lenet300)",
+    )
+    parser.add_argument(
+        "--model-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the model or factory, e.g. --model-arg width=8 (repeatable; JSON values)",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="trained dense weights to prune (a torch.save-d state_dict or an ensprune "
+        "checkpoint; loaded with weights_only=True) instead of training the model here",
+    )
     parser.add_argument("--method", default="magnitude", help="pruning method (default: magnitude)")
     parser.add_argument(
         "--sparsity", type=float, default=0.9, help="share of weights to remove, in [0, 1)"
@@ -82,13 +100,13 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def parse_params(pairs: list[str]) -> dict[str, Any]:
+def parse_params(pairs: list[str], flag: str = "--param") -> dict[str, Any]:
     """``["scope=layer", "rounds=3"]`` -> ``{"scope": "layer", "rounds": 3}``."""
     params: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
-            raise SpecError(f"--param expects KEY=VALUE; got {pair!r}")
+            raise SpecError(f"{flag} expects KEY=VALUE; got {pair!r}")
         try:
             params[key] = json.loads(raw)
         except json.JSONDecodeError:
@@ -120,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         save=args.save,
         progress=not (args.quiet or args.json),
+        checkpoint=args.checkpoint,
+        model_args=parse_params(args.model_arg, "--model-arg"),
     )
     if args.json:
         print(json.dumps(result, indent=2))

@@ -72,7 +72,11 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     Example:
         >>> net = load_weights(build_from_factory("my_pkg.nets:make_net"), "dense.pt")
     """
-    state = read_state_dict(path)
+    return load_state(model, read_state_dict(path), f"checkpoint {path}")
+
+
+def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], what: str) -> nn.Module:
+    """Load ``state`` into ``model`` after checking keys and shapes; ``what`` names it in errors."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -90,8 +94,8 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
         problems.append(f"unexpected keys {_listed(unexpected)}")
     if problems:
         raise CheckpointError(
-            f"checkpoint {path} does not fit the {type(model).__name__} built here: "
+            f"{what} does not fit the {type(model).__name__} built here: "
             f"{'; '.join(problems)}; build the model with the options it was trained with"
         )
-    model.load_state_dict(state)
+    model.load_state_dict(dict(state))
     return model

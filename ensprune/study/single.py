@@ -11,14 +11,13 @@ from torch import nn
 from ensprune.data import load_dataset
 from ensprune.models import (
     TrainConfig,
-    build_seeded,
-    count_macs,
-    count_parameters,
     evaluate,
-    measure_latency_ms,
+    measure,
     save_model,
     train_model,
 )
+from ensprune.models.named import build_named, canonical_model_name
+from ensprune.models.weights import load_state, read_state_dict
 from ensprune.pruning import PruningContext, check_sparsity, make_method
 from ensprune.study.pipeline import EARLY_EPOCH
 
@@ -26,11 +25,13 @@ from ensprune.study.pipeline import EARLY_EPOCH
 def _measure(
     model: nn.Module, acc: float, input_shape: tuple[int, ...], effective: bool
 ) -> dict[str, Any]:
+    m = measure(model, input_shape)  # the one measurement (latency at batch 1 and 256)
     return {
         "accuracy": acc,
-        "params": count_parameters(model).prunable_nonzero,
-        "macs": count_macs(model, input_shape, effective=effective),
-        "latency_ms": measure_latency_ms(model, input_shape, batch_size=256),
+        "params": m.prunable_nonzero,
+        "macs": m.macs_effective if effective else m.macs_dense,
+        "latency_ms": m.latency_ms(256),
+        "measurement": m.to_dict(),
     }
 
 
@@ -55,6 +56,8 @@ def prune_one(
     distill: float = 0.0,
     save: str | Path | None = None,
     progress: bool = True,
+    checkpoint: str | Path | None = None,
+    model_args: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` on ``dataset``, prune it with ``method`` and measure both.
 
@@ -64,6 +67,12 @@ def prune_one(
         non-zero weights for the pruned one), ``latency_ms`` (CPU, batch 256, median); ``pruned``
         adds ``sparsity`` (share of the dense model's prunable weights removed), ``method``,
         ``params`` and the method's ``info``.
+
+    ``model`` is a zoo name or a user's factory ``"pkg.module:function"`` (called with
+    ``model_args``; see :func:`~ensprune.models.named.build_named`). With ``checkpoint`` (a plain
+    state_dict or an ensprune checkpoint) the dense network is loaded instead of trained; methods
+    that rewind to θ₀ or an early checkpoint then need ``reset``/``rewind`` options without them.
+    ``measurement`` in each row is the full :func:`~ensprune.models.measure` record.
 
     ``augment`` (e.g. ``"shift"``) augments training images in both training and fine-tuning.
     ``lr_schedule``, ``clean_epochs`` and ``distill`` (from the dense network) shape fine-tuning
@@ -83,6 +92,9 @@ def prune_one(
         clean_epochs=clean_epochs,
         distill=distill,
     )
+    # a bad model name, factory path or checkpoint fails here, before data is loaded
+    model = canonical_model_name(model)
+    dense_state = read_state_dict(checkpoint) if checkpoint is not None else None
     data = load_dataset(
         dataset,
         data_dir=data_dir,
@@ -91,23 +103,28 @@ def prune_one(
         download=download,
         progress=progress,
     )
-    net = build_seeded(model, data.input_shape, data.num_classes, seed)
-    # θ₀ and an early checkpoint let rewinding methods (DropNet's reset, rewind="init"/"early") run.
-    initial_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    train_cfg = TrainConfig(
-        epochs=epochs, batch_size=batch_size, lr=lr, device=device, seed=seed, augment=augment
-    )
-    history = train_model(
-        net,
-        data.x_train,
-        data.y_train,
-        data.x_val,
-        data.y_val,
-        train_cfg,
-        progress=progress,
-        desc="train",
-        snapshot_epoch=EARLY_EPOCH,
-    )
+    net = build_named(model, data.input_shape, data.num_classes, seed, **(model_args or {}))
+    if dense_state is not None:  # trained elsewhere: no θ₀ or early checkpoint to rewind to
+        load_state(net, dense_state, f"checkpoint {checkpoint}")
+        initial_state, early_state = None, None
+    else:
+        # θ₀ and an early checkpoint let rewinding methods (DropNet's reset, rewind=...) run.
+        initial_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        train_cfg = TrainConfig(
+            epochs=epochs, batch_size=batch_size, lr=lr, device=device, seed=seed, augment=augment
+        )
+        history = train_model(
+            net,
+            data.x_train,
+            data.y_train,
+            data.x_val,
+            data.y_val,
+            train_cfg,
+            progress=progress,
+            desc="train",
+            snapshot_epoch=EARLY_EPOCH,
+        )
+        early_state = history.snapshot
     if finetune_epochs is not None:
         ft_epochs = finetune_epochs
     else:  # a method that resets and retrains needs the full training budget
@@ -121,7 +138,7 @@ def prune_one(
         seed=seed,
         progress=progress,
         initial_state=initial_state,
-        early_state=history.snapshot,
+        early_state=early_state,
     )
     result = pruning.prune(net, target, context)
     _, dense_acc = evaluate(net, data.x_test, data.y_test, device=device)
