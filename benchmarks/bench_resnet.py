@@ -197,7 +197,7 @@ def main() -> None:
             )
     rows.append(row("dense (again, last)", dense, data, dense, args))
     CACHE.mkdir(parents=True, exist_ok=True)
-    out = CACHE / f"bench_resnet-w{args.width}.json"
+    out = CACHE / f"bench_resnet-w{args.width}-{'-'.join(sorted(parts))}.json"
     out.write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1, default=str))
     print(f"rows: {out}")
     if args.write:
