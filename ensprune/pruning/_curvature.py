@@ -33,7 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ensprune.errors import SpecError
+from ensprune.data.batching import as_batch_source
+from ensprune.errors import DataError, SpecError
 from ensprune.models.measure import prunable_parameters
 from ensprune.pruning._base import PruningContext
 
@@ -195,13 +196,14 @@ def iter_batches(
     context: PruningContext, samples: int, batch_size: int = 256, salt: int = 7
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Up to ``samples`` training examples (a subset seeded from the context), in batches."""
-    n = len(context.x_train)
+    # arrays, a Dataset or a DataLoader (ensprune.data.batching): the same seeded subset of each
+    source = as_batch_source(context.x_train, context.y_train, "calibration data")
+    n = len(source)
     rng = np.random.default_rng(context.seed * 1_000_003 + salt)
     index = np.sort(rng.permutation(n)[: min(samples, n)])
-    for start in range(0, len(index), batch_size):
-        part = index[start : start + batch_size]
-        x = torch.as_tensor(np.ascontiguousarray(context.x_train[part]), dtype=torch.float32)
-        y = torch.as_tensor(np.asarray(context.y_train[part]), dtype=torch.long)
+    for x, y in source.take(index.tolist()).ordered(batch_size):
+        if y is None:
+            raise DataError("calibration data needs labels: (input, label) samples or y arrays")
         yield x, y
 
 
