@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ensprune.ensemble import METRICS, SELECTORS, VOTING, PredictionSet, Selection
+from ensprune.ensemble import DEFAULT_METRICS, METRICS, SELECTORS, VOTING, PredictionSet, Selection
+from ensprune.ensemble.focal import NORMALIZE_MODES
 from ensprune.errors import PredictionError, SpecError
 
 # CLI flag -> selector setting; a flag given for a selector without that setting is an error
@@ -63,7 +64,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--metric",
         help=f"focal-diversity metric(s), comma-separated for a consensus "
-        f"({', '.join(METRICS.names())}; default ck,bd,kw,gd)",
+        f"({', '.join(METRICS.names())}; default {','.join(DEFAULT_METRICS)})",
     )
     parser.add_argument("--beta", type=float, help="HQ prune ratio in [0, 1) (default 0.1)")
     parser.add_argument("--max-size", type=int, help="largest team size")
@@ -99,9 +100,10 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--normalize",
-        action="store_const",
-        const=True,
-        help="hq/exhaustive: min-max normalise focal scores per (focal member, team size)",
+        choices=NORMALIZE_MODES,
+        help="hq/exhaustive: min-max normalise focal scores per (focal member, team size) over "
+        "the surviving candidates or over all teams of a size (all = the published HQ; "
+        "default none; see docs/metrics.md)",
     )
     parser.add_argument(
         "--evolve-weights",

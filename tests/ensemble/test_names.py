@@ -159,3 +159,15 @@ def test_select_cli_takes_upper_case_metrics(
     upper, lower = outputs
     assert upper == lower  # members, scores keyed focal_gd ..., params: all canonical
     assert all(m == m.lower() for m in upper["params"]["metrics"])
+
+
+def test_select_cli_normalize_modes(
+    tmp_path: Path, pool8: PredictionSet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = pool8.save(tmp_path / "val.npz")
+    for mode in ("none", "candidates", "all"):
+        argv = ["select", str(path), "--normalize", mode, "--max-size", "3", "--json", "--quiet"]
+        assert main(argv) == 0
+        out = json.loads(capsys.readouterr().out)
+        expected = SELECTORS.get("hq")(normalize=mode, max_size=3).select(pool8)
+        assert out["members"] == expected.members and out["params"]["normalize"] == mode
