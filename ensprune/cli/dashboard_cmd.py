@@ -55,16 +55,15 @@ def run(args: argparse.Namespace) -> int:
         raise SpecError("give either a run directory or --storage URL (exactly one)")
     url, run_dir = resolve_storage(args.storage if args.storage is not None else args.run_dir)
     storage = open_dashboard_storage(url, run_dir)  # fail before announcing a server
-    address = f"[{args.host}]" if ":" in args.host else args.host
     if args.host not in _LOOPBACK:
         print(
             f"warning: optuna-dashboard has no login; anyone who reaches {args.host}:{args.port} "
             "can read and edit these studies",
             file=sys.stderr,
         )
-    print(
-        f"optuna-dashboard on {redact(url)}: http://{address}:{args.port}/ (Ctrl-C to stop)",
-        flush=True,
-    )
-    serve_dashboard(storage, host=args.host, port=args.port)
+
+    def announce(where: str) -> None:  # only once the server has answered a request
+        print(f"optuna-dashboard on {redact(url)}: {where} (Ctrl-C to stop)", flush=True)
+
+    serve_dashboard(storage, host=args.host, port=args.port, on_ready=announce)
     return 0

@@ -10,8 +10,14 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import socket
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
@@ -19,6 +25,8 @@ from optuna.storages.journal import JournalFileBackend
 from ensprune.errors import EnsPruneError, SpecError, StorageError
 from ensprune.report.frames import RUN_JSON, run_info
 from ensprune.study.storage import redact
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -186,6 +194,8 @@ def serve_dashboard(
     storage_url: str | Path | BaseStorage,
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
+    on_ready: Callable[[str], None] | None = None,
+    ready_timeout_s: float = 60.0,
 ) -> None:
     """Serve optuna-dashboard on a storage until interrupted (Ctrl-C).
 
@@ -194,6 +204,9 @@ def serve_dashboard(
             run directory, whose run.json names its storage, or an opened Optuna storage.
         host: interface to bind; the default 127.0.0.1 keeps the dashboard on this machine.
         port: TCP port (0 picks a free one).
+        on_ready: called with the address (``http://HOST:PORT/``) once the server has answered
+            a request, never before, so no address is shown for a server that did not start.
+        ready_timeout_s: how long to wait for that first answer before logging a warning.
 
     Raises:
         StorageError: the storage cannot be opened.
@@ -201,23 +214,26 @@ def serve_dashboard(
         EnsPruneError: optuna-dashboard is not installed.
 
     Example:
-        >>> serve_dashboard("runs/mnist")                   # doctest: +SKIP
+        >>> serve_dashboard("runs/mnist", on_ready=print)   # doctest: +SKIP
         >>> serve_dashboard("sqlite:///runs/mnist/study.db", port=8081)  # doctest: +SKIP
     """
     if not 0 <= int(port) <= 65535:
         raise SpecError(f"port must lie in 0..65535; got {port}")
     try:
-        from optuna_dashboard import run_server
+        from optuna_dashboard import wsgi
     except ImportError:
         raise EnsPruneError(
-            "the dashboard needs optuna-dashboard: pip install 'ensprune[dashboard]'"
+            "the dashboard needs optuna-dashboard (a dependency of ensprune): "
+            "pip install optuna-dashboard"
         ) from None
     if isinstance(storage_url, BaseStorage):
         storage = storage_url
     else:
         storage = open_dashboard_storage(*resolve_storage(storage_url))
     try:
-        run_server(storage, host=host, port=int(port))
+        server = make_server(
+            host, int(port), wsgi(storage), server_class=_server_class(host), handler_class=_Quiet
+        )
     except socket.gaierror as exc:
         raise SpecError(f"cannot resolve host {host!r} ({exc}); use e.g. 127.0.0.1") from None
     except OSError as exc:
@@ -226,3 +242,50 @@ def serve_dashboard(
                 f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port or --host"
             ) from None
         raise
+    shown = f"[{host}]" if ":" in host else host
+    address = f"http://{shown}:{server.server_port}/"
+    if on_ready is not None:
+        threading.Thread(
+            target=_announce_when_answering,
+            args=(address, on_ready, ready_timeout_s),
+            daemon=True,
+        ).start()
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+
+
+class _Quiet(WSGIRequestHandler):
+    """No access log on stderr (one line per request drowns the address the user needs)."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        logger.debug("dashboard: " + format, *args)
+
+
+def _server_class(host: str) -> type[WSGIServer]:
+    if ":" not in host:
+        return WSGIServer
+
+    class WSGIServerV6(WSGIServer):
+        address_family = socket.AF_INET6
+
+    return WSGIServerV6
+
+
+def _announce_when_answering(
+    address: str, on_ready: Callable[[str], None], timeout_s: float
+) -> None:
+    """Call ``on_ready(address)`` after the first successful answer from the server."""
+    probe = address.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(probe + "api/meta", timeout=5) as answer:
+                if answer.status == 200:
+                    on_ready(address)
+                    return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    logger.warning("optuna-dashboard did not answer on %s within %.0f s", address, timeout_s)
