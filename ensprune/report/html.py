@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from ensprune.report import frames, plots
+from ensprune.rundir import REPORT_DIR, RunDir, open_run
 
 REPORT_HTML = "report.html"
 SUMMARY_JSON = "summary.json"
@@ -37,7 +38,7 @@ details { margin: 0.5rem 0; } summary { cursor: pointer; }
 """
 
 
-def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+def build_report(run_dir: str | Path | RunDir, out_dir: str | Path | None = None) -> Path:
     """Write the report of a run directory and return the path of its ``report.html``.
 
     Writes into ``out_dir`` (default ``RUN_DIR/report``): report.html, trials.csv, members.csv
@@ -51,15 +52,15 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
         >>> build_report("runs/mnist")
         PosixPath('runs/mnist/report/report.html')
     """
-    run_dir = Path(run_dir)
-    out = Path(out_dir) if out_dir is not None else run_dir / "report"
-    info = frames.run_info(run_dir)
-    trials = frames.trials_frame(run_dir)
-    members = frames.members_frame(run_dir)
-    comparison = frames.comparison_frame(run_dir)
-    teams = frames.teams_frame(run_dir)
-    selection = frames.selection_info(run_dir)
-    facts = frames.summary_from_frames(run_dir, members, comparison, report_dir=out)
+    run = open_run(run_dir)  # every file below is parsed once, however many frames use it
+    out = Path(out_dir) if out_dir is not None else run.path / REPORT_DIR
+    info = run.info
+    trials = frames.trials_frame(run)
+    members = frames.members_frame(run)
+    comparison = frames.comparison_frame(run)
+    teams = frames.teams_frame(run)
+    selection = run.selection
+    facts = frames.summary_from_frames(run, members, comparison, report_dir=out)
 
     out.mkdir(parents=True, exist_ok=True)
     trials.to_csv(out / "trials.csv", index=False)

@@ -8,9 +8,9 @@ from typing import Any
 
 from torch import nn
 
-from ensprune.data import load_dataset
+from ensprune.data import DATASETS, load_dataset
 from ensprune.models import (
-    TrainConfig,
+    MODELS,
     build_seeded,
     count_macs,
     count_parameters,
@@ -19,8 +19,10 @@ from ensprune.models import (
     save_model,
     train_model,
 )
-from ensprune.pruning import PruningContext, check_sparsity, make_method
+from ensprune.pruning import METHODS, PruningContext, check_sparsity, make_method
+from ensprune.study.build import finetune_config, train_config
 from ensprune.study.pipeline import EARLY_EPOCH
+from ensprune.study.spec import PoolSpec, SearchSpec
 
 
 def _measure(
@@ -49,6 +51,7 @@ def prune_one(
     data_dir: str | Path | None = None,
     download: bool = True,
     device: str = "cpu",
+    optimizer: str = "adam",
     augment: str | None = None,
     lr_schedule: str = "constant",
     clean_epochs: int = 0,
@@ -59,29 +62,52 @@ def prune_one(
     """Train ``model`` on ``dataset``, prune it with ``method`` and measure both.
 
     Returns:
-        ``{"dense": {...}, "pruned": {...}}``, each with ``accuracy`` (test, 0..1), ``params``
+        ``{"dataset": ..., "model": ..., "dense": {...}, "pruned": {...}}`` (names canonical),
+        the last two each with ``accuracy`` (test, 0..1), ``params``
         (non-zero prunable weights), ``macs`` (dense MACs for the dense model, effective MACs of
         non-zero weights for the pruned one), ``latency_ms`` (CPU, batch 256, median); ``pruned``
         adds ``sparsity`` (share of the dense model's prunable weights removed), ``method``,
         ``params`` and the method's ``info``.
+
+    Names (dataset, model, method, optimizer, augmentation, lr schedule) may be written in any
+    case; the result holds the registered spelling. Training and fine-tuning are configured by
+    the same rules as a study's (:mod:`ensprune.study.build`): the dense network is trained with
+    ``optimizer``; fine-tuning uses Adam without weight decay, except for methods that reset and
+    retrain, which get the dense training recipe.
 
     ``augment`` (e.g. ``"shift"``) augments training images in both training and fine-tuning.
     ``lr_schedule``, ``clean_epochs`` and ``distill`` (from the dense network) shape fine-tuning
     only; see :class:`~ensprune.models.TrainConfig`.
     """
     target = check_sparsity(sparsity)
+    dataset, model, method = (
+        DATASETS.canonical(dataset),
+        MODELS.canonical(model),
+        METHODS.canonical(method),
+    )
+    METHODS.check_knobs(method, params or {}, "--param")
     pruning = make_method(method, **(params or {}))
-    # fail before training, not after it: the fine-tuning config is checked up front
-    finetune_cfg = TrainConfig(
-        epochs=0,
+    # the flags as the spec sections a study would have: one place builds the configs
+    pool = PoolSpec(
+        architectures=(model,),
+        seeds=(seed,),
+        epochs=epochs,
         batch_size=batch_size,
         lr=lr,
-        device=device,
-        seed=seed,
+        optimizer=optimizer,
         augment=augment,
+    )
+    search = SearchSpec(
+        methods=(method,),
+        finetune_lr=lr,
+        distill=distill,
         lr_schedule=lr_schedule,
         clean_epochs=clean_epochs,
-        distill=distill,
+    )
+    # fail before training, not after it: both configs are built (and checked) up front
+    train_cfg = train_config(pool, device=device, seed=seed)
+    finetune_cfg = finetune_config(
+        pool, search, device=device, seed=seed, retrain=pruning.retrains_from_scratch
     )
     data = load_dataset(
         dataset,
@@ -94,9 +120,6 @@ def prune_one(
     net = build_seeded(model, data.input_shape, data.num_classes, seed)
     # θ₀ and an early checkpoint let rewinding methods (DropNet's reset, rewind="init"/"early") run.
     initial_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    train_cfg = TrainConfig(
-        epochs=epochs, batch_size=batch_size, lr=lr, device=device, seed=seed, augment=augment
-    )
     history = train_model(
         net,
         data.x_train,
@@ -138,4 +161,4 @@ def prune_one(
             result.model,
             {"dataset": dataset, "model": model, "method": method, "sparsity": target},
         )
-    return {"dense": dense_row, "pruned": pruned_row}
+    return {"dataset": dataset, "model": model, "dense": dense_row, "pruned": pruned_row}

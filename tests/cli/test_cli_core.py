@@ -136,7 +136,7 @@ def test_prune_dropnet_rewinds_and_saves_a_compacted_model(
         (["prune", "--param", "noequals"], "KEY=VALUE"),
         (["prune", "--param", "scope=diagonal"], "scope"),
         (["prune", "--augment", "mixup"], "valid augmentation names"),
-        (["prune", "--lr-schedule", "step"], "lr_schedule must be one of constant, cosine"),
+        (["prune", "--lr-schedule", "step"], "valid lr schedule names: constant, cosine"),
         (["prune", "--clean-epochs", "-2"], "clean_epochs must be an integer >= 0"),
         (["prune", "--distill", "2"], "distill must lie in [0, 1]"),
         (["prune", "--param", "schedule=gradual", "--param", "rewind=init"], "round-based"),
