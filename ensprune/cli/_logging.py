@@ -20,14 +20,15 @@ def configure_logging(verbose: bool) -> None:
     """Show the library's progress messages (logger ``ensprune``) on stderr, one per line.
 
     With ``verbose`` False only warnings and errors show. Optuna's own per-trial INFO lines are
-    silenced: ensprune logs its own, shorter ones.
+    silenced when Optuna is loaded (import it first): ensprune logs its own, shorter ones.
     """
-    import optuna
-
     ours = logging.getLogger("ensprune")
     if not any(isinstance(h, _StderrHandler) for h in ours.handlers):
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         ours.addHandler(handler)
     ours.setLevel(logging.INFO if verbose else logging.WARNING)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if "optuna" in sys.modules:  # never import it just for this: start-up time matters
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)

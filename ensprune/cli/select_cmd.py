@@ -148,6 +148,9 @@ def selector_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Load the predictions, run the selector, print a summary or JSON; 0 on success."""
+    from ensprune.cli._logging import configure_logging
+
+    configure_logging(verbose=not args.quiet)  # progress lines on stderr
     if args.mode == "joint":
         from ensprune.cli.joint_select import run_joint
 

@@ -16,8 +16,9 @@ from typing import Any
 
 import pandas as pd
 
+from ensprune.errors import RunDirError
 from ensprune.report import frames, plots
-from ensprune.rundir import REPORT_DIR, RunDir, open_run
+from ensprune.rundir import REPORT_DIR, STAGE_OF, RunDir, missing, open_run, resume_hint
 
 REPORT_HTML = "report.html"
 SUMMARY_JSON = "summary.json"
@@ -53,6 +54,13 @@ def build_report(run_dir: str | Path | RunDir, out_dir: str | Path | None = None
         PosixPath('runs/mnist/report/report.html')
     """
     run = open_run(run_dir)  # every file below is parsed once, however many frames use it
+    absent = missing(run.path)
+    if absent:  # name everything that is missing at once, and the stage to finish
+        more = f" (and {', '.join(absent[1:])})" if len(absent) > 1 else ""
+        raise RunDirError(
+            f"{run.path / absent[0]} is missing{more}: the '{STAGE_OF[absent[0]]}' stage writes "
+            f"it; finish the run with {resume_hint(run.path, run.info)}, then report again"
+        )
     out = Path(out_dir) if out_dir is not None else run.path / REPORT_DIR
     info = run.info
     trials = frames.trials_frame(run)

@@ -15,6 +15,9 @@ from ensprune.errors import CheckpointError, RunDirError
 from ensprune.storage import open_storage
 from ensprune.study import StudySpec, run_study
 
+# Every test here trains a pool and runs searches: tens of seconds each on 2 shared cores.
+pytestmark = pytest.mark.slow
+
 TINY = {
     "study": {"name": "tiny", "seed": 3},
     "data": {"dataset": "digits", "val_fraction": 0.2, "test_fraction": 0.25},
@@ -124,14 +127,13 @@ def test_a_different_pool_is_refused(finished_run: tuple[Path, object]) -> None:
         run_study(tiny_spec(pool={"epochs": 7}), run_dir=run_dir, progress=False)
 
 
-@pytest.mark.slow
 def test_a_changed_search_keeps_the_pool_and_starts_new_studies(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    quick = {"trials": 1, "methods": ["magnitude"], "sparsity": [0.5, 0.5]}
+    quick = {"trials": 1, "methods": ["magnitude"], "sparsity": [0.4, 0.5]}
     fixed = {"method_params": {"magnitude": {"schedule": "oneshot"}}}
     first = tiny_spec(pool={"epochs": 2}, search={**quick, **fixed})
-    changed = tiny_spec(pool={"epochs": 2}, search={**quick, **fixed, "sparsity": [0.8, 0.8]})
+    changed = tiny_spec(pool={"epochs": 2}, search={**quick, **fixed, "sparsity": [0.8, 0.9]})
     run_dir = tmp_path / "run"
     run_study(first, run_dir=run_dir, progress=False)
     dense = {p: p.stat().st_mtime_ns for p in run_dir.glob("members/*/dense.pt")}
@@ -148,16 +150,16 @@ def test_a_changed_search_keeps_the_pool_and_starts_new_studies(
     names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
     assert {"tiny.model_a-s0", f"tiny.model_a-s0.{suffix}"} <= names
     old = optuna.load_study(study_name="tiny.model_a-s0", storage=storage)
-    assert old.trials[0].params["sparsity"] == 0.5  # the earlier search stays readable
+    assert old.trials[0].params["sparsity"] <= 0.5  # the earlier search stays readable
     assert (run_dir / "members" / "model_a-s0" / "trials" / "trial-0000.pt").is_file()
 
     # the report shows the latest search
     trials = pd.read_csv(run_dir / "trials.csv")
     assert set(trials.study_name) == {f"tiny.{m}.{suffix}" for m in trials.member}
     members = pd.read_csv(run_dir / "members.csv")
-    assert (members.target_sparsity == 0.8).all()
+    assert (members.target_sparsity >= 0.8).all()
     report = json.loads((run_dir / "report" / "summary.json").read_text())
-    assert report["members"][0]["sparsity"] == pytest.approx(0.8, abs=0.02)
+    assert all(m["sparsity"] >= 0.78 for m in report["members"])
 
     # going back to the first search resumes its studies: no new trials
     caplog.clear()
@@ -165,7 +167,7 @@ def test_a_changed_search_keeps_the_pool_and_starts_new_studies(
         run_study(first, run_dir=run_dir, progress=False)
     assert not any(" trial(s) in " in r.getMessage() for r in caplog.records)
     assert json.loads((run_dir / "run.json").read_text())["search_suffix"] == ""
-    assert (pd.read_csv(run_dir / "members.csv").target_sparsity == 0.5).all()
+    assert (pd.read_csv(run_dir / "members.csv").target_sparsity <= 0.5).all()
 
 
 def test_foreign_directory_is_refused(tmp_path: Path) -> None:
