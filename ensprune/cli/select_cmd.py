@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from ensprune.errors import PredictionError, SpecError
 
 if TYPE_CHECKING:
