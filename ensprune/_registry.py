@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import dataclasses
+import inspect
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
-from ensprune.errors import UnknownNameError
+from ensprune.errors import SpecError, UnknownNameError
 
 T = TypeVar("T")
 
@@ -25,6 +27,7 @@ class Registry(Generic[T]):
         kind: str,
         entry_points: str | None = None,
         adapt: Callable[[str, Any], T] | None = None,
+        supplied: Iterable[str] = (),
     ) -> None:
         """
         Args:
@@ -33,10 +36,13 @@ class Registry(Generic[T]):
                 (``"ensprune.methods"``); loaded lazily, on the first lookup (see
                 :mod:`ensprune.plugins`).
             adapt: turns ``(name, object an entry point names)`` into a plugin of this registry.
+            supplied: arguments the library passes itself (e.g. a sampler's ``seed``); they
+                are not knobs a user sets, so :meth:`knobs` leaves them out.
         """
         self.kind = kind
         self.entry_points = entry_points
         self._adapt = adapt
+        self.supplied = frozenset(supplied)
         self._registered: dict[str, T] = {}
         self._plugins_loaded = entry_points is None
         self._broken: dict[str, str] = {}
@@ -57,11 +63,23 @@ class Registry(Generic[T]):
         self._registered = items
 
     def register(self, name: str) -> Callable[[T], T]:
-        """Decorator that registers its target under ``name`` (names are unique)."""
+        """Decorator that registers its target under ``name`` (names are unique).
+
+        A registered class gets ``name`` as its ``name`` attribute, so a plugin writes its name
+        once, in the decorator; a class that spells out a different ``name`` is refused.
+        """
 
         def decorator(obj: T) -> T:
             if name in self._registered:  # no plugin loading here: built-ins register at import
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
+            if isinstance(obj, type):
+                own = obj.__dict__.get("name")
+                if isinstance(own, str) and own != name:
+                    raise ValueError(
+                        f"{self.kind} class {obj.__qualname__} says name={own!r} but is "
+                        f"registered as {name!r}; drop the class attribute, the decorator sets it"
+                    )
+                setattr(obj, "name", name)  # noqa: B010 - a ClassVar the plugin must not repeat
             self._registered[name] = obj
             return obj
 
@@ -95,6 +113,50 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         """Return the plugin called ``name`` (any case); an unknown name raises listing the valid ones."""
         return self._items[self.canonical(name)]
+
+    def knobs(self, name: str) -> tuple[str, ...] | None:
+        """The keyword arguments plugin ``name`` takes from users, or None when it takes any.
+
+        Read from the plugin itself, so a new plugin is covered without listing them anywhere:
+        a ``knobs`` attribute when it declares one, else a dataclass's init fields, else the
+        signature of the class's ``__init__`` or of the factory function. Arguments the
+        library supplies (``supplied``) are left out.
+        """
+        obj: Any = self.get(name)
+        declared = getattr(obj, "knobs", None)
+        if isinstance(declared, (tuple, list, frozenset, set)):
+            return tuple(k for k in declared if k not in self.supplied)
+        if isinstance(obj, type) and dataclasses.is_dataclass(obj):
+            names = [f.name for f in dataclasses.fields(obj) if f.init]
+        else:
+            try:
+                signature = inspect.signature(obj)
+            except (TypeError, ValueError):
+                return None
+            params = list(signature.parameters.values())
+            if any(p.kind is p.VAR_KEYWORD for p in params):
+                return None
+            names = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        return tuple(k for k in names if k not in self.supplied)
+
+    def check_knobs(self, name: str, given: Mapping[str, Any], where: str = "") -> None:
+        """Refuse settings that plugin ``name`` does not take, naming the valid ones.
+
+        Raises:
+            SpecError: one line naming the unknown knob(s), the plugin and its valid knobs.
+        """
+        valid = self.knobs(name)
+        if valid is None:
+            return
+        unknown = sorted(str(k) for k in given if k not in valid)
+        if unknown:
+            prefix = f"{where}: " if where else ""
+            plural = "s" if len(unknown) > 1 else ""
+            raise SpecError(
+                f"{prefix}{', '.join(map(repr, unknown))} "
+                f"{'are not knobs' if plural else 'is not a knob'} of {self.kind} {self.canonical(name)!r}; its knobs: "
+                f"{', '.join(valid) or '(none)'}"
+            )
 
     def names(self) -> list[str]:
         """Registered names, sorted."""

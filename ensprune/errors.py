@@ -7,12 +7,12 @@ class EnsPruneError(Exception):
     """Base class: the message says what is wrong and how to fix it."""
 
 
-class UnknownNameError(EnsPruneError):
-    """A registry lookup for a name that is not registered."""
-
-
 class SpecError(EnsPruneError):
     """A malformed or contradictory study spec or option value."""
+
+
+class UnknownNameError(SpecError):
+    """A registry lookup for a name that is not registered (a kind of bad option value)."""
 
 
 class DataError(EnsPruneError):

@@ -1,21 +1,40 @@
-"""``ensprune list datasets|models|methods|metrics|selectors|augmentations``."""
+"""``ensprune list KIND``: the registered plugins of one kind, with a one-line description each."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import inspect
 from typing import Any
 
 from ensprune._registry import Registry
 
-KINDS = ("datasets", "models", "methods", "metrics", "selectors", "augmentations")
+# kind -> (module, registry attribute); only the asked-for module is imported, so listing
+# metrics never pays for torch and listing methods never pays for scikit-learn.
+REGISTRIES: dict[str, tuple[str, str]] = {
+    "datasets": ("ensprune.data", "DATASETS"),
+    "models": ("ensprune.models.zoo", "MODELS"),
+    "methods": ("ensprune.pruning", "METHODS"),
+    "schedules": ("ensprune.pruning._schedule", "SCHEDULES"),
+    "optimizers": ("ensprune.models.training", "OPTIMIZERS"),
+    "lr_schedules": ("ensprune.models.training", "LR_SCHEDULES"),
+    "augmentations": ("ensprune.data.augment", "AUGMENTATIONS"),
+    "samplers": ("ensprune.study.samplers", "SAMPLERS"),
+    "metrics": ("ensprune.ensemble.diversity", "METRICS"),
+    "selectors": ("ensprune.ensemble.selection", "SELECTORS"),
+    "voting": ("ensprune.ensemble.voting", "VOTING"),
+}
+KINDS = tuple(REGISTRIES)
 
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "list", help="list registered datasets, models, methods, metrics, selectors, augmentations"
+        "list",
+        help=f"list registered plugins: {', '.join(KINDS)}",
+        description="List the registered plugins of one kind with a one-line description; the "
+        "names may be written in any case wherever ensprune takes them.",
     )
-    parser.add_argument("kind", choices=KINDS, help="what to list")
+    parser.add_argument("kind", type=str.lower, choices=KINDS, help="what to list")
     parser.set_defaults(handler=run)
 
 
@@ -24,26 +43,16 @@ def _describe(obj: Any) -> str:
     return str(text).strip().splitlines()[0] if str(text).strip() else ""
 
 
-def _registries() -> dict[str, Registry[Any]]:
-    from ensprune.data import DATASETS
-    from ensprune.data.augment import AUGMENTATIONS
-    from ensprune.ensemble import METRICS, SELECTORS
-    from ensprune.models import MODELS
-    from ensprune.pruning import METHODS
-
-    return {
-        "datasets": DATASETS,
-        "models": MODELS,
-        "methods": METHODS,
-        "metrics": METRICS,
-        "selectors": SELECTORS,
-        "augmentations": AUGMENTATIONS,
-    }
+def registry(kind: str) -> Registry[Any]:
+    """The registry behind ``ensprune list KIND`` (imports only its own module)."""
+    module, attribute = REGISTRIES[kind]
+    found: Registry[Any] = getattr(importlib.import_module(module), attribute)
+    return found
 
 
 def entries(kind: str) -> list[tuple[str, str]]:
     """(name, one-line description) of every registered plugin of ``kind``."""
-    return [(name, _describe(obj)) for name, obj in _registries()[kind].items()]
+    return [(name, _describe(obj)) for name, obj in registry(kind).items()]
 
 
 def run(args: argparse.Namespace) -> int:

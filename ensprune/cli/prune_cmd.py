@@ -18,11 +18,11 @@ def add_parser(subparsers: Any) -> None:
         "report test accuracy, non-zero prunable weights, MACs and CPU latency (batch 256) "
         "of the dense and the pruned network.",
     )
-    parser.add_argument("--dataset", default="digits", help="dataset name (default: digits)")
+    parser.add_argument("--dataset", default="digits", help="dataset name, any case (default: digits)")
     parser.add_argument(
         "--model",
         default="lenet300",
-        help="zoo model (ensprune list models) or your factory as 'pkg.module:function' "
+        help="zoo model, any case (ensprune list models), or your factory as 'pkg.module:function' "
         "(default: lenet300)",
     )
     parser.add_argument(
@@ -38,7 +38,7 @@ def add_parser(subparsers: Any) -> None:
         help="trained dense weights to prune (a torch.save-d state_dict or an ensprune "
         "checkpoint; loaded with weights_only=True) instead of training the model here",
     )
-    parser.add_argument("--method", default="magnitude", help="pruning method (default: magnitude)")
+    parser.add_argument("--method", default="magnitude", help="pruning method, any case (default: magnitude)")
     parser.add_argument(
         "--sparsity", type=float, default=0.9, help="share of weights to remove, in [0, 1)"
     )
@@ -52,7 +52,12 @@ def add_parser(subparsers: Any) -> None:
         help="fine-tuning epochs (default: half of --epochs; all of them for methods that reset "
         "and retrain, such as dropnet)",
     )
-    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (Adam)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+    parser.add_argument(
+        "--optimizer",
+        default="adam",
+        help="dense training optimiser, any case (default: adam; see `ensprune list optimizers`)",
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="mini-batch size")
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of splits, init, training and pruning"
@@ -136,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         download=not args.no_download,
         device=args.device,
+        optimizer=args.optimizer,
         save=args.save,
         progress=not (args.quiet or args.json),
         checkpoint=args.checkpoint,
@@ -145,7 +151,10 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
         return 0
     dense, pruned = result["dense"], result["pruned"]
-    print(f"{args.model} on {args.dataset}, {args.method} at target sparsity {args.sparsity}:")
+    print(
+        f"{result['model']} on {result['dataset']}, {pruned['method']} at target sparsity "
+        f"{args.sparsity}:"
+    )
     print(f"{'':8}{'accuracy':>10}{'params':>12}{'MACs':>12}{'latency_ms':>12}")
     for label, row in (("dense", dense), ("pruned", pruned)):
         print(

@@ -30,30 +30,35 @@ def add_parser(subparsers: Any) -> None:
         type=int,
         help="member studies searched in parallel processes (default: spec's)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars or per-trial lines")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bars or per-trial lines (stderr)"
+    )
     parser.add_argument("--json", action="store_true", help="print the final summary as JSON")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ensprune.cli._logging import configure_logging
     from ensprune.errors import SpecError
-    from ensprune.study import StudySpec, run_study
+    from ensprune.study.pipeline import run_study
+    from ensprune.study.spec import StudySpec
 
-    spec = StudySpec.from_toml(args.spec)
+    quiet = bool(args.quiet or args.json)
+    configure_logging(verbose=not quiet)
+    spec = StudySpec.from_toml(args.spec)  # every name and knob is checked here, before training
     try:
         text = args.spec.read_text(encoding="utf-8")
     except OSError as exc:  # pragma: no cover - from_toml read it a moment ago
         raise SpecError(f"cannot read {args.spec}: {exc}") from None
-    quiet = bool(args.quiet or args.json)
     result = run_study(
         spec,
         spec_text=text,
+        spec_file=args.spec,
         run_dir=args.run_dir,
         storage=args.storage,
         data_dir=args.data_dir,
         download=not args.no_download,
         progress=not quiet,
-        log=None if quiet else print,
         workers=args.workers,
     )
     if args.json:

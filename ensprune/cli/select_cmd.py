@@ -13,15 +13,16 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ensprune.ensemble import DEFAULT_METRICS, METRICS, SELECTORS, VOTING, PredictionSet, Selection
-from ensprune.ensemble.focal import NORMALIZE_MODES
 from ensprune.errors import PredictionError, SpecError
+
+if TYPE_CHECKING:
+    from ensprune.ensemble.predictions import PredictionSet
+    from ensprune.ensemble.selection import Selection
 
 # CLI flag -> selector setting; a flag given for a selector without that setting is an error
 _OPTIONS: dict[str, str] = {
@@ -56,6 +57,8 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("preds", metavar="PREDS.npz", help="member predictions (numpy .npz)")
+    # Names are checked (in any case) when the command runs, not by argparse choices: building
+    # the parser must not import the selectors and metrics (see `ensprune list selectors`).
     parser.add_argument(
         "--selector",
         help="selection algorithm, any case (default: hq; with --mode joint: ga, nsga2 or exhaustive, "
@@ -63,8 +66,8 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--metric",
-        help=f"focal-diversity metric(s), comma-separated for a consensus "
-        f"({', '.join(METRICS.names())}; default {','.join(DEFAULT_METRICS)})",
+        help="focal-diversity metric(s), comma-separated for a consensus, any case "
+        "(default ck,bd,kw,gd; see `ensprune list metrics`)",
     )
     parser.add_argument("--beta", type=float, help="HQ prune ratio in [0, 1) (default 0.1)")
     parser.add_argument("--max-size", type=int, help="largest team size")
@@ -86,7 +89,8 @@ def add_parser(subparsers: Any) -> None:
         )
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument(
-        "--voting", choices=VOTING.names(), help="voting rule (default: soft; caruana: weighted)"
+        "--voting",
+        help="voting rule, any case (default: soft; caruana: weighted; see `ensprune list voting`)",
     )
     parser.add_argument("--n-jobs", type=int, help="joblib workers for team scoring")
     parser.add_argument("--k", type=int, help="team size for topk and random")
@@ -100,7 +104,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--normalize",
-        choices=NORMALIZE_MODES,
+        choices=("none", "candidates", "all"),  # focal.NORMALIZE_MODES, kept import-free for start-up
         help="hq/exhaustive: min-max normalise focal scores per (focal member, team size) over "
         "the surviving candidates or over all teams of a size (all = the published HQ; "
         "default none; see docs/metrics.md)",
@@ -121,37 +125,42 @@ def add_parser(subparsers: Any) -> None:
 
 
 def selector_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """The selector settings given on the command line, checked against the selector's fields.
+    """The selector settings given on the command line, checked against the selector's knobs.
 
     Raises:
         SpecError: a flag that the chosen selector does not take.
     """
-    cls = SELECTORS.get(args.selector)
-    fields = {f.name for f in dataclasses.fields(cls)}
-    kwargs: dict[str, Any] = {}
+    from ensprune.ensemble.selection import SELECTORS
+    from ensprune.study.build import selector_kwargs as build_kwargs
+
+    selector = SELECTORS.canonical(args.selector)
+    knobs = SELECTORS.knobs(selector) or ()
+    settings: dict[str, Any] = {}
     for flag, setting in _OPTIONS.items():
         value = vars(args).get(flag)
         if value is None:
             continue
-        if setting not in fields:
-            raise SpecError(
-                f"--{flag.replace('_', '-')} does not apply to selector {args.selector!r}"
-            )
-        if setting == "metrics":
-            value = tuple(m.strip() for m in str(value).split(",") if m.strip())
-            for name in value:
-                METRICS.get(name)
-        kwargs[setting] = value
+        if setting not in knobs:
+            raise SpecError(f"--{flag.replace('_', '-')} does not apply to selector {selector!r}")
+        settings[setting] = value
+    kwargs = build_kwargs(selector, settings)
     kwargs["progress"] = not args.quiet
     return kwargs
 
 
 def run(args: argparse.Namespace) -> int:
     """Load the predictions, run the selector, print a summary or JSON; 0 on success."""
+    from ensprune.cli._logging import configure_logging
+
+    configure_logging(verbose=not args.quiet)  # progress lines on stderr
     if args.mode == "joint":
         from ensprune.cli.joint_select import run_joint
 
         return run_joint(args, _OPTIONS)
+    from ensprune.ensemble.predictions import PredictionSet
+    from ensprune.ensemble.selection import SELECTORS
+
+    args.selector = args.selector or "hq"
     preds = PredictionSet.load(args.preds)
     if preds.n_members < 2:
         raise PredictionError(

@@ -12,9 +12,10 @@ Example:
     >>> sel.members, sel.val_accuracy, sel.accuracy(PredictionSet.load("test_preds.npz"))
 """
 
+from typing import Any
+
 from ensprune.ensemble.budget import within_budget
 from ensprune.ensemble.diversity import METRICS, Metric, SampleStats, diversity
-from ensprune.ensemble.estimator import PrunedEnsembleClassifier
 from ensprune.ensemble.focal import DEFAULT_METRICS, FocalScorer, focal_diversity
 from ensprune.ensemble.menu import Menu, make_menu, resolve_budget
 from ensprune.ensemble.objective import Objective, TeamEvaluator, TeamScores
@@ -96,3 +97,14 @@ __all__ = [
     "weighted_vote",
     "within_budget",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The scikit-learn estimator is imported on first use: importing scikit-learn costs seconds,
+    # and nothing else in the package needs it.
+    if name == "PrunedEnsembleClassifier":
+        from ensprune.ensemble.estimator import PrunedEnsembleClassifier
+
+        globals()[name] = PrunedEnsembleClassifier
+        return PrunedEnsembleClassifier
+    raise AttributeError(f"module 'ensprune.ensemble' has no attribute {name!r}")

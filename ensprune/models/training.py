@@ -16,13 +16,61 @@ import numpy as np
 import torch
 from torch import nn
 
-from ensprune.data.augment import check_image_batch, get_augmentation
+from ensprune._registry import Registry
+from ensprune.data.augment import AUGMENTATIONS, check_image_batch, get_augmentation
 from ensprune.data.batching import Batch, Samples, as_batch_source
 from ensprune.errors import DataError, SpecError
 from ensprune.progress import Progress
 
 StepHook = Callable[[nn.Module], None]
-LR_SCHEDULES = ("constant", "cosine")
+OptimizerFactory = Callable[[list[nn.Parameter], "TrainConfig"], torch.optim.Optimizer]
+LrScheduleFactory = Callable[
+    [torch.optim.Optimizer, "TrainConfig", int], torch.optim.lr_scheduler.LRScheduler | None
+]
+
+# name -> (trainable parameters, config) -> optimiser; ``TrainConfig.optimizer`` names one.
+OPTIMIZERS: Registry[OptimizerFactory] = Registry("optimizer")
+# name -> (optimiser, config, steps per epoch) -> per-step lr scheduler (None: constant lr).
+LR_SCHEDULES: Registry[LrScheduleFactory] = Registry("lr schedule")
+
+
+@OPTIMIZERS.register("adam")
+def _adam(params: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    """Adam (L2 penalty added to the gradient)."""
+    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+@OPTIMIZERS.register("adamw")
+def _adamw(params: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW (decoupled weight decay)."""
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+@OPTIMIZERS.register("sgd")
+def _sgd(params: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    """SGD with Nesterov momentum 0.9."""
+    return torch.optim.SGD(
+        params, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
+    )
+
+
+@LR_SCHEDULES.register("constant")
+def _constant(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The same lr throughout."""
+    return None
+
+
+@LR_SCHEDULES.register("cosine")
+def _cosine(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """Per step from lr down to 0 over the run's epochs (Loshchilov & Hutter 2017)."""
+    total = max(config.epochs * steps_per_epoch, 1)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+    )
 
 
 @dataclass(frozen=True)
@@ -34,7 +82,8 @@ class TrainConfig:
         batch_size: mini-batch size.
         lr: learning rate.
         weight_decay: L2 penalty (decoupled for AdamW).
-        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"`` (momentum 0.9, Nesterov).
+        optimizer: a name in :data:`OPTIMIZERS` (any case): ``"adam"``, ``"adamw"`` or ``"sgd"``
+            (momentum 0.9, Nesterov).
         patience: stop after this many epochs without a lower validation loss (0 disables).
         device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available).
         seed: seeds initial shuffling and dropout; the same seed gives the same run.
@@ -78,20 +127,17 @@ class TrainConfig:
             raise SpecError(f"batch_size must be >= 1; got {self.batch_size}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise SpecError(f"lr must be a positive number; got {self.lr}")
-        if self.optimizer not in ("adam", "adamw", "sgd"):
-            raise SpecError(f"optimizer must be adam, adamw or sgd; got {self.optimizer!r}")
+        # names in any case; the config holds the registered spelling
+        object.__setattr__(self, "optimizer", OPTIMIZERS.canonical(self.optimizer))
+        object.__setattr__(self, "lr_schedule", LR_SCHEDULES.canonical(self.lr_schedule))
         if self.device not in ("cpu", "cuda", "auto"):
             raise SpecError(f"device must be cpu, cuda or auto; got {self.device!r}")
-        if self.augment is not None:
-            get_augmentation(self.augment)  # unknown names list the valid ones
+        if self.augment is not None:  # unknown names list the valid ones
+            object.__setattr__(self, "augment", AUGMENTATIONS.canonical(self.augment))
         if not 0.0 <= self.distill <= 1.0:
             raise SpecError(f"distill must lie in [0, 1] (the KD loss weight); got {self.distill}")
         if not (self.temperature > 0 and math.isfinite(self.temperature)):
             raise SpecError(f"temperature must be a positive number; got {self.temperature}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise SpecError(
-                f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}; got {self.lr_schedule!r}"
-            )
         if isinstance(self.clean_epochs, bool) or not isinstance(self.clean_epochs, int):
             raise SpecError(f"clean_epochs must be an integer >= 0; got {self.clean_epochs!r}")
         if self.clean_epochs < 0:
@@ -125,13 +171,7 @@ def resolve_device(device: str) -> torch.device:
 
 def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(
-            params, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
-        )
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    return OPTIMIZERS.get(config.optimizer)(params, config)
 
 
 @torch.no_grad()
@@ -332,9 +372,4 @@ def train_model(
 def _make_lr_scheduler(
     optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
 ) -> torch.optim.lr_scheduler.LRScheduler | None:
-    if config.lr_schedule == "constant":
-        return None
-    total = max(config.epochs * steps_per_epoch, 1)
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
-    )
+    return LR_SCHEDULES.get(config.lr_schedule)(optimizer, config, steps_per_epoch)

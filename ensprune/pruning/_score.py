@@ -21,7 +21,7 @@ from ensprune.pruning._base import (
 )
 from ensprune.pruning._gradual import prune_gradually
 from ensprune.pruning._masks import SCOPES, apply_masks, mask_sparsity, masks_from_scores
-from ensprune.pruning._schedule import GRADUAL, SCHEDULES, make_schedule
+from ensprune.pruning._schedule import GRADUAL, SCHEDULES, canonical_schedule, make_schedule
 from ensprune.pruning.finetune import finetune
 
 if TYPE_CHECKING:
@@ -82,11 +82,7 @@ class ScoreMethod(PruningMethod):
             raise SpecError(
                 f"{self.name}: max_layer_sparsity must lie in [0, 1]; got {max_layer_sparsity}"
             )
-        if schedule not in (*SCHEDULES, GRADUAL):
-            raise SpecError(
-                f"{self.name}: schedule must be one of {', '.join((*SCHEDULES, GRADUAL))}; "
-                f"got {schedule!r}"
-            )
+        schedule = canonical_schedule(schedule, who=self.name)  # any case; stored canonical
         if isinstance(ramp, bool) or not isinstance(ramp, (int, float)) or not 0 <= ramp <= 1:
             raise SpecError(f"{self.name}: ramp must be a number in [0, 1]; got {ramp!r}")
         if isinstance(prune_every, bool) or not isinstance(prune_every, int) or prune_every < 1:

@@ -16,29 +16,50 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ensprune.ensemble import VOTING, PredictionSet, vote
+from ensprune.ensemble.predictions import PredictionSet
+from ensprune.ensemble.voting import DEFAULT_VOTING, VOTING, vote
 from ensprune.errors import RunDirError
+from ensprune.rundir import (
+    MEMBERS_CSV,
+    PREDICTIONS,
+    RUN_JSON,
+    SELECTION_JSON,
+    TEAMS_CSV,
+    TRIALS_CSV,
+    RunDir,
+    open_run,
+)
 
-RUN_JSON = "run.json"
-MEMBERS_CSV = "members.csv"
-TRIALS_CSV = "trials.csv"
-TEAMS_CSV = "teams.csv"
-SELECTION_JSON = "selection.json"
-PREDICTIONS = {
-    "val": "predictions/val.npz",
-    "test": "predictions/test.npz",
-    "dense_val": "predictions/dense_val.npz",
-    "dense_test": "predictions/dense_test.npz",
-}
-DEFAULT_VOTING = "plurality"
+# Frames take a run directory path or an open RunDir (which parses each file once).
+Run = str | Path | RunDir
 
-# The pipeline stage (run.json "stages") that writes each file, so a missing file says what to run.
-_STAGE_OF = {
-    TRIALS_CSV: "search",
-    MEMBERS_CSV: "evaluate",
-    SELECTION_JSON: "select",
-    **{path: "evaluate" for path in PREDICTIONS.values()},
-}
+__all__ = [
+    "BEST_SINGLE",
+    "DEFAULT_VOTING",
+    "DENSE_POOL",
+    "MEMBERS_CSV",
+    "POOL",
+    "PREDICTIONS",
+    "RUN_JSON",
+    "SELECTION_JSON",
+    "TEAM",
+    "TEAMS_CSV",
+    "TRIALS_CSV",
+    "comparison_frame",
+    "ensemble_accuracy",
+    "focal_columns",
+    "format_summary",
+    "is_team_table",
+    "members_frame",
+    "parse_team",
+    "run_info",
+    "selection_info",
+    "summary",
+    "summary_from_frames",
+    "teams_frame",
+    "trials_frame",
+    "voting_rule",
+]
 
 # Rows of the comparison frame, in display order.
 TEAM = "selected team"
@@ -69,7 +90,8 @@ def ensemble_accuracy(
     Args:
         predictions: the pool's predictions on one split.
         members: pool indices of the ensemble; None for the whole pool.
-        voting: a rule of :data:`ensprune.ensemble.voting.VOTING`; abstentions count as wrong.
+        voting: a rule of :data:`ensprune.ensemble.voting.VOTING` (any case; default soft voting,
+            the library-wide default); abstentions count as wrong.
         weights: one weight per ensemble member, for weighted rules (equal weights when None).
 
     Example:
@@ -85,96 +107,19 @@ def ensemble_accuracy(
 # ----------------------------------------------------------------------------- reading the run dir
 
 
-def require(run_dir: str | Path, name: str) -> Path:
-    """The path of ``name`` inside ``run_dir``; a missing directory or file says what to run.
-
-    Raises:
-        RunDirError: the directory or the file does not exist.
-    """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunDirError(
-            f"run directory {run_dir} does not exist; create it with `ensprune run SPEC.toml`"
-        )
-    if not (run_dir / RUN_JSON).is_file():
-        raise RunDirError(
-            f"{run_dir} is not an ensprune run directory (it has no {RUN_JSON}); give the "
-            "directory that `ensprune run SPEC.toml` created"
-        )
-    path = run_dir / name
-    if not path.is_file():
-        stage = _STAGE_OF.get(name, "?")
-        raise RunDirError(
-            f"{path} is missing: the '{stage}' stage writes it; finish the run with `ensprune run "
-            f"{run_dir / 'spec.toml'} --run-dir {run_dir}` (it resumes), then report again"
-        )
-    return path
-
-
-def run_info(run_dir: str | Path) -> dict[str, Any]:
+def run_info(run_dir: Run) -> dict[str, Any]:
     """The run's ``run.json`` as a dict."""
-    return _read_json(require(run_dir, RUN_JSON))
+    return open_run(run_dir).info
 
 
-def selection_info(run_dir: str | Path) -> dict[str, Any]:
+def selection_info(run_dir: Run) -> dict[str, Any]:
     """The selector's ``selection.json`` as a dict, with its member indices checked."""
-    path = require(run_dir, SELECTION_JSON)
-    selection = _read_json(path)
-    members = selection.get("members")
-    if (
-        not isinstance(members, list)
-        or not members
-        or not all(isinstance(i, int) and not isinstance(i, bool) for i in members)
-    ):
-        raise RunDirError(
-            f"{path} must hold 'members', a non-empty list of member indices into the pool; "
-            "re-run the selection stage"
-        )
-    return selection
+    return open_run(run_dir).selection
 
 
-def voting_rule(run_dir: str | Path) -> str:
-    """The voting rule of the run: selection.json's ``voting``, else run.json's, else plurality."""
-    for name in (SELECTION_JSON, RUN_JSON):
-        path = Path(run_dir) / name
-        if path.is_file():
-            voting = _read_json(path).get("voting")
-            if voting:
-                VOTING.get(str(voting))  # an unknown rule fails here, listing the known ones
-                return str(voting)
-    return DEFAULT_VOTING
-
-
-def load_predictions(run_dir: str | Path, split: str) -> PredictionSet:
-    """One of the run's prediction files: ``val``, ``test``, ``dense_val`` or ``dense_test``."""
-    return PredictionSet.load(require(run_dir, PREDICTIONS[split]))
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunDirError(
-            f"cannot read {path} as JSON ({exc}); re-run the stage that wrote it"
-        ) from None
-    if not isinstance(data, dict):
-        raise RunDirError(f"{path} must hold a JSON object; re-run the stage that wrote it")
-    return data
-
-
-def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise RunDirError(
-            f"cannot read {path} as CSV ({exc}); re-run the stage that wrote it"
-        ) from None
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise RunDirError(
-            f"{path} lacks the column(s) {', '.join(missing)}; re-run the stage that wrote it"
-        )
-    return frame
+def voting_rule(run_dir: Run) -> str:
+    """The voting rule of the run: selection.json's ``voting``, else run.json's, else soft voting."""
+    return open_run(run_dir).voting
 
 
 def _as_bool(values: pd.Series) -> pd.Series:
@@ -188,21 +133,21 @@ def _as_bool(values: pd.Series) -> pd.Series:
 # ----------------------------------------------------------------------------------------- frames
 
 
-def trials_frame(run_dir: str | Path) -> pd.DataFrame:
+def trials_frame(run_dir: Run) -> pd.DataFrame:
     """Every Optuna trial of every member study, one row each (``trials.csv``).
 
     Columns include member, number, state, method, target_sparsity, params (JSON), val_accuracy,
     sparsity, duration_s, and the booleans pareto and chosen.
     """
     columns = ["member", "number", "state", "method", "val_accuracy", "sparsity"]
-    frame = _read_csv(require(run_dir, TRIALS_CSV), [*columns, "pareto", "chosen"])
+    frame = open_run(run_dir).csv(TRIALS_CSV, [*columns, "pareto", "chosen"])
     frame["member"] = frame["member"].astype(str)
     for column in ("pareto", "chosen"):
         frame[column] = _as_bool(frame[column])
     return frame
 
 
-def members_frame(run_dir: str | Path) -> pd.DataFrame:
+def members_frame(run_dir: Run) -> pd.DataFrame:
     """One row per member (``members.csv``) plus its dense and pruned accuracy on test.
 
     ``dense_test_accuracy`` and ``pruned_test_accuracy`` are computed from the test prediction
@@ -219,34 +164,35 @@ def members_frame(run_dir: str | Path) -> pd.DataFrame:
         "pruned_params",
         "pruned_macs",
     ]
-    frame = _read_csv(require(run_dir, MEMBERS_CSV), columns)
+    run = open_run(run_dir)
+    frame = run.csv(MEMBERS_CSV, columns)
     frame["member"] = frame["member"].astype(str)
     names = tuple(frame["member"])
-    test = _matching_predictions(run_dir, "test", names)
-    dense_test = _matching_predictions(run_dir, "dense_test", names)
-    _same_labels(run_dir, test, dense_test, "test", "dense_test")
+    test = _matching_predictions(run, "test", names)
+    dense_test = _matching_predictions(run, "dense_test", names)
+    _same_labels(run, test, dense_test, "test", "dense_test")
     frame["dense_test_accuracy"] = dense_test.accuracies()
     frame["pruned_test_accuracy"] = test.accuracies()
     return frame
 
 
-def _matching_predictions(run_dir: str | Path, split: str, names: tuple[str, ...]) -> PredictionSet:
+def _matching_predictions(run: RunDir, split: str, names: tuple[str, ...]) -> PredictionSet:
     """A prediction file whose members are exactly members.csv's, in that order."""
-    predictions = load_predictions(run_dir, split)
+    predictions = run.predictions(split)
     if predictions.names != names:
         raise RunDirError(
-            f"{Path(run_dir) / PREDICTIONS[split]} holds members {list(predictions.names)} but "
+            f"{run.path / PREDICTIONS[split]} holds members {list(predictions.names)} but "
             f"members.csv lists {list(names)}; re-run the predictions stage"
         )
     return predictions
 
 
 def _same_labels(
-    run_dir: str | Path, a: PredictionSet, b: PredictionSet, a_split: str, b_split: str
+    run: RunDir, a: PredictionSet, b: PredictionSet, a_split: str, b_split: str
 ) -> None:
     if not np.array_equal(a.y, b.y):
         raise RunDirError(
-            f"{PREDICTIONS[a_split]} and {PREDICTIONS[b_split]} in {run_dir} are not on the same "
+            f"{PREDICTIONS[a_split]} and {PREDICTIONS[b_split]} in {run.path} are not on the same "
             "samples (their labels differ); re-run the predictions stage"
         )
 
@@ -255,7 +201,7 @@ def _same_labels(
 _TEAM_COLUMNS = ("team", "members", "names")
 
 
-def teams_frame(run_dir: str | Path) -> pd.DataFrame | None:
+def teams_frame(run_dir: Run) -> pd.DataFrame | None:
     """The selector's table (``teams.csv``), or None when the run has none.
 
     For a table of teams (HQ's kept and pruned teams, a Pareto front, ...; a ``team``,
@@ -264,14 +210,14 @@ def teams_frame(run_dir: str | Path) -> pd.DataFrame | None:
     ``size`` when missing, and ``selected`` (True for the team selection.json chose). Any other
     table (e.g. a genetic search's per-generation log) is returned as read.
     """
-    path = Path(run_dir) / TEAMS_CSV
-    if not path.is_file():
+    run = open_run(run_dir)
+    if not run.has(TEAMS_CSV):
         return None
-    frame = _read_csv(path, [])
+    frame = run.csv(TEAMS_CSV)
     column = next((c for c in _TEAM_COLUMNS if c in frame.columns), None)
     if column is None:
         return frame
-    pool = tuple(_read_csv(require(run_dir, MEMBERS_CSV), ["member"])["member"].astype(str))
+    pool = tuple(run.csv(MEMBERS_CSV, ["member"])["member"].astype(str))
     teams = [parse_team(value, pool) for value in frame[column]]
     frame["members"] = teams
     frame["names"] = [", ".join(pool[i] for i in team) for team in teams]
@@ -280,8 +226,8 @@ def teams_frame(run_dir: str | Path) -> pd.DataFrame | None:
     if "status" in frame.columns:
         frame["status"] = frame["status"].astype(str).str.strip().str.lower()
     chosen: tuple[int, ...] = ()
-    if (Path(run_dir) / SELECTION_JSON).is_file():
-        chosen = tuple(sorted(selection_info(run_dir)["members"]))
+    if run.has(SELECTION_JSON):
+        chosen = tuple(sorted(run.selection["members"]))
     frame["selected"] = [tuple(sorted(team)) == chosen for team in teams]
     return frame
 
@@ -351,7 +297,7 @@ def focal_columns(teams: pd.DataFrame, metric: str | Sequence[str] | None = None
     return distinct
 
 
-def comparison_frame(run_dir: str | Path) -> pd.DataFrame:
+def comparison_frame(run_dir: Run) -> pd.DataFrame:
     """Selected team vs full pool vs best single member vs full dense pool.
 
     The best single member is the pruned member with the highest validation accuracy (ties to
@@ -365,17 +311,18 @@ def comparison_frame(run_dir: str | Path) -> pd.DataFrame:
         dense_cost_share (macs over the full dense pool's macs).
     """
     cost_columns = ["dense_params", "dense_macs", "pruned_params", "pruned_macs"]
-    members = _read_csv(require(run_dir, MEMBERS_CSV), ["member", *cost_columns])
+    run = open_run(run_dir)
+    members = run.csv(MEMBERS_CSV, ["member", *cost_columns])
     names = tuple(members["member"].astype(str))
-    voting = voting_rule(run_dir)
-    val = _matching_predictions(run_dir, "val", names)
-    test = _matching_predictions(run_dir, "test", names)
-    dense_val = _matching_predictions(run_dir, "dense_val", names)
-    dense_test = _matching_predictions(run_dir, "dense_test", names)
-    _same_labels(run_dir, val, dense_val, "val", "dense_val")
-    _same_labels(run_dir, test, dense_test, "test", "dense_test")
+    voting = run.voting
+    val = _matching_predictions(run, "val", names)
+    test = _matching_predictions(run, "test", names)
+    dense_val = _matching_predictions(run, "dense_val", names)
+    dense_test = _matching_predictions(run, "dense_test", names)
+    _same_labels(run, val, dense_val, "val", "dense_val")
+    _same_labels(run, test, dense_test, "test", "dense_test")
 
-    selection = selection_info(run_dir)
+    selection = run.selection
     team = list(selection["members"])
     if any(not 0 <= i < len(names) for i in team):
         raise RunDirError(
@@ -424,7 +371,7 @@ def comparison_frame(run_dir: str | Path) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------- summary
 
 
-def summary(run_dir: str | Path, report_dir: str | Path | None = None) -> dict[str, Any]:
+def summary(run_dir: Run, report_dir: str | Path | None = None) -> dict[str, Any]:
     """The run's outcome as a JSON-able dict (what ``ensprune report`` prints).
 
     Args:
@@ -437,22 +384,24 @@ def summary(run_dir: str | Path, report_dir: str | Path | None = None) -> dict[s
         names, indices, selector, metric, val and test accuracy), ``comparison`` (one dict per
         row of :func:`comparison_frame`) and ``best_single`` (that member's name).
     """
+    run = open_run(run_dir)
     return summary_from_frames(
-        run_dir, members_frame(run_dir), comparison_frame(run_dir), report_dir=report_dir
+        run, members_frame(run), comparison_frame(run), report_dir=report_dir
     )
 
 
 def summary_from_frames(
-    run_dir: str | Path,
+    run_dir: Run,
     members: pd.DataFrame,
     comparison: pd.DataFrame,
     report_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """:func:`summary` from frames already computed (the report builds them once)."""
-    run_dir = Path(run_dir)
-    info = run_info(run_dir)
-    selection = selection_info(run_dir)
-    voting = voting_rule(run_dir)
+    run = open_run(run_dir)
+    run_dir = run.path
+    info = run.info
+    selection = run.selection
+    voting = run.voting
     report_dir = Path(report_dir) if report_dir is not None else run_dir / "report"
     rows = {row["ensemble"]: row for row in _records(comparison)}
     team, best = rows[TEAM], rows[BEST_SINGLE]

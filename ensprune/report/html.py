@@ -16,7 +16,9 @@ from typing import Any
 
 import pandas as pd
 
+from ensprune.errors import RunDirError
 from ensprune.report import frames, plots
+from ensprune.rundir import REPORT_DIR, STAGE_OF, RunDir, missing, open_run, resume_hint
 
 REPORT_HTML = "report.html"
 SUMMARY_JSON = "summary.json"
@@ -37,7 +39,7 @@ details { margin: 0.5rem 0; } summary { cursor: pointer; }
 """
 
 
-def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+def build_report(run_dir: str | Path | RunDir, out_dir: str | Path | None = None) -> Path:
     """Write the report of a run directory and return the path of its ``report.html``.
 
     Writes into ``out_dir`` (default ``RUN_DIR/report``): report.html, trials.csv, members.csv
@@ -51,15 +53,22 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
         >>> build_report("runs/mnist")
         PosixPath('runs/mnist/report/report.html')
     """
-    run_dir = Path(run_dir)
-    out = Path(out_dir) if out_dir is not None else run_dir / "report"
-    info = frames.run_info(run_dir)
-    trials = frames.trials_frame(run_dir)
-    members = frames.members_frame(run_dir)
-    comparison = frames.comparison_frame(run_dir)
-    teams = frames.teams_frame(run_dir)
-    selection = frames.selection_info(run_dir)
-    facts = frames.summary_from_frames(run_dir, members, comparison, report_dir=out)
+    run = open_run(run_dir)  # every file below is parsed once, however many frames use it
+    absent = missing(run.path)
+    if absent:  # name everything that is missing at once, and the stage to finish
+        more = f" (and {', '.join(absent[1:])})" if len(absent) > 1 else ""
+        raise RunDirError(
+            f"{run.path / absent[0]} is missing{more}: the '{STAGE_OF[absent[0]]}' stage writes "
+            f"it; finish the run with {resume_hint(run.path, run.info)}, then report again"
+        )
+    out = Path(out_dir) if out_dir is not None else run.path / REPORT_DIR
+    info = run.info
+    trials = frames.trials_frame(run)
+    members = frames.members_frame(run)
+    comparison = frames.comparison_frame(run)
+    teams = frames.teams_frame(run)
+    selection = run.selection
+    facts = frames.summary_from_frames(run, members, comparison, report_dir=out)
 
     out.mkdir(parents=True, exist_ok=True)
     trials.to_csv(out / "trials.csv", index=False)

@@ -1,15 +1,25 @@
 """The whole flow: spec -> data -> pool -> per-member searches -> predictions -> selection -> report.
 
-Every stage writes its results into the run directory before the next one starts, so an
-interrupted run resumes where it stopped: trained members and completed trials are reused.
+Every stage writes its results into the run directory (through :mod:`ensprune.rundir`) before
+the next one starts, so an interrupted run resumes where it stopped: trained members and
+completed trials are reused. Changing the ``[search]`` section of the spec keeps the trained pool
+and starts new member studies for the new search (their names carry the search's fingerprint);
+the earlier studies and their checkpoints stay in the storage and the run directory.
+
+Progress messages go through :mod:`logging` (logger ``ensprune.study``); the command line shows
+them, a library caller configures logging as it likes. Member studies run on the joblib backend
+the caller configured with :func:`ensprune.parallel.parallel_config` (loky processes by default).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import functools
+import hashlib
 import json
+import logging
+import os
+import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,14 +29,13 @@ import numpy as np
 import optuna
 import pandas as pd
 import torch
-from joblib import Parallel, delayed
 
 from ensprune import __version__
+from ensprune import rundir as rd
 from ensprune.data import Dataset, load_dataset
-from ensprune.ensemble import PredictionSet
+from ensprune.ensemble.predictions import PredictionSet
 from ensprune.errors import CheckpointError, RunDirError, SpecError
 from ensprune.models import (
-    TrainConfig,
     build_seeded,
     count_macs,
     count_parameters,
@@ -37,23 +46,26 @@ from ensprune.models import (
     save_model,
     train_model,
 )
+from ensprune.parallel import parallel_map
+from ensprune.storage import default_storage_url, open_storage
+from ensprune.study.build import make_study_sampler, train_config
 from ensprune.study.search import (
     MemberObjective,
     SplitData,
     TrainedMember,
     choose_operating_point,
-    make_sampler,
     pareto_front,
     run_member_study,
 )
 from ensprune.study.selection import select_team, write_selection
 from ensprune.study.spec import StudySpec
-from ensprune.study.storage import default_storage_url, open_storage
 
-Log = Callable[[str], None]
-RUN_FORMAT = "ensprune-run/1"
-# Sections that decide what the stored checkpoints and trials mean; a change there makes the run
-# directory incompatible. Trial counts and selection settings may change between resumes.
+logger = logging.getLogger("ensprune.study")
+
+RUN_FORMAT = rd.FORMAT
+# Sections that decide what the stored checkpoints mean; a change there makes the run directory
+# incompatible. A changed [search] starts new studies on the same pool; trial counts, the
+# accuracy tolerance and selection settings may change freely between resumes.
 _COMPAT_SECTIONS = ("seed", "data", "pool")
 LATENCY_BATCH = 256
 EARLY_EPOCH = 1  # the early checkpoint kept for lottery-ticket rewinding
@@ -70,34 +82,49 @@ class RunResult:
     summary_text: str
 
 
-def _quiet(_: str) -> None:
-    pass
-
-
 def _search_fingerprint(spec: StudySpec) -> str:
+    import dataclasses
+
     search = dataclasses.asdict(spec.search)
     search.pop("trials")
     search.pop("accuracy_tolerance")
     if search["distill"] == 0:  # no distillation: T is unused, and run dirs from before it match
         search.pop("distill")
         search.pop("temperature")
-    for knob, default in (("lr_schedule", "constant"), ("clean_epochs", 0)):
+    for knob, default in (("lr_schedule", "constant"), ("clean_epochs", 0), ("sampler_params", {})):
         if search[knob] == default:  # unset: run dirs from before the knob still match
             search.pop(knob)
     return json.dumps(search, sort_keys=True)
 
 
+def _search_suffix(fingerprint: str) -> str:
+    return hashlib.sha256(fingerprint.encode()).hexdigest()[:8]
+
+
+def study_name(spec: StudySpec, member: str, search_suffix: str = "") -> str:
+    """The Optuna study of ``member`` under one search of the run (the first has no suffix)."""
+    base = f"{spec.name}.{member}"
+    return f"{base}.{search_suffix}" if search_suffix else base
+
+
 def prepare_run_dir(
-    spec: StudySpec, spec_text: str, run_dir: Path, storage: str | None
-) -> tuple[Path, str]:
+    spec: StudySpec,
+    spec_text: str,
+    run_dir: Path,
+    storage: str | None,
+    spec_file: str | Path | None = None,
+) -> tuple[Path, str, str]:
     """Create the run directory, or check that an existing one belongs to this spec.
 
     Returns:
-        (run_dir, storage URL). An existing run directory is reused (resume) when its data and
-        pool settings match; otherwise it is refused, never overwritten.
+        (run_dir, storage URL, search suffix). An existing run directory is reused (resume) when
+        its seed, data and pool settings match; otherwise it is refused, never overwritten. A
+        changed ``[search]`` gets its own suffix (the first search's is ``""``), so its studies
+        and trial checkpoints sit beside the earlier ones.
     """
     run_dir = run_dir.resolve()
-    meta_path = run_dir / "run.json"
+    meta_path = run_dir / rd.RUN_JSON
+    fingerprint = _search_fingerprint(spec)
     if meta_path.is_file():
         try:
             meta = json.loads(meta_path.read_text())
@@ -110,16 +137,22 @@ def prepare_run_dir(
                 f"run directory {run_dir} holds a run of a different spec (seed, data or pool differ); "
                 "choose another --run-dir, or delete that directory to start over"
             )
-        if meta.get("search") != _search_fingerprint(spec):
-            raise RunDirError(
-                f"run directory {run_dir} holds searches over a different search space; "
-                "choose another --run-dir (only [search] trials and accuracy_tolerance may change on resume)"
-            )
         url = storage or meta["storage"]
         if storage and storage != meta["storage"]:
             raise RunDirError(
                 f"run directory {run_dir} stores its studies in {meta['storage']}, not {storage}; "
                 "drop --storage to resume it, or choose another --run-dir"
+            )
+        # suffix -> search fingerprint; run directories from before this map hold one search
+        searches: dict[str, str] = meta.get("searches") or {"": meta.get("search", fingerprint)}
+        suffix = next((k for k, v in searches.items() if v == fingerprint), None)
+        if suffix is None:
+            suffix = _search_suffix(fingerprint)
+            searches[suffix] = fingerprint
+            logger.info(
+                "[search] changed: the trained pool is reused, new member studies carry the "
+                "suffix .%s (the earlier studies stay in the storage)",
+                suffix,
             )
     else:
         if run_dir.exists() and any(run_dir.iterdir()):
@@ -128,6 +161,7 @@ def prepare_run_dir(
             )
         run_dir.mkdir(parents=True, exist_ok=True)
         url = storage or default_storage_url(run_dir)
+        suffix, searches = "", {"": fingerprint}
         meta = {
             "format": RUN_FORMAT,
             "name": spec.name,
@@ -136,54 +170,30 @@ def prepare_run_dir(
             "ensprune_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "compat": spec.fingerprint(*_COMPAT_SECTIONS),
-            "search": _search_fingerprint(spec),
             "stages": {},
         }
+    meta["searches"] = searches
+    meta["search"] = fingerprint  # the current search
+    meta["search_suffix"] = suffix
     meta["voting"] = spec.selection.voting
-    _write_json(meta_path, meta)
-    (run_dir / "spec.toml").write_text(spec_text, encoding="utf-8")
-    return run_dir, url
-
-
-def _write_json(path: Path, payload: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
-    tmp.replace(path)
-
-
-def _mark_stage(run_dir: Path, stage: str) -> None:
-    meta_path = run_dir / "run.json"
-    meta = json.loads(meta_path.read_text())
-    meta.setdefault("stages", {})[stage] = "done"
-    _write_json(meta_path, meta)
+    if spec_file is not None:
+        meta["spec_file"] = str(Path(spec_file).resolve())
+    rd.write_json(meta_path, meta)
+    rd.write_text(run_dir / rd.SPEC_TOML, spec_text)
+    return run_dir, url, suffix
 
 
 def _member_seed(spec: StudySpec, index: int) -> int:
     return spec.seed * 10_007 + index
 
 
-def _pool_config(spec: StudySpec, seed: int) -> TrainConfig:
-    pool = spec.pool
-    return TrainConfig(
-        epochs=pool.epochs,
-        batch_size=pool.batch_size,
-        lr=pool.lr,
-        weight_decay=pool.weight_decay,
-        optimizer=pool.optimizer,
-        patience=pool.patience,
-        device=spec.device,
-        seed=seed,
-        augment=pool.augment,
-    )
-
-
 def train_pool(
-    spec: StudySpec, data: Dataset, run_dir: Path, log: Log, progress: bool
+    spec: StudySpec, data: Dataset, run_dir: Path, progress: bool
 ) -> dict[str, TrainedMember]:
     """Train (or reload) every member, in pool order."""
     pool: dict[str, TrainedMember] = {}
     for member, arch, seed in spec.members:
-        folder = run_dir / "members" / member
+        folder = run_dir / rd.MEMBERS_DIR / member
         # θ₀ is a pure function of (architecture, shape, seed), so it is rebuilt rather than stored.
         initial = build_seeded(arch, data.input_shape, data.num_classes, seed)
         initial_state = {k: v.clone() for k, v in initial.state_dict().items()}
@@ -194,7 +204,9 @@ def train_pool(
             except CheckpointError as exc:
                 raise CheckpointError(f"{exc} (member {member})") from None
             pool[member] = TrainedMember(model, float(meta["val_accuracy"]), initial_state, early)
-            log(f"[{member}] dense model reused from {folder.relative_to(run_dir)}/dense.pt")
+            logger.info(
+                "[%s] dense model reused from %s/dense.pt", member, folder.relative_to(run_dir)
+            )
             continue
         model = initial
         start = time.perf_counter()
@@ -204,7 +216,7 @@ def train_pool(
             data.y_train,
             data.x_val,
             data.y_val,
-            _pool_config(spec, seed),
+            train_config(spec.pool, device=spec.device, seed=seed),
             progress=progress,
             desc=f"train {member}",
             snapshot_epoch=EARLY_EPOCH,
@@ -224,18 +236,22 @@ def train_pool(
             },
         )
         pool[member] = TrainedMember(model, val_acc, initial_state, history.snapshot)
-        log(
-            f"[{member}] trained {history.epochs_run} epochs in {time.perf_counter() - start:.1f}s: "
-            f"val_acc={val_acc:.4f}"
+        logger.info(
+            "[%s] trained %d epochs in %.1fs: val_acc=%.4f",
+            member,
+            history.epochs_run,
+            time.perf_counter() - start,
+            val_acc,
         )
     return pool
 
 
 def _save_state(path: Path, state: dict[str, torch.Tensor]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({k: v.detach().cpu() for k, v in state.items()}, tmp)
-    tmp.replace(path)
+    import io
+
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in state.items()}, buffer)
+    rd.write_bytes(path, buffer.getvalue())
 
 
 def _load_state(path: Path) -> dict[str, torch.Tensor] | None:
@@ -248,45 +264,70 @@ def _load_state(path: Path) -> dict[str, torch.Tensor] | None:
     return dict(state)
 
 
+@dataclass(frozen=True)
+class _Caller:
+    """What a worker process mirrors from the caller: its pid and its logging levels."""
+
+    pid: int
+    level: int
+    optuna_verbosity: int
+
+
+def _mirror_caller(caller: _Caller, threads: int | None) -> None:
+    """In a worker process: the caller's log levels and one torch thread (no oversubscription).
+
+    A fresh worker starts with Python's and Optuna's defaults, not what the caller configured;
+    in the caller's own process (one job, or a threading backend) nothing is changed.
+    """
+    if os.getpid() == caller.pid:
+        return
+    optuna.logging.set_verbosity(caller.optuna_verbosity)
+    ours = logging.getLogger("ensprune")
+    if not ours.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        ours.addHandler(handler)
+    ours.setLevel(caller.level)
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
 def _search_member(
-    spec: StudySpec,
     index: int,
-    trained: TrainedMember,
+    *,
+    spec: StudySpec,
+    pool: dict[str, TrainedMember],
     split: SplitData,
     run_dir: Path,
     storage_url: str,
-    log: Log,
+    search_suffix: str,
+    caller: _Caller,
     threads: int | None,
 ) -> list[dict[str, Any]]:
     """Run (or resume) one member's study; returns its rows of trials.csv."""
-    # Worker processes start with Optuna's INFO logging; our own per-trial lines are enough.
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if threads is not None:
-        torch.set_num_threads(
-            threads
-        )  # one intra-op thread per worker process: no oversubscription
+    _mirror_caller(caller, threads)
     member = spec.members[index][0]
+    trained = pool[member]
     seed = _member_seed(spec, index)
-    study_name = f"{spec.name}.{member}"
-    objective = MemberObjective(
-        spec, member, trained, split, run_dir / "members" / member / "trials", seed
-    )
+    name = study_name(spec, member, search_suffix)
+    trial_dir = rd.trial_dir(run_dir, member, search_suffix)
+    objective = MemberObjective(spec, member, trained, split, trial_dir, seed)
     study = run_member_study(
         open_storage(storage_url),
-        study_name,
+        name,
         objective,
         spec.search.trials,
-        make_sampler(spec.search.sampler, seed),
-        log,
+        make_study_sampler(spec.search, seed),
     )
     study.set_user_attr("dense_val_accuracy", trained.val_accuracy)
     trials = study.get_trials(deepcopy=False)
     chosen = choose_operating_point(trials, trained.val_accuracy, spec.search.accuracy_tolerance)
     front = {t.number for t in pareto_front(trials)}
+    checkpoints = trial_dir.relative_to(run_dir)
     return [
         {
             "member": member,
-            "study_name": study_name,
+            "study_name": name,
             "number": t.number,
             "state": t.state.name,
             "method": t.params.get("method"),
@@ -297,7 +338,11 @@ def _search_member(
             "duration_s": t.duration.total_seconds() if t.duration else np.nan,
             "pareto": t.number in front,
             "chosen": t.number == chosen.number,
-            "checkpoint": t.user_attrs.get("checkpoint", ""),
+            "checkpoint": (
+                (checkpoints / t.user_attrs["checkpoint"]).as_posix()
+                if t.user_attrs.get("checkpoint")
+                else ""
+            ),
         }
         for t in trials
     ]
@@ -309,28 +354,41 @@ def search_pool(
     pool: dict[str, TrainedMember],
     run_dir: Path,
     storage_url: str,
-    log: Log,
     workers: int = 1,
+    search_suffix: str = "",
 ) -> pd.DataFrame:
     """Run (or resume) every member's study; returns trials.csv's frame with the chosen trials marked.
 
     Args:
-        workers: member studies run in this many processes at once (joblib/loky), all writing
-            to the same storage; results do not depend on it.
+        workers: member studies run this many at once, all writing to the same storage, on the
+            joblib backend of the caller's :func:`~ensprune.parallel.parallel_config` (loky
+            processes by default); results do not depend on it.
+        search_suffix: which search of the run (see :func:`prepare_run_dir`).
     """
     split = SplitData(data.x_train, data.y_train, data.x_val, data.y_val)
     # Create the storage's schema here, once: worker processes that open a fresh SQLite/RDB storage
     # at the same moment race on Optuna's schema tables (UNIQUE constraint on alembic_version).
     open_storage(storage_url)
-    jobs = [
-        delayed(_search_member)(
-            spec, index, pool[member], split, run_dir, storage_url, log, 1 if workers > 1 else None
-        )
-        for index, (member, _, _) in enumerate(spec.members)
-    ]
-    per_member = Parallel(n_jobs=min(workers, len(jobs)), backend="loky")(jobs)
+    caller = _Caller(
+        os.getpid(),
+        logging.getLogger("ensprune").getEffectiveLevel(),
+        optuna.logging.get_verbosity(),
+    )
+    n_jobs = max(1, min(workers, len(spec.members)))
+    task = functools.partial(
+        _search_member,
+        spec=spec,
+        pool=pool,
+        split=split,
+        run_dir=run_dir,
+        storage_url=storage_url,
+        search_suffix=search_suffix,
+        caller=caller,
+        threads=1 if n_jobs > 1 else None,
+    )
+    per_member = parallel_map(task, range(len(spec.members)), n_jobs=n_jobs)
     frame = pd.DataFrame([row for rows in per_member for row in rows])
-    frame.to_csv(run_dir / "trials.csv", index=False)
+    rd.write_csv(run_dir / rd.TRIALS_CSV, frame)
     return frame
 
 
@@ -340,7 +398,6 @@ def evaluate_members(
     pool: dict[str, TrainedMember],
     trials: pd.DataFrame,
     run_dir: Path,
-    log: Log,
 ) -> pd.DataFrame:
     """Measure dense and chosen pruned members; write members.csv and the prediction files."""
     rows = []
@@ -350,9 +407,9 @@ def evaluate_members(
     for member, arch, seed in spec.members:
         dense, dense_acc = pool[member].model, pool[member].val_accuracy
         chosen = trials[(trials.member == member) & trials.chosen].iloc[0]
-        pruned, _ = load_model(run_dir / "members" / member / "trials" / chosen.checkpoint)
+        pruned, _ = load_model(run_dir / chosen.checkpoint)
         save_model(
-            run_dir / "members" / member / "pruned.pt",
+            run_dir / rd.MEMBERS_DIR / member / "pruned.pt",
             pruned,
             {"member": member, "trial": int(chosen.number)},
         )
@@ -391,18 +448,23 @@ def evaluate_members(
         proba["test"].append(predict_proba(pruned, data.x_test, device=spec.device))
         proba["dense_val"].append(predict_proba(dense, data.x_val, device=spec.device))
         proba["dense_test"].append(predict_proba(dense, data.x_test, device=spec.device))
-        log(
-            f"[{member}] chosen trial {int(chosen.number)}: {chosen.method} "
-            f"sparsity={rows[-1]['sparsity']:.3f} val_acc {dense_acc:.4f} -> {pruned_val:.4f}"
+        logger.info(
+            "[%s] chosen trial %d: %s sparsity=%.3f val_acc %.4f -> %.4f",
+            member,
+            int(chosen.number),
+            chosen.method,
+            rows[-1]["sparsity"],
+            dense_acc,
+            pruned_val,
         )
     names = tuple(m for m, _, _ in spec.members)
-    pred_dir = run_dir / "predictions"
     for key, arrays in proba.items():
         y = data.y_val if key.endswith("val") else data.y_test
         cost = np.asarray(pruned_macs, dtype=float) if not key.startswith("dense") else None
-        PredictionSet(np.stack(arrays), y, names=names, cost=cost).save(pred_dir / f"{key}.npz")
+        predictions = PredictionSet(np.stack(arrays), y, names=names, cost=cost)
+        rd.write_predictions(run_dir, key, predictions)
     frame = pd.DataFrame(rows)
-    frame.to_csv(run_dir / "members.csv", index=False)
+    rd.write_csv(run_dir / rd.MEMBERS_CSV, frame)
     return frame
 
 
@@ -410,35 +472,38 @@ def run_study(
     spec: StudySpec,
     *,
     spec_text: str | None = None,
+    spec_file: str | Path | None = None,
     run_dir: str | Path | None = None,
     storage: str | None = None,
     data_dir: str | Path | None = None,
     download: bool = True,
     progress: bool = True,
-    log: Log | None = print,
     workers: int | None = None,
 ) -> RunResult:
     """Run the whole flow of ``spec`` (resuming whatever an earlier run of it finished).
 
     Args:
         spec_text: the spec file's text, copied into the run directory (defaults to a rendering).
+        spec_file: the spec file's path, named in the hint of a report of an unfinished run.
         run_dir: where results go; defaults to the spec's ``run_dir`` or ``runs/<name>``.
         storage: Optuna storage URL; defaults to the spec's, else SQLite inside the run directory.
         data_dir: dataset directory (else ``ENSPRUNE_DATA_DIR``, else ``./data``).
         download: download missing dataset files (MD5-verified) into the data directory.
-        progress: progress bars for training; ``log=None`` silences the per-trial lines too.
-        workers: member studies searched in parallel processes (default: the spec's).
+        progress: progress bars for training. Per-stage and per-trial messages go to the
+            ``ensprune.study`` logger (INFO); configure :mod:`logging` to see them.
+        workers: member studies searched at once (default: the spec's); see :func:`search_pool`.
     """
     from ensprune.report import build_report, format_summary, summary
 
-    emit: Log = log or _quiet
-    if workers is not None and workers < 1:
+    if workers is not None and (isinstance(workers, bool) or workers < 1):
         raise SpecError(f"workers must be an integer >= 1; got {workers}")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     target = Path(run_dir or spec.run_dir or Path("runs") / spec.name)
     text = spec_text if spec_text is not None else json.dumps(spec.to_dict(), indent=2)
-    run_path, url = prepare_run_dir(spec, text, target, storage or spec.storage)
-    emit(f"run directory: {run_path}\nstorage: {url}")
+    run_path, url, suffix = prepare_run_dir(
+        spec, text, target, storage or spec.storage, spec_file=spec_file
+    )
+    logger.info("run directory: %s", run_path)
+    logger.info("storage: %s", url)
 
     data = load_dataset(
         spec.data.dataset,
@@ -451,25 +516,34 @@ def run_study(
         download=download,
         progress=progress,
     )
-    emit(
-        f"data: {spec.data.dataset} train={len(data.y_train)} val={len(data.y_val)} "
-        f"test={len(data.y_test)} classes={data.num_classes}"
+    logger.info(
+        "data: %s train=%d val=%d test=%d classes=%d",
+        spec.data.dataset,
+        len(data.y_train),
+        len(data.y_val),
+        len(data.y_test),
+        data.num_classes,
     )
-    pool = train_pool(spec, data, run_path, emit, progress)
-    _mark_stage(run_path, "train")
-    trials = search_pool(spec, data, pool, run_path, url, emit, workers or spec.workers)
-    _mark_stage(run_path, "search")
-    evaluate_members(spec, data, pool, trials, run_path, emit)
-    _mark_stage(run_path, "evaluate")
+    pool = train_pool(spec, data, run_path, progress)
+    rd.mark_stage(run_path, "train")
+    trials = search_pool(
+        spec, data, pool, run_path, url, workers or spec.workers, search_suffix=suffix
+    )
+    rd.mark_stage(run_path, "search")
+    evaluate_members(spec, data, pool, trials, run_path)
+    rd.mark_stage(run_path, "evaluate")
     selection = select_team(
-        PredictionSet.load(run_path / "predictions" / "val.npz"), spec.selection, spec.seed
+        PredictionSet.load(run_path / rd.PREDICTIONS["val"]), spec.selection, spec.seed
     )
     write_selection(selection, spec.selection, run_path)
-    emit(
-        f"selected team ({spec.selection.selector}, {spec.selection.metric}): {', '.join(selection.names)}"
+    logger.info(
+        "selected team (%s, %s): %s",
+        spec.selection.selector,
+        spec.selection.metric,
+        ", ".join(selection.names),
     )
-    _mark_stage(run_path, "select")
+    rd.mark_stage(run_path, "select")
     report_path = build_report(run_path)
-    _mark_stage(run_path, "report")
+    rd.mark_stage(run_path, "report")
     facts = summary(run_path)
     return RunResult(run_path, url, report_path, facts, format_summary(facts))

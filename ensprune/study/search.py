@@ -7,9 +7,10 @@ trials are kept, and only the missing ones run.
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,12 @@ from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
 from ensprune.errors import SpecError
-from ensprune.models import TrainConfig, count_parameters, evaluate, save_model
-from ensprune.pruning import METHODS, PruningContext, make_method
+from ensprune.models import count_parameters, evaluate, save_model
+from ensprune.pruning import PruningContext
+from ensprune.study.build import finetune_config, method_for_trial
 from ensprune.study.spec import StudySpec
 
-Log = Callable[[str], None]
+logger = logging.getLogger("ensprune.study")
 
 
 @dataclass(frozen=True)
@@ -46,17 +48,6 @@ class TrainedMember:
     val_accuracy: float
     initial_state: dict[str, torch.Tensor]
     early_state: dict[str, torch.Tensor] | None
-
-
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    """A seeded multi-objective-capable sampler."""
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=8)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=6, multivariate=True)
-    raise SpecError(f"unknown sampler {name!r}; valid: tpe, nsga2, random")
 
 
 def pareto_front(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
@@ -118,32 +109,20 @@ class MemberObjective:
         name = trial.suggest_categorical("method", list(search.methods))
         low, high = search.sparsity
         target = trial.suggest_float("sparsity", low, high) if high > low else low
-        fixed = search.method_params.get(name)
-        params = dict(fixed) if fixed is not None else METHODS.get(name).search_space(trial)
-        method = make_method(name, **params)
+        method, params = method_for_trial(search, name, trial)
         seed = self.member_seed * 1000 + trial.number
-        pool = self.spec.pool
-        # A method that resets and retrains gets the member's own training budget.
-        retrain = method.retrains_from_scratch
         context = PruningContext(
             self.data.x_train,
             self.data.y_train,
             self.data.x_val,
             self.data.y_val,
-            finetune=TrainConfig(
-                epochs=pool.epochs if retrain else search.finetune_epochs,
-                batch_size=pool.batch_size,
-                lr=pool.lr if retrain else search.finetune_lr,
-                optimizer=pool.optimizer if retrain else "adam",
-                weight_decay=pool.weight_decay if retrain else 0.0,
-                patience=pool.patience,
+            # a method that resets and retrains gets the member's own training budget
+            finetune=finetune_config(
+                self.spec.pool,
+                search,
                 device=self.spec.device,
                 seed=seed,
-                augment=pool.augment,
-                distill=search.distill,
-                temperature=search.temperature,
-                lr_schedule="constant" if retrain else search.lr_schedule,
-                clean_epochs=0 if retrain else search.clean_epochs,
+                retrain=method.retrains_from_scratch,
             ),
             seed=seed,
             initial_state=self.trained.initial_state,
@@ -188,7 +167,6 @@ def run_member_study(
     objective: MemberObjective,
     n_trials: int,
     sampler: optuna.samplers.BaseSampler,
-    log: Log,
 ) -> optuna.Study:
     """Create or resume the member's study and run the trials still missing."""
     study = optuna.create_study(
@@ -204,19 +182,25 @@ def run_member_study(
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     missing = max(n_trials - done, 0)
     if done:
-        log(f"[{objective.member}] resuming: {done} trial(s) done, {missing} to run")
+        logger.info("[%s] resuming: %d trial(s) done, %d to run", objective.member, done, missing)
 
     def report(study: optuna.Study, trial: FrozenTrial) -> None:
         if trial.state == TrialState.COMPLETE:
             acc, sparsity = trial.values
-            log(
-                f"[{objective.member}] trial {trial.number}: {trial.params['method']} "
-                f"sparsity={sparsity:.3f} val_acc={acc:.4f} "
-                f"({(trial.duration.total_seconds() if trial.duration else 0):.1f}s)"
+            logger.info(
+                "[%s] trial %d: %s sparsity=%.3f val_acc=%.4f (%.1fs)",
+                objective.member,
+                trial.number,
+                trial.params["method"],
+                sparsity,
+                acc,
+                trial.duration.total_seconds() if trial.duration else 0.0,
             )
 
     if missing:
         start = time.perf_counter()
         study.optimize(objective, n_trials=missing, callbacks=[report], gc_after_trial=False)
-        log(f"[{objective.member}] {missing} trial(s) in {time.perf_counter() - start:.1f}s")
+        logger.info(
+            "[%s] %d trial(s) in %.1fs", objective.member, missing, time.perf_counter() - start
+        )
     return study

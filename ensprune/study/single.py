@@ -8,9 +8,8 @@ from typing import Any
 
 from torch import nn
 
-from ensprune.data import load_dataset
+from ensprune.data import DATASETS, load_dataset
 from ensprune.models import (
-    TrainConfig,
     evaluate,
     measure,
     save_model,
@@ -18,8 +17,10 @@ from ensprune.models import (
 )
 from ensprune.models.named import build_named, canonical_model_name
 from ensprune.models.weights import load_state, read_state_dict
-from ensprune.pruning import PruningContext, check_sparsity, make_method
+from ensprune.pruning import METHODS, PruningContext, check_sparsity, make_method
+from ensprune.study.build import finetune_config, train_config
 from ensprune.study.pipeline import EARLY_EPOCH
+from ensprune.study.spec import PoolSpec, SearchSpec
 
 
 def _measure(
@@ -50,6 +51,7 @@ def prune_one(
     data_dir: str | Path | None = None,
     download: bool = True,
     device: str = "cpu",
+    optimizer: str = "adam",
     augment: str | None = None,
     lr_schedule: str = "constant",
     clean_epochs: int = 0,
@@ -62,7 +64,8 @@ def prune_one(
     """Train ``model`` on ``dataset``, prune it with ``method`` and measure both.
 
     Returns:
-        ``{"dense": {...}, "pruned": {...}}``, each with ``accuracy`` (test, 0..1), ``params``
+        ``{"dataset": ..., "model": ..., "dense": {...}, "pruned": {...}}`` (names canonical),
+        the last two each with ``accuracy`` (test, 0..1), ``params``
         (non-zero prunable weights), ``macs`` (dense MACs for the dense model, effective MACs of
         non-zero weights for the pruned one), ``latency_ms`` (CPU, batch 256, median); ``pruned``
         adds ``sparsity`` (share of the dense model's prunable weights removed), ``method``,
@@ -74,26 +77,47 @@ def prune_one(
     that rewind to θ₀ or an early checkpoint then need ``reset``/``rewind`` options without them.
     ``measurement`` in each row is the full :func:`~ensprune.models.measure` record.
 
+    Names (dataset, model, method, optimizer, augmentation, lr schedule) may be written in any
+    case; the result holds the registered spelling. Training and fine-tuning are configured by
+    the same rules as a study's (:mod:`ensprune.study.build`): the dense network is trained with
+    ``optimizer``; fine-tuning uses Adam without weight decay, except for methods that reset and
+    retrain, which get the dense training recipe.
+
     ``augment`` (e.g. ``"shift"``) augments training images in both training and fine-tuning.
     ``lr_schedule``, ``clean_epochs`` and ``distill`` (from the dense network) shape fine-tuning
     only; see :class:`~ensprune.models.TrainConfig`.
     """
     target = check_sparsity(sparsity)
+    dataset, model, method = (
+        DATASETS.canonical(dataset),
+        canonical_model_name(model),
+        METHODS.canonical(method),
+    )
+    METHODS.check_knobs(method, params or {}, "--param")
     pruning = make_method(method, **(params or {}))
-    # fail before training, not after it: the fine-tuning config is checked up front
-    finetune_cfg = TrainConfig(
-        epochs=0,
+    # the flags as the spec sections a study would have: one place builds the configs
+    pool = PoolSpec(
+        architectures=(model,),
+        seeds=(seed,),
+        epochs=epochs,
         batch_size=batch_size,
         lr=lr,
-        device=device,
-        seed=seed,
+        optimizer=optimizer,
         augment=augment,
+    )
+    search = SearchSpec(
+        methods=(method,),
+        finetune_lr=lr,
+        distill=distill,
         lr_schedule=lr_schedule,
         clean_epochs=clean_epochs,
-        distill=distill,
     )
-    # a bad model name, factory path or checkpoint fails here, before data is loaded
-    model = canonical_model_name(model)
+    # fail before training, not after it: both configs are built (and checked) up front
+    train_cfg = train_config(pool, device=device, seed=seed)
+    finetune_cfg = finetune_config(
+        pool, search, device=device, seed=seed, retrain=pruning.retrains_from_scratch
+    )
+    # a bad checkpoint fails here, before data is loaded (a bad model name failed above)
     dense_state = read_state_dict(checkpoint) if checkpoint is not None else None
     data = load_dataset(
         dataset,
@@ -110,9 +134,6 @@ def prune_one(
     else:
         # θ₀ and an early checkpoint let rewinding methods (DropNet's reset, rewind=...) run.
         initial_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        train_cfg = TrainConfig(
-            epochs=epochs, batch_size=batch_size, lr=lr, device=device, seed=seed, augment=augment
-        )
         history = train_model(
             net,
             data.x_train,
@@ -158,4 +179,4 @@ def prune_one(
             result.model,
             {"dataset": dataset, "model": model, "method": method, "sparsity": target},
         )
-    return {"dense": dense_row, "pruned": pruned_row}
+    return {"dataset": dataset, "model": model, "dense": dense_row, "pruned": pruned_row}

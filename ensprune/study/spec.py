@@ -23,7 +23,11 @@ Example ``studies/quickstart.toml``::
     [selection]
     selector = "hq"
     metric = "gd"
-    beta = 0.1
+    beta = 0.1          # any other key is a knob of the selector (checked when loaded)
+
+Names (datasets, models, methods, samplers, selectors, metrics, voting rules, optimizers,
+augmentations, lr schedules) may be written in any case; the loaded spec holds the registered
+spelling, so results and fingerprints are keyed by it.
 """
 
 from __future__ import annotations
@@ -43,8 +47,6 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-
-SAMPLERS = ("tpe", "nsga2", "random")
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,8 @@ class SearchSpec:
     ``distill`` (α in [0, 1]) makes every trial's fine-tuning distil from the member's dense
     network at ``temperature`` T (Hinton et al. 2015); 0 trains on the labels alone.
 
+    ``sampler`` names an Optuna sampler (``ensprune list samplers``); ``sampler_params`` its knobs.
+
     ``lr_schedule`` (``"constant"`` or ``"cosine"``) and ``clean_epochs`` (the last epochs of
     fine-tuning without ``[pool] augment``) shape every trial's fine-tuning, e.g. for
     ``[search.method_params.lamp] schedule = "gradual"``; see ``TrainConfig``.
@@ -99,6 +103,7 @@ class SearchSpec:
     finetune_epochs: int = 3
     finetune_lr: float = 1e-3
     sampler: str = "tpe"
+    sampler_params: dict[str, Any] = field(default_factory=dict)
     accuracy_tolerance: float = 0.01
     distill: float = 0.0
     temperature: float = 4.0
@@ -112,12 +117,13 @@ class SelectionSpec:
     """How the sub-ensemble is chosen from the pruned pool (on validation data only).
 
     ``metric`` names one focal-diversity metric or several, comma-separated (``"gd,kw"``: their
-    consensus); ``options`` passes further settings to the selector (e.g. ``n_jobs``, ``budget``).
+    consensus). ``options`` holds the selector's own knobs (HQ's ``beta``, ``n_jobs``,
+    ``budget``, ...): in a spec they are written directly under ``[selection]`` (or under
+    ``[selection.options]``) and checked against the selector's knobs when the spec is loaded.
     """
 
     selector: str = "hq"
     metric: str = "gd"
-    beta: float = 0.1
     max_size: int = 5
     voting: str = "soft"  # the same default as `ensprune select`
     options: dict[str, Any] = field(default_factory=dict)
@@ -184,25 +190,82 @@ class StudySpec:
             ("search", SearchSpec),
             ("selection", SelectionSpec),
         ):
-            sections[key] = _build(sub, _section(raw, key, source), key, source)
+            values = _section(raw, key, source)
+            if sub is SelectionSpec:
+                values = _selector_knobs_to_options(values, source)
+            sections[key] = _build(sub, values, key, source)
         _no_extra(raw, "top level", source, sections=True)
         try:
             spec = cls(**top, **sections)
         except TypeError as exc:
             raise SpecError(f"{source}: [study]: {exc}") from None
         try:
+            spec = spec.canonical()
             spec.validate(source)
         except UnknownNameError as exc:
             raise UnknownNameError(f"{source}: {exc}") from None
         return spec
 
+    def canonical(self) -> StudySpec:
+        """This spec with every registry name in its registered spelling (``"LeNet300"`` ->
+        ``"lenet300"``); unknown names raise :class:`UnknownNameError` listing the valid ones."""
+        from ensprune.data import DATASETS
+        from ensprune.data.augment import AUGMENTATIONS
+        from ensprune.ensemble.diversity import METRICS
+        from ensprune.ensemble.selection import SELECTORS
+        from ensprune.ensemble.voting import VOTING
+        from ensprune.models import MODELS
+        from ensprune.models.training import LR_SCHEDULES, OPTIMIZERS
+        from ensprune.pruning import METHODS
+        from ensprune.study.samplers import SAMPLERS
+
+        def names(values: tuple[str, ...], registry: Any) -> tuple[str, ...]:
+            return tuple(registry.canonical(v) for v in values)
+
+        method_params = {METHODS.canonical(k): v for k, v in self.search.method_params.items()}
+        if len(method_params) != len(self.search.method_params):
+            raise SpecError(
+                "[search.method_params] names one method twice (in different case); keep one"
+            )
+        pool = self.pool
+        return dataclasses.replace(
+            self,
+            data=dataclasses.replace(self.data, dataset=DATASETS.canonical(self.data.dataset)),
+            pool=dataclasses.replace(
+                pool,
+                architectures=names(pool.architectures, MODELS),
+                optimizer=OPTIMIZERS.canonical(pool.optimizer),
+                augment=None if pool.augment is None else AUGMENTATIONS.canonical(pool.augment),
+            ),
+            search=dataclasses.replace(
+                self.search,
+                methods=names(self.search.methods, METHODS),
+                sampler=SAMPLERS.canonical(self.search.sampler),
+                lr_schedule=LR_SCHEDULES.canonical(self.search.lr_schedule),
+                method_params=method_params,
+            ),
+            selection=dataclasses.replace(
+                self.selection,
+                selector=SELECTORS.canonical(self.selection.selector),
+                metric=",".join(
+                    METRICS.canonical(m.strip())
+                    for m in self.selection.metric.split(",")
+                    if m.strip()
+                ),
+                voting=VOTING.canonical(self.selection.voting),
+            ),
+        )
+
     def validate(self, source: str = "spec") -> None:
         """Check names against the registries and values against their ranges."""
         from ensprune.data import DATASETS
-        from ensprune.ensemble import METRICS, SELECTORS
+        from ensprune.ensemble.diversity import METRICS
+        from ensprune.ensemble.selection import SELECTORS
         from ensprune.models import MODELS
-        from ensprune.models.training import LR_SCHEDULES
+        from ensprune.models.training import LR_SCHEDULES, OPTIMIZERS
         from ensprune.pruning import METHODS
+        from ensprune.study.build import check_spec, split_names
+        from ensprune.study.samplers import SAMPLERS
 
         def fail(msg: str) -> None:
             raise SpecError(f"{source}: {msg}")
@@ -240,8 +303,7 @@ class StudySpec:
         _check_int(self.pool.patience, "[pool] patience", fail, minimum=0)
         if not (isinstance(self.pool.lr, (int, float)) and 0 < self.pool.lr < 10):
             fail(f"[pool] lr must be a positive number; got {self.pool.lr!r}")
-        if self.pool.optimizer not in ("adam", "adamw", "sgd"):
-            fail(f"[pool] optimizer must be adam, adamw or sgd; got {self.pool.optimizer!r}")
+        OPTIMIZERS.get(self.pool.optimizer)
         if self.pool.augment is not None:
             from ensprune.data.augment import AUGMENTATIONS
 
@@ -251,8 +313,13 @@ class StudySpec:
         for method in self.search.methods:
             METHODS.get(method)
         for method in self.search.method_params:
-            if method not in self.search.methods:
-                fail(f"[search.method_params] names {method!r}, which is not in [search] methods")
+            if method not in self.search.methods or not isinstance(
+                self.search.method_params[method], dict
+            ):
+                fail(
+                    f"[search.method_params] names {method!r}, which is not in [search] methods "
+                    "(or is not a table of knobs)"
+                )
         lo_hi = self.search.sparsity
         if len(lo_hi) != 2 or not all(
             isinstance(v, (int, float)) and math.isfinite(v) for v in lo_hi
@@ -263,10 +330,7 @@ class StudySpec:
             fail(f"[search] sparsity range must satisfy 0 <= low <= high < 1; got [{lo}, {hi}]")
         _check_int(self.search.trials, "[search] trials", fail, minimum=1)
         _check_int(self.search.finetune_epochs, "[search] finetune_epochs", fail, minimum=0)
-        if self.search.sampler not in SAMPLERS:
-            fail(
-                f"[search] sampler must be one of {', '.join(SAMPLERS)}; got {self.search.sampler!r}"
-            )
+        SAMPLERS.get(self.search.sampler)
         # _build has already refused non-numbers; only the ranges are left to check.
         if not 0.0 <= self.search.distill <= 1.0:
             fail(
@@ -275,21 +339,14 @@ class StudySpec:
             )
         if not 0.0 < self.search.temperature < math.inf:
             fail(f"[search] temperature must be a positive number; got {self.search.temperature!r}")
-        if self.search.lr_schedule not in LR_SCHEDULES:
-            fail(
-                f"[search] lr_schedule must be one of {', '.join(LR_SCHEDULES)}; "
-                f"got {self.search.lr_schedule!r}"
-            )
+        LR_SCHEDULES.get(self.search.lr_schedule)
         _check_int(self.search.clean_epochs, "[search] clean_epochs", fail, minimum=0)
         if not (0.0 <= self.search.accuracy_tolerance < 1.0):
             fail(
                 f"[search] accuracy_tolerance must lie in [0, 1); got {self.search.accuracy_tolerance}"
             )
         SELECTORS.get(self.selection.selector)
-        for metric in self.selection.metric.split(","):
-            METRICS.get(metric.strip())
-        if not (0.0 <= self.selection.beta < 1.0):
-            fail(f"[selection] beta must lie in [0, 1); got {self.selection.beta}")
+        split_names(self.selection.metric, METRICS)
         if len(self.members) < 2:
             fail("the pool needs at least 2 members (architectures x seeds) to select a team")
         _check_int(self.selection.max_size, "[selection] max_size", fail, minimum=2)
@@ -298,10 +355,8 @@ class StudySpec:
                 f"[selection] max_size {self.selection.max_size} exceeds the pool of "
                 f"{len(self.members)} members; lower it or add architectures/seeds"
             )
-        from ensprune.study.selection import selector_options
-
-        try:  # build the selector once so a bad option fails now, not after hours of training
-            SELECTORS.get(self.selection.selector)(**selector_options(self.selection, self.seed))
+        try:  # build every plugin once so a bad knob fails now, not after hours of training
+            check_spec(self)
         except SpecError as exc:
             fail(str(exc))
 
@@ -311,6 +366,21 @@ def _section(raw: dict[str, Any], key: str, source: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise SpecError(f"{source}: [{key}] must be a table")
     return dict(value)
+
+
+def _selector_knobs_to_options(values: dict[str, Any], source: str) -> dict[str, Any]:
+    """``[selection]`` keys that are not shared settings are the selector's knobs: into options."""
+    shared = {f.name for f in dataclasses.fields(SelectionSpec)}
+    options = values.pop("options", {})
+    if not isinstance(options, dict):
+        raise SpecError(f"{source}: [selection] options must be a table; got {options!r}")
+    knobs = {k: values.pop(k) for k in list(values) if k not in shared}
+    both = sorted(set(knobs) & set(options))
+    if both:
+        raise SpecError(
+            f"{source}: [selection] sets {both} both directly and under [selection.options]; keep one"
+        )
+    return {**values, "options": {**options, **knobs}}
 
 
 def _no_extra(raw: dict[str, Any], where: str, source: str, sections: bool = False) -> None:

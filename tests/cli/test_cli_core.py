@@ -43,6 +43,7 @@ def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
     return err
 
 
+@pytest.mark.slow
 def test_run_prints_summary_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spec = tmp_path / "spec.toml"
     spec.write_text(TINY_SPEC)
@@ -63,6 +64,7 @@ def test_run_refuses_a_foreign_run_dir(tmp_path: Path, capsys: pytest.CaptureFix
     assert "not an ensprune run directory" in one_line_error(capsys)
 
 
+@pytest.mark.slow
 def test_prune_json_has_the_documented_fields(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(
         [
@@ -94,6 +96,7 @@ def test_prune_json_has_the_documented_fields(capsys: pytest.CaptureFixture[str]
     assert result["dense"]["accuracy"] > 0.8
 
 
+@pytest.mark.slow
 def test_prune_gradual_with_a_cosine_lr_reaches_the_target(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -109,6 +112,7 @@ def test_prune_gradual_with_a_cosine_lr_reaches_the_target(
     assert pruned["accuracy"] > 0.5
 
 
+@pytest.mark.slow
 def test_prune_dropnet_rewinds_and_saves_a_compacted_model(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -136,7 +140,7 @@ def test_prune_dropnet_rewinds_and_saves_a_compacted_model(
         (["prune", "--param", "noequals"], "KEY=VALUE"),
         (["prune", "--param", "scope=diagonal"], "scope"),
         (["prune", "--augment", "mixup"], "valid augmentation names"),
-        (["prune", "--lr-schedule", "step"], "lr_schedule must be one of constant, cosine"),
+        (["prune", "--lr-schedule", "step"], "valid lr schedule names: constant, cosine"),
         (["prune", "--clean-epochs", "-2"], "clean_epochs must be an integer >= 0"),
         (["prune", "--distill", "2"], "distill must lie in [0, 1]"),
         (["prune", "--param", "schedule=gradual", "--param", "rewind=init"], "round-based"),

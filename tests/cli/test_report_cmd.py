@@ -77,3 +77,21 @@ def test_missing_stage_output_is_exit_2(run_dir: Path, capsys: pytest.CaptureFix
     err = _one_line_error(capsys)
     assert "selection.json is missing" in err and "'select' stage" in err
     assert not (run_dir / "report" / "report.html").exists()
+
+
+def test_missing_files_are_listed_and_the_hint_names_the_users_spec(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the hint must not send the user back to the run's copy of a spec that failed
+    spec = tmp_path / "my-study.toml"
+    spec.write_text("[study]\n")
+    meta = json.loads((run_dir / "run.json").read_text())
+    meta["spec_file"] = str(spec)
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    (run_dir / "members.csv").unlink()
+    (run_dir / "selection.json").unlink()
+    assert main(["report", str(run_dir)]) == 2
+    err = _one_line_error(capsys)
+    assert "members.csv is missing (and" in err and "selection.json" in err
+    assert f"ensprune run {spec} --run-dir {run_dir}" in err
+    assert "spec.toml" not in err

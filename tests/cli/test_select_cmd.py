@@ -180,8 +180,9 @@ def test_budget_without_cost(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "cost" in _one_line_error(capsys)
 
 
-def test_unknown_selector_is_one_line_error(
+def test_unknown_selector_exits_2_listing_the_valid_ones(
     preds_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["select", str(preds_file), "--selector", "magic"]) == 2
-    assert "unknown selector 'magic'" in _one_line_error(capsys)
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "unknown selector 'magic'" in err and "hq" in err

@@ -87,6 +87,7 @@ def blobs(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return x.astype(np.float32), y
 
 
+@pytest.mark.slow
 def test_training_learns_is_seeded_and_stops_early() -> None:
     x, y = blobs()
     cfg = TrainConfig(epochs=50, batch_size=32, lr=0.01, patience=3, seed=1)

@@ -86,15 +86,22 @@ def test_comparison_values(voting: str, make_run: Callable[..., Path], rundir: M
     assert table.loc[frames.POOL, "cost_share"] == pytest.approx(1.0)
 
 
-def test_voting_rule_defaults_to_plurality_and_rejects_unknown(
+def test_voting_rule_defaults_to_the_library_default_and_rejects_unknown(
     make_run: Callable[..., Path],
 ) -> None:
-    run = make_run("soft")
-    assert frames.voting_rule(run) == "soft"
+    # one default voting rule everywhere: ensemble.voting's (soft), also for old run directories
+    from ensprune.ensemble.voting import DEFAULT_VOTING
+
+    run = make_run("plurality")
+    assert frames.voting_rule(run) == "plurality"
     for name in ("selection.json", "run.json"):
         data = json.loads((run / name).read_text())
         data.pop("voting")
         (run / name).write_text(json.dumps(data))
+    assert frames.voting_rule(run) == DEFAULT_VOTING == "soft"
+    assert frames.DEFAULT_VOTING == DEFAULT_VOTING
+    data["voting"] = "PLURALITY"  # any case; the canonical name comes back
+    (run / "run.json").write_text(json.dumps(data))
     assert frames.voting_rule(run) == "plurality"
     data["voting"] = "borda"
     (run / "run.json").write_text(json.dumps(data))
@@ -190,3 +197,39 @@ def test_predictions_must_match_members_csv(make_run: Callable[..., Path]) -> No
     PredictionSet(ps.proba[::-1], ps.y, names=ps.names[::-1]).save(path)
     with pytest.raises(RunDirError, match=r"members\.csv lists"):
         frames.members_frame(run)
+
+
+def test_a_report_parses_each_file_once(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from collections import Counter
+
+    import pandas as pd
+
+    from ensprune import rundir as rd
+    from ensprune.ensemble.predictions import PredictionSet
+    from ensprune.report import build_report
+
+    parsed: Counter[str] = Counter()
+    read_json, read_csv, load = rd.read_json, pd.read_csv, PredictionSet.load.__func__
+
+    def counting_json(path: Path) -> dict:
+        parsed[Path(path).name] += 1
+        return read_json(path)
+
+    def counting_csv(path: Path, *args: object, **kwargs: object) -> pd.DataFrame:
+        parsed[Path(path).name] += 1
+        return read_csv(path, *args, **kwargs)
+
+    def counting_load(cls: type, path: Path) -> PredictionSet:
+        parsed[Path(path).name] += 1
+        return load(cls, path)
+
+    monkeypatch.setattr(rd, "read_json", counting_json)
+    monkeypatch.setattr(pd, "read_csv", counting_csv)
+    monkeypatch.setattr(PredictionSet, "load", classmethod(counting_load))
+    build_report(run_dir, tmp_path / "report")
+    assert parsed["selection.json"] == 1 and parsed["run.json"] == 1
+    assert parsed["members.csv"] == 1 and parsed["trials.csv"] == 1
+    assert parsed["val.npz"] == parsed["test.npz"] == parsed["dense_test.npz"] == 1
+    assert max(parsed.values()) == 1, parsed

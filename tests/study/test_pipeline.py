@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import optuna
@@ -11,8 +12,11 @@ import pytest
 
 from ensprune.ensemble import PredictionSet
 from ensprune.errors import CheckpointError, RunDirError
+from ensprune.storage import open_storage
 from ensprune.study import StudySpec, run_study
-from ensprune.study.storage import open_storage
+
+# Every test here trains a pool and runs searches: tens of seconds each on 2 shared cores.
+pytestmark = pytest.mark.slow
 
 TINY = {
     "study": {"name": "tiny", "seed": 3},
@@ -44,7 +48,7 @@ def tiny_spec(**changes: dict) -> StudySpec:
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
-    result = run_study(tiny_spec(), run_dir=run_dir, progress=False, log=None)
+    result = run_study(tiny_spec(), run_dir=run_dir, progress=False)
     return run_dir, result
 
 
@@ -93,11 +97,14 @@ def test_pruned_member_checkpoints_reproduce_recorded_sparsity(
         assert count_parameters(model).prunable_nonzero == row.pruned_params
 
 
-def test_rerun_resumes_without_new_work(finished_run: tuple[Path, object]) -> None:
+def test_rerun_resumes_without_new_work(
+    finished_run: tuple[Path, object], caplog: pytest.LogCaptureFixture
+) -> None:
     run_dir, _ = finished_run
     before = pd.read_csv(run_dir / "trials.csv")
-    lines: list[str] = []
-    run_study(tiny_spec(), run_dir=run_dir, progress=False, log=lines.append)
+    with caplog.at_level(logging.INFO, logger="ensprune"):
+        run_study(tiny_spec(), run_dir=run_dir, progress=False)
+    lines = [r.getMessage() for r in caplog.records]
     after = pd.read_csv(run_dir / "trials.csv")
     pd.testing.assert_frame_equal(
         before.drop(columns="duration_s"), after.drop(columns="duration_s")
@@ -108,26 +115,65 @@ def test_rerun_resumes_without_new_work(finished_run: tuple[Path, object]) -> No
 
 def test_more_trials_extend_the_studies(finished_run: tuple[Path, object]) -> None:
     run_dir, _ = finished_run
-    run_study(tiny_spec(search={"trials": 4}), run_dir=run_dir, progress=False, log=None)
+    run_study(tiny_spec(search={"trials": 4}), run_dir=run_dir, progress=False)
     storage = open_storage(json.loads((run_dir / "run.json").read_text())["storage"])
     study = optuna.load_study(study_name="tiny.model_a-s0", storage=storage)
     assert len(study.trials) == 4
 
 
-def test_a_different_spec_is_refused(finished_run: tuple[Path, object]) -> None:
+def test_a_different_pool_is_refused(finished_run: tuple[Path, object]) -> None:
     run_dir, _ = finished_run
     with pytest.raises(RunDirError, match="different spec"):
-        run_study(tiny_spec(pool={"epochs": 7}), run_dir=run_dir, progress=False, log=None)
-    with pytest.raises(RunDirError, match="different search space"):
-        run_study(
-            tiny_spec(search={"sparsity": [0.1, 0.5]}), run_dir=run_dir, progress=False, log=None
-        )
+        run_study(tiny_spec(pool={"epochs": 7}), run_dir=run_dir, progress=False)
+
+
+def test_a_changed_search_keeps_the_pool_and_starts_new_studies(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    quick = {"trials": 1, "methods": ["magnitude"], "sparsity": [0.4, 0.5]}
+    fixed = {"method_params": {"magnitude": {"schedule": "oneshot"}}}
+    first = tiny_spec(pool={"epochs": 2}, search={**quick, **fixed})
+    changed = tiny_spec(pool={"epochs": 2}, search={**quick, **fixed, "sparsity": [0.8, 0.9]})
+    run_dir = tmp_path / "run"
+    run_study(first, run_dir=run_dir, progress=False)
+    dense = {p: p.stat().st_mtime_ns for p in run_dir.glob("members/*/dense.pt")}
+    with caplog.at_level(logging.INFO, logger="ensprune"):
+        run_study(changed, run_dir=run_dir, progress=False)
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum("dense model reused" in line for line in lines) == 4
+    assert {p: p.stat().st_mtime_ns for p in run_dir.glob("members/*/dense.pt")} == dense
+
+    meta = json.loads((run_dir / "run.json").read_text())
+    suffix = meta["search_suffix"]
+    assert suffix and set(meta["searches"]) == {"", suffix}
+    storage = open_storage(meta["storage"])
+    names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    assert {"tiny.model_a-s0", f"tiny.model_a-s0.{suffix}"} <= names
+    old = optuna.load_study(study_name="tiny.model_a-s0", storage=storage)
+    assert old.trials[0].params["sparsity"] <= 0.5  # the earlier search stays readable
+    assert (run_dir / "members" / "model_a-s0" / "trials" / "trial-0000.pt").is_file()
+
+    # the report shows the latest search
+    trials = pd.read_csv(run_dir / "trials.csv")
+    assert set(trials.study_name) == {f"tiny.{m}.{suffix}" for m in trials.member}
+    members = pd.read_csv(run_dir / "members.csv")
+    assert (members.target_sparsity >= 0.8).all()
+    report = json.loads((run_dir / "report" / "summary.json").read_text())
+    assert all(m["sparsity"] >= 0.78 for m in report["members"])
+
+    # going back to the first search resumes its studies: no new trials
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="ensprune"):
+        run_study(first, run_dir=run_dir, progress=False)
+    assert not any(" trial(s) in " in r.getMessage() for r in caplog.records)
+    assert json.loads((run_dir / "run.json").read_text())["search_suffix"] == ""
+    assert (pd.read_csv(run_dir / "members.csv").target_sparsity <= 0.5).all()
 
 
 def test_foreign_directory_is_refused(tmp_path: Path) -> None:
     (tmp_path / "mine.txt").write_text("precious")
     with pytest.raises(RunDirError, match="not an ensprune run directory"):
-        run_study(tiny_spec(), run_dir=tmp_path, progress=False, log=None)
+        run_study(tiny_spec(), run_dir=tmp_path, progress=False)
     assert (tmp_path / "mine.txt").read_text() == "precious"
 
 
@@ -143,12 +189,12 @@ def test_corrupt_member_checkpoint_is_named(
     (copy / "run.json").write_text(json.dumps(meta))
     (copy / "members" / "lenet300-s1" / "dense.pt").write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="lenet300-s1"):
-        run_study(tiny_spec(), run_dir=copy, progress=False, log=None)
+        run_study(tiny_spec(), run_dir=copy, progress=False)
 
 
 def test_same_spec_same_seed_same_result(tmp_path: Path, finished_run: tuple[Path, object]) -> None:
     run_dir, _ = finished_run
-    run_study(tiny_spec(), run_dir=tmp_path / "again", progress=False, log=None)
+    run_study(tiny_spec(), run_dir=tmp_path / "again", progress=False)
     cols = ["member", "number", "method", "target_sparsity", "val_accuracy", "sparsity"]
     a = pd.read_csv(run_dir / "trials.csv")
     b = pd.read_csv(tmp_path / "again" / "trials.csv")
@@ -161,7 +207,7 @@ def test_worker_processes_on_a_fresh_storage_give_the_same_trials(
 ) -> None:
     # Results do not depend on the number of worker processes sharing one storage.
     run_dir, _ = finished_run
-    run_study(tiny_spec(), run_dir=tmp_path / "two", progress=False, log=None, workers=2)
+    run_study(tiny_spec(), run_dir=tmp_path / "two", progress=False, workers=2)
     cols = ["member", "number", "method", "target_sparsity", "val_accuracy", "sparsity"]
     a = pd.read_csv(run_dir / "trials.csv")
     b = pd.read_csv(tmp_path / "two" / "trials.csv")
@@ -191,7 +237,7 @@ def test_search_distils_from_the_dense_member(tmp_path: Path, monkeypatch) -> No
         search={"trials": 1, "distill": 0.5, "methods": ["magnitude"]},
         selection={"max_size": 2},
     )
-    run_study(spec, run_dir=tmp_path / "kd", progress=False, log=None)
+    run_study(spec, run_dir=tmp_path / "kd", progress=False)
     assert seen and all(distill == 0.5 and teacher for distill, teacher in seen)
     # distillation changes the search; without it the fingerprint is what it was before the knob
     assert "distill" in _search_fingerprint(spec)
@@ -205,9 +251,7 @@ def test_pipeline_on_postgres_storage(postgres_url: str, tmp_path: Path) -> None
         pool={"architectures": ["model_a"], "seeds": [0, 1, 2]},
         search={"trials": 2},
     )
-    result = run_study(
-        spec, run_dir=tmp_path / "pg", storage=postgres_url, progress=False, log=None
-    )
+    result = run_study(spec, run_dir=tmp_path / "pg", storage=postgres_url, progress=False)
     assert result.storage_url == postgres_url
     names = {s.study_name for s in optuna.get_all_study_summaries(open_storage(postgres_url))}
     assert {"tinypg.model_a-s0", "tinypg.model_a-s1", "tinypg.model_a-s2"} <= names
@@ -239,7 +283,7 @@ def test_search_runs_gradual_pruning_with_a_cosine_lr(tmp_path: Path, monkeypatc
         },
         selection={"max_size": 2},
     )
-    result = run_study(spec, run_dir=tmp_path / "gradual", progress=False, log=None)
+    result = run_study(spec, run_dir=tmp_path / "gradual", progress=False)
     assert seen == [("cosine", 0, False)] * 2  # one trial per member, no early stopping
     trials = pd.read_csv(tmp_path / "gradual" / "trials.csv")
     assert (abs(trials.sparsity - trials.target_sparsity) < 0.01).all()

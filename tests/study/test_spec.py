@@ -55,16 +55,14 @@ def test_fingerprint_ignores_trial_count(tmp_path: Path) -> None:
         ("[pool]\nepochs = 2.5\n", "epochs must be an integer"),
         ('[pool]\narchitectures = ["model_a"]\nseeds = [0]\n', "at least 2 members"),
         ("[pool]\nwidth = 3\n", "unknown key(s) ['width'] in [pool]"),
-        ("[selection]\nbeta = 1.5\n", "beta must lie in [0, 1)"),
+        ("[selection]\nbeta = 1.5\n", "beta (prune ratio) must lie in [0, 1)"),
         ("[selection]\nmax_size = 50\n", "exceeds the pool"),
         ("[data]\nval_fraction = 0.95\n", "val_fraction"),
         ("[extra]\na = 1\n", "unknown section(s) ['extra']"),
         ('[study]\nname = "a b"\n', "name must be"),
-        ('[search]\nsampler = "cmaes"\n', "sampler must be one of"),
         ("[search]\ndistill = 1.5\n", "distill must be a number in [0, 1]"),
         ('[search]\ndistill = "yes"\n', "distill must be a number"),
         ("[search]\ndistill = 0.5\ntemperature = 0\n", "temperature must be a positive number"),
-        ('[search]\nlr_schedule = "step"\n', "lr_schedule must be one of constant, cosine"),
         ("[search]\nclean_epochs = -1\n", "clean_epochs must be an integer >= 0"),
         ('[search.method_params.lamp]\nscope = "layer"\n', "not in [search] methods"),
         ("not toml at all [", "not valid TOML"),
@@ -86,6 +84,10 @@ def test_malformed_specs_raise_one_clear_error(tmp_path: Path, text: str, fragme
         ('[selection]\nselector = "oracle"\n', "hq"),
         ('[selection]\nmetric = "vibes"\n', "gd"),
         ('[pool]\naugment = "mixup"\n', "shift"),
+        ('[pool]\noptimizer = "rmsprop"\n', "adamw"),
+        ('[search]\nsampler = "cmaes"\n', "nsga2, random, tpe"),
+        ('[search]\nlr_schedule = "step"\n', "constant, cosine"),
+        ('[selection]\nvoting = "loudest"\n', "plurality"),
     ],
 )
 def test_unknown_names_list_the_valid_ones(tmp_path: Path, text: str, valid: str) -> None:
@@ -97,3 +99,72 @@ def test_unknown_names_list_the_valid_ones(tmp_path: Path, text: str, valid: str
 def test_missing_file_is_a_spec_error(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="does not exist"):
         StudySpec.from_toml(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "knob", "valid"),
+    [
+        ('[search.method_params.magnitude]\nscop = "layer"\n', "[search.method_params.magnitude]",
+         "'scop' is not a knob of pruning method 'magnitude'", "scope, max_layer_sparsity"),
+        ("[selection]\nbetta = 0.2\n", "[selection]", "'betta' is not a knob of selector 'hq'",
+         "beta"),
+        ("[selection.options]\npopulation = 9\n", "[selection]",
+         "'population' is not a knob of selector 'hq'", "n_jobs"),
+        ('[search]\nsampler = "nsga2"\n[search.sampler_params]\npopsize = 4\n',
+         "[search.sampler_params]", "'popsize' is not a knob of sampler 'nsga2'",
+         "population_size"),
+    ],
+)  # fmt: skip
+def test_a_misspelled_knob_fails_at_load_naming_the_valid_ones(
+    tmp_path: Path, text: str, where: str, knob: str, valid: str
+) -> None:
+    with pytest.raises(SpecError) as info:
+        StudySpec.from_toml(write(tmp_path, text))
+    message = str(info.value)
+    assert "\n" not in message
+    assert where in message and knob in message and valid in message
+
+
+def test_every_registered_method_knob_is_checked(tmp_path: Path) -> None:
+    # generic: the knobs come from each method's own signature, so new methods are covered
+    from ensprune.pruning import METHODS
+
+    for name in METHODS.names():
+        text = f'[search]\nmethods = ["{name}"]\n[search.method_params.{name}]\nnot_a_knob = 1\n'
+        # methods whose __init__ passes **kwargs on (obd, obs, kfac, ekfac) are refused when
+        # built at load; their message names the knob and the method, not yet the valid knobs
+        with pytest.raises(SpecError, match="not_a_knob") as info:
+            StudySpec.from_toml(write(tmp_path, text))
+        assert name in str(info.value)
+
+
+def test_names_in_any_case_load_as_the_registered_spelling(tmp_path: Path) -> None:
+    text = """
+[data]
+dataset = "DIGITS"
+[pool]
+architectures = ["Model_A", "LENET300"]
+optimizer = "AdamW"
+augment = "Shift"
+[search]
+methods = ["MAGNITUDE", "Random"]
+sampler = "TPE"
+lr_schedule = "Cosine"
+[search.method_params.Magnitude]
+scope = "layer"
+[selection]
+selector = "HQ"
+metric = "GD, KW"
+voting = "Soft"
+"""
+    spec = StudySpec.from_toml(write(tmp_path, text))
+    assert spec.data.dataset == "digits"
+    assert spec.pool.architectures == ("model_a", "lenet300")
+    assert (spec.pool.optimizer, spec.pool.augment) == ("adamw", "shift")
+    assert spec.search.methods == ("magnitude", "random")
+    assert spec.search.method_params == {"magnitude": {"scope": "layer"}}
+    assert (spec.search.sampler, spec.search.lr_schedule) == ("tpe", "cosine")
+    sel = spec.selection
+    assert (sel.selector, sel.metric, sel.voting) == ("hq", "gd,kw", "soft")
+    lower = StudySpec.from_toml(write(tmp_path, text.lower().replace("model_a", "model_a")))
+    assert spec.fingerprint() == lower.fingerprint()

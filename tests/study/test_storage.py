@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 from ensprune.errors import StorageError
-from ensprune.study.storage import default_storage_url, open_storage, study_names
+from ensprune.storage import default_storage_url, open_storage, study_names
 
 
 def _two_objective_study(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study:

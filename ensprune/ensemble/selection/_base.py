@@ -8,7 +8,7 @@ same team, whatever ``n_jobs``.
 
 Settings shared by all selectors: ``voting`` (the rule behind every accuracy), ``max_size``,
 ``budget`` (largest summed member cost; needs ``preds.cost``), ``seed``, ``n_jobs`` and
-``progress`` (one line per step on stderr). Search selectors add the focal-diversity and
+``progress`` (one INFO line per step on the ``ensprune.ensemble`` logger). Search selectors add the focal-diversity and
 objective settings of :class:`ObjectiveSelector`.
 
 New selectors register with :func:`register_selector` and are then run by the shared
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -172,7 +172,8 @@ class Selector(ABC):
         budget: largest summed member cost (needs ``preds.cost``); None = no budget.
         seed: seeds every random choice.
         n_jobs: joblib workers for team evaluation (None: the active joblib config, else 1).
-        progress: print one line per step to stderr.
+        progress: log one line per step (INFO, logger ``ensprune.ensemble``; the CLI shows
+            them on stderr).
     """
 
     name: ClassVar[str] = ""
@@ -242,9 +243,9 @@ class Selector(ABC):
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def log(self, message: str) -> None:
-        """One progress line on stderr (only with ``progress=True``)."""
+        """One progress line, logged (only with ``progress=True``); the library never prints."""
         if self.progress:
-            print(f"[{self.name}] {message}", file=sys.stderr, flush=True)
+            logging.getLogger("ensprune.ensemble").info("[%s] %s", self.name, message)
 
     def fits_budget(self, preds: PredictionSet, members: Sequence[int]) -> bool:
         """Whether the summed cost of ``members`` is within the budget (True without one)."""

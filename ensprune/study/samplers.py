@@ -1,0 +1,57 @@
+"""Optuna samplers for the per-member searches, one registered factory each.
+
+A factory takes the member's ``seed`` (supplied by the study) and its own knobs as keyword
+arguments; a spec sets the knobs under ``[search.sampler_params]``, and they are checked against
+the factory's signature when the spec is loaded. Register a new one with::
+
+    @SAMPLERS.register("qmc")
+    def qmc(seed: int, scramble: bool = True) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.QMCSampler(seed=seed, scramble=scramble)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ensprune._registry import Registry
+from ensprune.errors import SpecError
+
+__all__ = ["SAMPLERS", "make_sampler"]
+
+# Imported lazily in the factories: listing the samplers must not pay for importing Optuna.
+SAMPLERS: Registry[Any] = Registry("sampler", supplied=("seed",))
+
+
+@SAMPLERS.register("tpe")
+def tpe(seed: int, n_startup_trials: int = 6, multivariate: bool = True) -> Any:
+    """Tree-structured Parzen estimator, multivariate (Optuna's TPESampler)."""
+    import optuna
+
+    return optuna.samplers.TPESampler(
+        seed=seed, n_startup_trials=n_startup_trials, multivariate=multivariate
+    )
+
+
+@SAMPLERS.register("nsga2")
+def nsga2(seed: int, population_size: int = 8) -> Any:
+    """NSGA-II evolutionary multi-objective search (Optuna's NSGAIISampler)."""
+    import optuna
+
+    return optuna.samplers.NSGAIISampler(seed=seed, population_size=population_size)
+
+
+@SAMPLERS.register("random")
+def random(seed: int) -> Any:
+    """Independent uniform sampling (Optuna's RandomSampler)."""
+    import optuna
+
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def make_sampler(name: str, seed: int, **knobs: Any) -> Any:
+    """The seeded sampler ``name`` (any case) with its knobs; a bad knob raises :class:`SpecError`."""
+    SAMPLERS.check_knobs(name, knobs)
+    try:
+        return SAMPLERS.get(name)(seed=seed, **knobs)
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"bad knob value for sampler {SAMPLERS.canonical(name)!r}: {exc}") from None
