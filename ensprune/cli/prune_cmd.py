@@ -18,7 +18,9 @@ def add_parser(subparsers: Any) -> None:
         "report test accuracy, non-zero prunable weights, MACs and CPU latency (batch 256) "
         "of the dense and the pruned network.",
     )
-    parser.add_argument("--dataset", default="digits", help="dataset name, any case (default: digits)")
+    parser.add_argument(
+        "--dataset", default="digits", help="dataset name, any case (default: digits)"
+    )
     parser.add_argument(
         "--model",
         default="lenet300",
@@ -38,7 +40,9 @@ def add_parser(subparsers: Any) -> None:
         help="trained dense weights to prune (a torch.save-d state_dict or an ensprune "
         "checkpoint; loaded with weights_only=True) instead of training the model here",
     )
-    parser.add_argument("--method", default="magnitude", help="pruning method, any case (default: magnitude)")
+    parser.add_argument(
+        "--method", default="magnitude", help="pruning method, any case (default: magnitude)"
+    )
     parser.add_argument(
         "--sparsity", type=float, default=0.9, help="share of weights to remove, in [0, 1)"
     )

@@ -104,7 +104,11 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--normalize",
-        choices=("none", "candidates", "all"),  # focal.NORMALIZE_MODES, kept import-free for start-up
+        choices=(
+            "none",
+            "candidates",
+            "all",
+        ),  # focal.NORMALIZE_MODES, kept import-free for start-up
         help="hq/exhaustive: min-max normalise focal scores per (focal member, team size) over "
         "the surviving candidates or over all teams of a size (all = the published HQ; "
         "default none; see docs/metrics.md)",
