@@ -19,6 +19,7 @@ import pandas as pd
 from ensprune.ensemble.predictions import PredictionSet
 from ensprune.ensemble.voting import DEFAULT_VOTING, VOTING, vote
 from ensprune.errors import RunDirError
+from ensprune.report.stats import accuracy_interval, paired_comparison, wilson_interval
 from ensprune.rundir import (
     MEMBERS_CSV,
     PREDICTIONS,
@@ -47,6 +48,8 @@ __all__ = [
     "TRIALS_CSV",
     "comparison_frame",
     "ensemble_accuracy",
+    "ensemble_correct",
+    "expand_params",
     "focal_columns",
     "format_summary",
     "is_team_table",
@@ -79,6 +82,24 @@ VOTING_DESCRIPTIONS = {
 }
 
 
+def ensemble_correct(
+    predictions: PredictionSet,
+    members: Sequence[int] | None = None,
+    voting: str = DEFAULT_VOTING,
+    weights: Sequence[float] | None = None,
+) -> np.ndarray:
+    """Per-sample correctness (bool, N) of the ensemble of ``members`` under a voting rule.
+
+    The input of every interval and paired test in the report (see :mod:`ensprune.report.stats`);
+    :func:`ensemble_accuracy` is its mean. Abstentions count as wrong.
+    """
+    idx = np.arange(predictions.n_members) if members is None else np.asarray(members)
+    if VOTING.get(voting).weighted and weights is None:
+        weights = [1.0] * len(idx)
+    labels = vote(predictions.proba[idx], voting, weights)
+    return np.asarray(labels == predictions.y)
+
+
 def ensemble_accuracy(
     predictions: PredictionSet,
     members: Sequence[int] | None = None,
@@ -97,11 +118,7 @@ def ensemble_accuracy(
     Example:
         >>> ensemble_accuracy(PredictionSet.load("run/predictions/test.npz"), [0, 3], "soft")
     """
-    idx = np.arange(predictions.n_members) if members is None else np.asarray(members)
-    if VOTING.get(voting).weighted and weights is None:
-        weights = [1.0] * len(idx)
-    labels = vote(predictions.proba[idx], voting, weights)
-    return float(np.mean(labels == predictions.y))
+    return float(np.mean(ensemble_correct(predictions, members, voting, weights)))
 
 
 # ----------------------------------------------------------------------------- reading the run dir
@@ -133,25 +150,62 @@ def _as_bool(values: pd.Series) -> pd.Series:
 # ----------------------------------------------------------------------------------------- frames
 
 
+PARAM_PREFIX = "param."
+
+
+def expand_params(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Replace a column of JSON objects (method parameters) by one ``param.<name>`` column each.
+
+    Rows without a parameter get NaN there; a cell that is not a JSON object is left as it was
+    (the column is then kept), so nothing is lost.
+    """
+    if column not in frame.columns:
+        return frame
+    parsed: list[dict[str, Any]] = []
+    for value in frame[column]:
+        if isinstance(value, dict):
+            parsed.append(value)
+            continue
+        try:
+            item = json.loads(value) if isinstance(value, str) and value.strip() else {}
+        except json.JSONDecodeError:
+            return frame
+        if not isinstance(item, dict):
+            return frame
+        parsed.append(item)
+    keys = sorted({k for item in parsed for k in item})
+    out = frame.drop(columns=[column])
+    for key in keys:
+        values = [item.get(key, math.nan) for item in parsed]
+        # nested values (lists, dicts) stay readable as JSON text
+        out[PARAM_PREFIX + key] = [
+            json.dumps(v) if isinstance(v, list | dict) else v for v in values
+        ]
+    return out
+
+
 def trials_frame(run_dir: Run) -> pd.DataFrame:
     """Every Optuna trial of every member study, one row each (``trials.csv``).
 
-    Columns include member, number, state, method, target_sparsity, params (JSON), val_accuracy,
-    sparsity, duration_s, and the booleans pareto and chosen.
+    Columns include member, number, state, method, target_sparsity, val_accuracy, sparsity,
+    duration_s, the booleans pareto and chosen, and one ``param.<name>`` column per method
+    parameter (the ``params`` JSON of trials.csv, expanded by :func:`expand_params`).
     """
     columns = ["member", "number", "state", "method", "val_accuracy", "sparsity"]
     frame = open_run(run_dir).csv(TRIALS_CSV, [*columns, "pareto", "chosen"])
     frame["member"] = frame["member"].astype(str)
     for column in ("pareto", "chosen"):
         frame[column] = _as_bool(frame[column])
-    return frame
+    return expand_params(frame, "params")
 
 
 def members_frame(run_dir: Run) -> pd.DataFrame:
     """One row per member (``members.csv``) plus its dense and pruned accuracy on test.
 
     ``dense_test_accuracy`` and ``pruned_test_accuracy`` are computed from the test prediction
-    files; the validation columns are taken from members.csv as the search measured them.
+    files, each with its 95 % Wilson interval (``..._low``, ``..._high``; ``test_samples`` is N);
+    the validation columns are taken from members.csv as the search measured them. Method
+    parameters are ``param.<name>`` columns.
     """
     columns = [
         "member",
@@ -173,7 +227,13 @@ def members_frame(run_dir: Run) -> pd.DataFrame:
     _same_labels(run, test, dense_test, "test", "dense_test")
     frame["dense_test_accuracy"] = dense_test.accuracies()
     frame["pruned_test_accuracy"] = test.accuracies()
-    return frame
+    n = len(test.y)
+    for kind, preds in (("dense", dense_test), ("pruned", test)):
+        bounds = [wilson_interval(round(a * n), n) for a in preds.accuracies()]
+        frame[f"{kind}_test_accuracy_low"] = [b[0] for b in bounds]
+        frame[f"{kind}_test_accuracy_high"] = [b[1] for b in bounds]
+    frame["test_samples"] = n
+    return expand_params(frame, "method_params")
 
 
 def _matching_predictions(run: RunDir, split: str, names: tuple[str, ...]) -> PredictionSet:
@@ -308,7 +368,11 @@ def comparison_frame(run_dir: Run) -> pd.DataFrame:
         One row per ensemble (``ensemble``: selected team, full pool, best single member, full
         dense pool) with n_members, members (names), val_accuracy, test_accuracy, params and macs
         (totals over the members), cost_share (macs over the full pruned pool's macs) and
-        dense_cost_share (macs over the full dense pool's macs).
+        dense_cost_share (macs over the full dense pool's macs). Every accuracy has its 95 %
+        Wilson interval (``..._low``, ``..._high``). Each reference row (not the team) compares
+        the team with it on the same test samples: ``team_minus`` (team test accuracy minus the
+        row's), its paired bootstrap interval (``team_minus_low``, ``team_minus_high``),
+        McNemar's mid-p value ``mcnemar_p`` and ``beyond_noise`` (mid-p below 0.05).
     """
     cost_columns = ["dense_params", "dense_macs", "pruned_params", "pruned_macs"]
     run = open_run(run_dir)
@@ -345,6 +409,7 @@ def comparison_frame(run_dir: Run) -> pd.DataFrame:
         )
 
     rows = []
+    team_correct = ensemble_correct(test, team, voting, team_weights)
     for label, idx, val_set, test_set, cost, weights in (
         (TEAM, team, val, test, pruned_cost, team_weights),
         (POOL, everyone, val, test, pruned_cost, None),
@@ -352,19 +417,40 @@ def comparison_frame(run_dir: Run) -> pd.DataFrame:
         (DENSE_POOL, everyone, dense_val, dense_test, dense_cost, None),
     ):
         params, macs = cost[idx].sum(axis=0)
-        rows.append(
-            {
-                "ensemble": label,
-                "n_members": len(idx),
-                "members": ", ".join(names[i] for i in idx),
-                "val_accuracy": ensemble_accuracy(val_set, idx, voting, weights),
-                "test_accuracy": ensemble_accuracy(test_set, idx, voting, weights),
-                "params": float(params),
-                "macs": float(macs),
-                "cost_share": float(macs) / pool_macs if pool_macs > 0 else math.nan,
-                "dense_cost_share": float(macs) / dense_macs if dense_macs > 0 else math.nan,
-            }
-        )
+        val_hits = accuracy_interval(ensemble_correct(val_set, idx, voting, weights))
+        test_correct = ensemble_correct(test_set, idx, voting, weights)
+        test_hits = accuracy_interval(test_correct)
+        row: dict[str, Any] = {
+            "ensemble": label,
+            "n_members": len(idx),
+            "members": ", ".join(names[i] for i in idx),
+            "val_accuracy": val_hits.value,
+            "val_accuracy_low": val_hits.low,
+            "val_accuracy_high": val_hits.high,
+            "test_accuracy": test_hits.value,
+            "test_accuracy_low": test_hits.low,
+            "test_accuracy_high": test_hits.high,
+            "test_samples": test_hits.n,
+            "params": float(params),
+            "macs": float(macs),
+            "cost_share": float(macs) / pool_macs if pool_macs > 0 else math.nan,
+            "dense_cost_share": float(macs) / dense_macs if dense_macs > 0 else math.nan,
+            "team_minus": math.nan,
+            "team_minus_low": math.nan,
+            "team_minus_high": math.nan,
+            "mcnemar_p": math.nan,
+            "beyond_noise": None,
+        }
+        if label != TEAM:  # the same test samples: a paired comparison
+            paired = paired_comparison(team_correct, test_correct)
+            row.update(
+                team_minus=paired.difference,
+                team_minus_low=paired.difference_low,
+                team_minus_high=paired.difference_high,
+                mcnemar_p=paired.test.p_mid,
+                beyond_noise=paired.beyond_noise,
+            )
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -416,6 +502,8 @@ def summary_from_frames(
         "pruned_test_accuracy",
         "pruned_macs",
         "dense_macs",
+        "pruned_test_accuracy_low",
+        "pruned_test_accuracy_high",
     ]
     return {
         "run": {
@@ -437,6 +525,9 @@ def summary_from_frames(
             "names": [pool[i] for i in selection["members"]],
             "val_accuracy": team["val_accuracy"],
             "test_accuracy": team["test_accuracy"],
+            "test_accuracy_low": team.get("test_accuracy_low"),
+            "test_accuracy_high": team.get("test_accuracy_high"),
+            "test_samples": team.get("test_samples"),
             "cost_share": team["cost_share"],
             "dense_cost_share": team["dense_cost_share"],
         },
@@ -493,7 +584,8 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         "",
         f"Selected team ({selection.get('selector')}, metric {metric_text}), "
         f"{n_team} of {pool['n_members']} members: {', '.join(selection['names'])}",
-        f"  test accuracy {_acc(team_acc)} (val {_acc(selection['val_accuracy'])})",
+        f"  test accuracy {_acc_ci(rows[TEAM])} (val {_acc(selection['val_accuracy'])}; "
+        f"95 % Wilson interval over {rows[TEAM].get('test_samples') or '?'} test samples)",
     ]
     for label, row, note in (
         ("full pool", pool, ""),
@@ -501,7 +593,7 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         ("full dense pool", dense, ""),
     ):
         diff = _diff(team_acc, row["test_accuracy"])
-        lines.append(f"  {label:<18} {_acc(row['test_accuracy'])}  (team {diff}{note})")
+        lines.append(f"  {label:<18} {_acc_ci(row)}  (team {diff}, {_noise(row)}{note})")
     lines += [
         f"  cost: {_pct(selection['cost_share'])} of the full pool's MACs, "
         f"{_pct(selection['dense_cost_share'])} of the dense pool's",
@@ -516,6 +608,23 @@ def format_summary(summary: Mapping[str, Any]) -> str:
 
 def _acc(value: object) -> str:
     return f"{float(value):.4f}" if isinstance(value, int | float) else "  -   "
+
+
+def _acc_ci(row: Mapping[str, Any]) -> str:
+    """``0.9123 [0.8950, 0.9270]`` (the interval when the row has one)."""
+    low, high = row.get("test_accuracy_low"), row.get("test_accuracy_high")
+    if isinstance(low, int | float) and isinstance(high, int | float):
+        return f"{_acc(row.get('test_accuracy'))} [{low:.4f}, {high:.4f}]"
+    return _acc(row.get("test_accuracy"))
+
+
+def _noise(row: Mapping[str, Any]) -> str:
+    """Whether the team's difference to this row is beyond noise (McNemar's mid-p)."""
+    p = row.get("mcnemar_p")
+    if not isinstance(p, int | float):
+        return "no paired test"
+    word = "beyond noise" if row.get("beyond_noise") else "within noise"
+    return f"{word}, McNemar p={p:.2g}"
 
 
 def _pct(value: object) -> str:

@@ -1,7 +1,9 @@
-"""The HTML report of a run: one self-contained page plus the tables as CSV and the summary as JSON.
+"""The HTML report of a run: one self-contained page plus the tables as CSV/Parquet and a summary.
 
-The page embeds its figures as base64 PNG data URIs and carries its CSS inline: no script, no
-stylesheet, no font is fetched from anywhere, so it opens offline and can be mailed as one file.
+The page carries its CSS inline and plotly's JavaScript once, embedded; its interactive figures
+(zoom, hover, toggle) are small divs drawn by that script, and static figures are base64 PNG
+data URIs. Nothing is fetched from anywhere, so it opens offline and can be mailed as one file.
+PNG versions of the main figures are also written under ``figures/`` for papers.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -17,13 +20,19 @@ from typing import Any
 import pandas as pd
 
 from ensprune.errors import RunDirError
-from ensprune.report import frames, plots
+from ensprune.report import frames, interactive, plots
+from ensprune.report.importance import param_importances
 from ensprune.rundir import REPORT_DIR, STAGE_OF, RunDir, missing, open_run, resume_hint
+
+logger = logging.getLogger(__name__)
 
 REPORT_HTML = "report.html"
 SUMMARY_JSON = "summary.json"
 FIGURES_DIR = "figures"
-MAX_TEAM_ROWS = 200  # larger team tables stay complete in teams.csv
+MAX_TEAM_ROWS = 200
+DEFAULT_TOLERANCE = (
+    0.01  # the spec's default accuracy_tolerance  # larger team tables stay complete in teams.csv
+)
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
@@ -36,6 +45,9 @@ th { background: #f5f5f5; } td:first-child, th:first-child { text-align: left; }
 .note { color: #555; font-size: 0.9rem; } .rule { background: #fff8e1; padding: 0.5rem 0.8rem; }
 img { max-width: 100%; height: auto; } code { background: #f3f3f3; padding: 0 0.2rem; }
 details { margin: 0.5rem 0; } summary { cursor: pointer; }
+.scroll { overflow-x: auto; max-width: 100%; } .scroll table { white-space: nowrap; }
+.options td, .options th { text-align: left; } .plot { width: 100%; margin: 0.5rem 0 1rem; }
+.beyond { color: #b00020; font-weight: 600; } .within { color: #555; }
 """
 
 
@@ -71,18 +83,22 @@ def build_report(run_dir: str | Path | RunDir, out_dir: str | Path | None = None
     facts = frames.summary_from_frames(run, members, comparison, report_dir=out)
 
     out.mkdir(parents=True, exist_ok=True)
-    trials.to_csv(out / "trials.csv", index=False)
-    members.to_csv(out / "members.csv", index=False)
-    comparison.to_csv(out / "comparison.csv", index=False)
+    write_table(trials, out / "trials")
+    write_table(members, out / "members")
+    write_table(comparison, out / "comparison")
     # A rebuild must not leave a teams table or figure from an earlier build behind.
-    for stale in (out / "teams.csv", out / FIGURES_DIR / "teams.png"):
+    for stale in (
+        out / "teams.csv",
+        out / "teams.parquet",
+        out / FIGURES_DIR / "teams.png",
+    ):
         stale.unlink(missing_ok=True)
     team_table = teams is not None and frames.is_team_table(teams)
     if teams is not None:
         written = teams
         if team_table:
             written = teams.assign(members=[",".join(map(str, t)) for t in teams["members"]])
-        written.to_csv(out / "teams.csv", index=False)
+        write_table(written, out / "teams")
 
     figures = {
         "comparison": (
@@ -108,8 +124,22 @@ def build_report(run_dir: str | Path | RunDir, out_dir: str | Path | None = None
         (out / FIGURES_DIR / f"{key}.png").write_bytes(png)
         images[key] = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
+    tolerance = _tolerance(run)
+    plotly_divs = _interactive(run, trials, members, comparison, teams, selection, tolerance)
     (out / SUMMARY_JSON).write_text(json.dumps(facts, indent=2, allow_nan=False), encoding="utf-8")
-    page = _page(info, facts, selection, trials, members, comparison, teams, figures, images)
+    page = _page(
+        info,
+        facts,
+        selection,
+        trials,
+        members,
+        comparison,
+        teams,
+        figures,
+        images,
+        plotly_divs,
+        tolerance,
+    )
     html_path = out / REPORT_HTML
     html_path.write_text(page, encoding="utf-8")
     return html_path
@@ -125,8 +155,15 @@ def _page(
     teams: pd.DataFrame | None,
     figures: Mapping[str, tuple[str, object]],
     images: Mapping[str, str],
+    plotly_divs: Mapping[str, str] | None = None,
+    tolerance: float = 0.01,
 ) -> str:
     e = html.escape
+    divs = dict(plotly_divs or {})
+
+    def plot(key: str) -> str:
+        return f"<div class='plot'>{divs[key]}</div>" if key in divs else ""
+
     run = facts["run"]
     name = str(run["name"])
     team = facts["selection"]
@@ -146,11 +183,14 @@ def _page(
         for k, v in selection.items()
         if k not in {"selector", "members", "names", "scores", "val_accuracy", "voting"}
     }
+    script = f"<script>{interactive.plotly_script()}</script>" if divs else ""
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>ensprune report: {e(name)}</title>",
-        f"<style>{_CSS}</style></head><body>",
+        f"<style>{_CSS}</style>",
+        script,  # plotly.js, embedded once for every figure below
+        "</head><body>",
         f"<h1>ensprune report: {e(name)}</h1>",
         "<p class='note'>"
         + " &middot; ".join(
@@ -170,19 +210,29 @@ def _page(
         "used to choose anything.</p>",
         "<h2>Selected team</h2>",
         f"<p><strong>{len(team['names'])} members:</strong> {e(', '.join(team['names']))}</p>",
-        f"<p class='note'>selector <code>{e(str(selection.get('selector')))}</code>, options "
-        f"<code>{e(json.dumps(options, default=str))}</code></p>",
-        _table(comparison, _COMPARISON_FORMAT),
-        figure("comparison"),
+        f"<p class='note'>selector <code>{e(str(selection.get('selector')))}</code></p>",
+        _options_table(options),
+        "<p class='note'>Accuracies with their 95 % Wilson interval over the test samples. "
+        "Each reference is compared with the team on the same test samples: "
+        "<em>team &minus; row</em> with a paired bootstrap 95 % interval, and McNemar's mid-p "
+        "test on the samples exactly one of them gets right; <em>beyond noise</em> means "
+        "p &lt; 0.05.</p>",
+        _scroll(_table(_comparison_display(comparison), _COMPARISON_FORMAT)),
+        plot("comparison"),
         "<h2>Members: dense vs pruned</h2>",
         "<p class='note'>Validation accuracies as measured by the search; test accuracies "
-        "computed by the report from the prediction files.</p>",
-        _table(members[_lead(members, _MEMBER_LEAD)], _MEMBER_FORMAT),
+        "(95 % Wilson intervals) computed by the report from the prediction files.</p>",
+        _scroll(_table(_members_display(members), _MEMBER_FORMAT)),
         figure("members"),
         "<h2>Pruning search</h2>",
-        figure("trials"),
-        "<details><summary>All trials (also in trials.csv)</summary>",
-        _table(trials, _TRIAL_FORMAT),
+        "<p class='note'>Per member: validation accuracy against sparsity (and MACs when the "
+        "trials recorded them), the Pareto front, the chosen trial (star) and the tolerance band "
+        f"(accuracy tolerance {tolerance:g}) under the dense accuracy. The view is zoomed onto the band; "
+        "double-click a plot to see every trial.</p>",
+        *[plot(k) for k in divs if k.startswith("front:")],
+        plot("importance"),
+        "<details><summary>All trials (also in trials.csv / trials.parquet)</summary>",
+        _scroll(_table(trials, _TRIAL_FORMAT)),
         "</details>",
     ]
     if teams is not None:
@@ -193,11 +243,11 @@ def _page(
         more = len(teams) - len(shown)
         parts += [
             "<h2>Candidate teams</h2>" if "teams" in images else "<h2>Selector's table</h2>",
-            figure("teams"),
+            plot("teams") or figure("teams"),
             "<details><summary>Table"
             + (f" (first {len(shown)} of {len(teams)} rows; all in teams.csv)" if more else "")
             + "</summary>",
-            _table(shown, _TEAM_FORMAT),
+            _scroll(_table(shown, _TEAM_FORMAT)),
             "</details>",
         ]
     parts += [
@@ -206,12 +256,168 @@ def _page(
         f"<li>run directory: <code>{e(str(run['run_dir']))}</code></li>",
         f"<li>Optuna storage: <code>{e(str(run.get('storage')))}</code> &mdash; browse it with "
         f"<code>ensprune dashboard {e(str(run['run_dir']))}</code></li>",
-        "<li>tables next to this page: trials.csv, members.csv, comparison.csv"
-        + (", teams.csv" if teams is not None else "")
-        + ", summary.json</li>",
+        "<li>tables next to this page, as CSV and Parquet: trials, members, comparison"
+        + (", teams" if teams is not None else "")
+        + "; summary.json</li>",
+        "<li>PNG figures for papers: "
+        + ", ".join(
+            f"<a href='{FIGURES_DIR}/{e(k)}.png'>{FIGURES_DIR}/{e(k)}.png</a>" for k in images
+        )
+        + "</li>",
         "</ul></body></html>",
     ]
     return "\n".join(p for p in parts if p)
+
+
+def write_table(frame: pd.DataFrame, stem: Path) -> None:
+    """``stem.csv`` and ``stem.parquet`` (typed columns: booleans, integers, NaN stay what they are)."""
+    frame.to_csv(stem.with_suffix(".csv"), index=False)
+    typed = frame.copy()
+    for column in typed.columns:
+        # mixed-type object columns (e.g. a parameter that is a number for one method and a
+        # string for another) are written as text, which Parquet can type
+        if typed[column].dtype == object and typed[column].map(type).nunique() > 1:
+            typed[column] = typed[column].map(lambda v: None if _missing_value(v) else str(v))
+    typed.to_parquet(stem.with_suffix(".parquet"), index=False)
+
+
+def _missing_value(v: object) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _tolerance(run: RunDir) -> float:
+    """The run's operating-point tolerance (``[search] accuracy_tolerance`` of its spec copy)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        spec = tomllib.loads((run.path / "spec.toml").read_text(encoding="utf-8"))
+        return float(spec.get("search", {}).get("accuracy_tolerance", DEFAULT_TOLERANCE))
+    except (OSError, ValueError, TypeError, AttributeError):  # missing or foreign spec copy
+        return DEFAULT_TOLERANCE
+
+
+def _interactive(
+    run: RunDir,
+    trials: pd.DataFrame,
+    members: pd.DataFrame,
+    comparison: pd.DataFrame,
+    teams: pd.DataFrame | None,
+    selection: Mapping[str, Any],
+    tolerance: float,
+) -> dict[str, str]:
+    """The page's plotly figures as HTML fragments, keyed by their place on the page."""
+    divs = {
+        "comparison": interactive.figure_div(
+            interactive.comparison_figure(comparison), "comparison"
+        )
+    }
+    dense = dict(zip(members["member"], members["dense_val_accuracy"], strict=True))
+    for i, member in enumerate(members["member"]):
+        fig = interactive.member_front_figure(
+            trials, member, dense_accuracy=float(dense[member]), tolerance=tolerance
+        )
+        divs[f"front:{member}"] = interactive.figure_div(fig, f"front-{i}")
+    importances = _importances(run, members)
+    if importances is not None:
+        divs["importance"] = interactive.figure_div(
+            interactive.importance_figure(importances), "importance"
+        )
+    if teams is not None and frames.is_team_table(teams):
+        focal = frames.focal_columns(teams, selection.get("metric"))
+        if focal:
+            fig = interactive.teams_figure(teams, focal[0], selection.get("members"))
+            divs["teams"] = interactive.figure_div(fig, "teams")
+    return divs
+
+
+def _importances(run: RunDir, members: pd.DataFrame) -> pd.DataFrame | None:
+    """Parameter importances of the member studies, or None (logged) when they cannot be read."""
+    url = run.info.get("storage")
+    if not url or "study_name" not in members.columns:
+        return None
+    try:
+        from ensprune.report.dashboard import open_dashboard_storage
+
+        storage = open_dashboard_storage(str(url), run.path)
+    except Exception as exc:  # a storage that moved or a server that is down: no importances
+        logger.info("parameter importances skipped: %s", exc)
+        return None
+    studies = dict(zip(members["member"], members["study_name"].astype(str), strict=True))
+    frame, _ = param_importances(storage, studies)
+    return frame if len(frame) else None
+
+
+def _scroll(table: str) -> str:
+    """A table in a box that scrolls sideways when it is wider than the page."""
+    return f"<div class='scroll'>{table}</div>"
+
+
+def _options_table(options: Mapping[str, Any]) -> str:
+    """The selector's options as a two-column table (nested values as compact JSON)."""
+    if not options:
+        return ""
+    e = html.escape
+    rows = "".join(
+        f"<tr><th>{e(str(k))}</th><td><code>"
+        f"{e(v if isinstance(v, str) else json.dumps(v, default=str))}</code></td></tr>"
+        for k, v in sorted(options.items())
+    )
+    return f"<div class='scroll'><table class='options'><tbody>{rows}</tbody></table></div>"
+
+
+def _with_interval(frame: pd.DataFrame, column: str) -> pd.Series:
+    low, high = frame[f"{column}_low"], frame[f"{column}_high"]
+    return pd.Series(
+        [
+            "" if _missing(v) else f"{float(v):.4f} [{float(lo):.4f}, {float(hi):.4f}]"
+            for v, lo, hi in zip(frame[column], low, high, strict=True)
+        ],
+        index=frame.index,
+    )
+
+
+def _comparison_display(comparison: pd.DataFrame) -> pd.DataFrame:
+    """The comparison with accuracies as ``value [low, high]`` and a noise verdict per row."""
+    shown = comparison.copy()
+    for column in ("val_accuracy", "test_accuracy"):
+        if f"{column}_low" in shown.columns:
+            shown[column] = _with_interval(shown, column)
+            shown = shown.drop(columns=[f"{column}_low", f"{column}_high"])
+    if "team_minus" in shown.columns:
+        shown["team − row (test)"] = [
+            ""
+            if _missing(d)
+            else f"{100 * float(d):+.2f} pts [{100 * float(lo):+.2f}, {100 * float(hi):+.2f}]"
+            for d, lo, hi in zip(
+                comparison["team_minus"],
+                comparison["team_minus_low"],
+                comparison["team_minus_high"],
+                strict=True,
+            )
+        ]
+        shown["McNemar"] = [
+            ""
+            if _missing(p)
+            else ("beyond noise" if beyond else "within noise") + f" (p={float(p):.2g})"
+            for p, beyond in zip(comparison["mcnemar_p"], comparison["beyond_noise"], strict=True)
+        ]
+        shown = shown.drop(
+            columns=["team_minus", "team_minus_low", "team_minus_high", "mcnemar_p", "beyond_noise"]
+        )
+    return shown
+
+
+def _members_display(members: pd.DataFrame) -> pd.DataFrame:
+    """The members table with test accuracies as ``value [low, high]``, key columns first."""
+    shown = members.copy()
+    for kind in ("dense", "pruned"):
+        column = f"{kind}_test_accuracy"
+        if f"{column}_low" in shown.columns:
+            shown[column] = _with_interval(shown, column)
+            shown = shown.drop(columns=[f"{column}_low", f"{column}_high"])
+    return shown[_lead(shown, _MEMBER_LEAD)]
 
 
 # The member table starts with what a reader compares; the remaining columns follow as stored.

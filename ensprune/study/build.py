@@ -213,6 +213,7 @@ def check_spec(spec: StudySpec) -> None:
         SpecError: one line naming the knob, the plugin and its valid knobs (or the bad value).
     """
     from ensprune.pruning import METHODS, make_method
+    from ensprune.study.callbacks import resolve_factory
     from ensprune.study.samplers import SAMPLERS
 
     search = spec.search
@@ -223,6 +224,8 @@ def check_spec(spec: StudySpec) -> None:
             make_method(name, **params)
         except SpecError as exc:
             raise SpecError(f"{where}: {exc}") from None
+    for path in spec.callbacks:  # importable and callable; called per member study
+        resolve_factory(path)
     SAMPLERS.check_knobs(search.sampler, search.sampler_params, "[search.sampler_params]")
     try:
         make_study_sampler(search, spec.seed)

@@ -20,6 +20,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,7 +49,9 @@ from ensprune.models import (
 )
 from ensprune.parallel import parallel_map
 from ensprune.storage import default_storage_url, open_storage
+from ensprune.study.annotate import record_choices
 from ensprune.study.build import make_study_sampler, train_config
+from ensprune.study.callbacks import Callback, make_callbacks
 from ensprune.study.search import (
     MemberObjective,
     SplitData,
@@ -303,6 +306,7 @@ def _search_member(
     search_suffix: str,
     caller: _Caller,
     threads: int | None,
+    callbacks: Sequence[Callback] = (),
 ) -> list[dict[str, Any]]:
     """Run (or resume) one member's study; returns its rows of trials.csv."""
     _mirror_caller(caller, threads)
@@ -318,6 +322,8 @@ def _search_member(
         objective,
         spec.search.trials,
         make_study_sampler(spec.search, seed),
+        # the spec's factories are called here, in the process that runs this study
+        [*make_callbacks(spec.callbacks), *callbacks],
     )
     study.set_user_attr("dense_val_accuracy", trained.val_accuracy)
     trials = study.get_trials(deepcopy=False)
@@ -356,8 +362,12 @@ def search_pool(
     storage_url: str,
     workers: int = 1,
     search_suffix: str = "",
+    callbacks: Sequence[Callback] = (),
 ) -> pd.DataFrame:
     """Run (or resume) every member's study; returns trials.csv's frame with the chosen trials marked.
+
+    ``callbacks`` (Optuna callbacks) run after every trial of every member study, besides the
+    spec's ``[study] callbacks``; with ``workers > 1`` they must be picklable.
 
     Args:
         workers: member studies run this many at once, all writing to the same storage, on the
@@ -385,6 +395,7 @@ def search_pool(
         search_suffix=search_suffix,
         caller=caller,
         threads=1 if n_jobs > 1 else None,
+        callbacks=tuple(callbacks),
     )
     per_member = parallel_map(task, range(len(spec.members)), n_jobs=n_jobs)
     frame = pd.DataFrame([row for rows in per_member for row in rows])
@@ -479,6 +490,7 @@ def run_study(
     download: bool = True,
     progress: bool = True,
     workers: int | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> RunResult:
     """Run the whole flow of ``spec`` (resuming whatever an earlier run of it finished).
 
@@ -491,6 +503,9 @@ def run_study(
         download: download missing dataset files (MD5-verified) into the data directory.
         progress: progress bars for training. Per-stage and per-trial messages go to the
             ``ensprune.study`` logger (INFO); configure :mod:`logging` to see them.
+        callbacks: Optuna callbacks ``(study, frozen_trial)`` run after every trial of every
+            member study (e.g. a tracker), besides the spec's ``[study] callbacks``; picklable
+            when member studies run in worker processes.
         workers: member studies searched at once (default: the spec's); see :func:`search_pool`.
     """
     from ensprune.report import build_report, format_summary, summary
@@ -527,7 +542,14 @@ def run_study(
     pool = train_pool(spec, data, run_path, progress)
     rd.mark_stage(run_path, "train")
     trials = search_pool(
-        spec, data, pool, run_path, url, workers or spec.workers, search_suffix=suffix
+        spec,
+        data,
+        pool,
+        run_path,
+        url,
+        workers or spec.workers,
+        search_suffix=suffix,
+        callbacks=callbacks,
     )
     rd.mark_stage(run_path, "search")
     evaluate_members(spec, data, pool, trials, run_path)
@@ -536,6 +558,7 @@ def run_study(
         PredictionSet.load(run_path / rd.PREDICTIONS["val"]), spec.selection, spec.seed
     )
     write_selection(selection, spec.selection, run_path)
+    record_choices(open_storage(url), trials, selection.names, spec.selection.selector)
     logger.info(
         "selected team (%s, %s): %s",
         spec.selection.selector,

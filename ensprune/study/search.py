@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from torch import nn
 
 from ensprune.errors import SpecError
 from ensprune.models import count_parameters, evaluate, save_model
+from ensprune.progress import format_duration
 from ensprune.pruning import PruningContext
 from ensprune.study.build import finetune_config, method_for_trial
 from ensprune.study.spec import StudySpec
@@ -167,8 +168,13 @@ def run_member_study(
     objective: MemberObjective,
     n_trials: int,
     sampler: optuna.samplers.BaseSampler,
+    callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
 ) -> optuna.Study:
-    """Create or resume the member's study and run the trials still missing."""
+    """Create or resume the member's study and run the trials still missing.
+
+    ``callbacks`` are Optuna callbacks run after every trial of this study (after ensprune's own
+    per-trial log line), e.g. a tracker such as optuna-integration's ``MLflowCallback``.
+    """
     study = optuna.create_study(
         study_name=study_name,
         storage=storage,
@@ -184,22 +190,35 @@ def run_member_study(
     if done:
         logger.info("[%s] resuming: %d trial(s) done, %d to run", objective.member, done, missing)
 
+    start = time.perf_counter()
+    finished = [0]  # trials run in this call, for the counter and the time estimate
+
     def report(study: optuna.Study, trial: FrozenTrial) -> None:
+        finished[0] += 1
+        elapsed = time.perf_counter() - start
+        left = elapsed / finished[0] * (missing - finished[0])
+        counter = f"{done + finished[0]}/{done + missing}, ~{format_duration(left)} left"
         if trial.state == TrialState.COMPLETE:
             acc, sparsity = trial.values
             logger.info(
-                "[%s] trial %d: %s sparsity=%.3f val_acc=%.4f (%.1fs)",
+                "[%s] trial %d (%s): %s sparsity=%.3f val_acc=%.4f (%.1fs)",
                 objective.member,
                 trial.number,
+                counter,
                 trial.params["method"],
                 sparsity,
                 acc,
                 trial.duration.total_seconds() if trial.duration else 0.0,
             )
+        else:
+            logger.info(
+                "[%s] trial %d (%s): %s", objective.member, trial.number, counter, trial.state.name
+            )
 
     if missing:
-        start = time.perf_counter()
-        study.optimize(objective, n_trials=missing, callbacks=[report], gc_after_trial=False)
+        study.optimize(
+            objective, n_trials=missing, callbacks=[report, *callbacks], gc_after_trial=False
+        )
         logger.info(
             "[%s] %d trial(s) in %.1fs", objective.member, missing, time.perf_counter() - start
         )

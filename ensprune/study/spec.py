@@ -139,6 +139,7 @@ class StudySpec:
     run_dir: str | None = None
     device: str = "cpu"
     workers: int = 1
+    callbacks: tuple[str, ...] = ()
     data: DataSpec = field(default_factory=DataSpec)
     pool: PoolSpec = field(default_factory=PoolSpec)
     search: SearchSpec = field(default_factory=SearchSpec)
@@ -179,9 +180,17 @@ class StudySpec:
         study = _section(raw, "study", source)
         top = {
             k: study.pop(k)
-            for k in ("name", "seed", "storage", "run_dir", "device", "workers")
+            for k in ("name", "seed", "storage", "run_dir", "device", "workers", "callbacks")
             if k in study
         }
+        if "callbacks" in top:
+            value = top["callbacks"]
+            if isinstance(value, str) or not isinstance(value, list | tuple):
+                raise SpecError(
+                    f"{source}: [study] callbacks must be a list of 'package.module:factory' "
+                    f"strings; got {value!r}"
+                )
+            top["callbacks"] = tuple(value)
         _no_extra(study, "study", source)
         sections: dict[str, Any] = {}
         for key, sub in (

@@ -24,23 +24,39 @@ def test_report_files_tables_and_embedded_images(
     html_path = build_report(run)
     out = run / "report"
     assert html_path == out / "report.html"
-    for name in ("trials.csv", "members.csv", "teams.csv", "comparison.csv", "summary.json"):
-        assert (out / name).is_file(), name
+    for name in ("trials", "members", "teams", "comparison"):
+        assert (out / f"{name}.csv").is_file() and (out / f"{name}.parquet").is_file(), name
+    assert (out / "summary.json").is_file()
     members = pd.read_csv(out / "members.csv")
     assert {"dense_test_accuracy", "pruned_test_accuracy"} <= set(members.columns)
     assert len(pd.read_csv(out / "comparison.csv")) == 4
+    # Parquet keeps the types: booleans stay booleans, method parameters are columns
+    trials = pd.read_parquet(out / "trials.parquet")
+    assert trials["chosen"].dtype == bool and "params" not in trials.columns
+    assert {"param.method", "param.sparsity"} <= set(trials.columns)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(out / "members.parquet")[members.columns], members, check_dtype=False
+    )
+    for key in ("comparison", "members", "trials", "teams"):  # PNGs for papers
+        assert (out / "figures" / f"{key}.png").read_bytes().startswith(PNG_MAGIC)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["run"]["report_html"] == str(html_path.resolve())
 
     page = html_path.read_text(encoding="utf-8")
-    assert page.count("<table") == 4  # comparison, members, trials, teams
-    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert len(images) == 4
+    assert page.count("<table") == 5  # selector options, comparison, members, trials, teams
+    images = re.findall(r'<img [^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(images) == 1  # the members' dumbbells; the other figures are interactive
     assert all(base64.b64decode(img).startswith(PNG_MAGIC) for img in images)
-    # Self-contained: no script at all, nothing fetched from elsewhere.
-    assert "<script" not in page.lower()
-    assert not re.search(r"https?://", page)
-    assert not re.search(r"<link\b", page, re.I)
+    # Self-contained: plotly.js embedded exactly once, nothing fetched from elsewhere.
+    assert page.count("* plotly.js v") == 1
+    # comparison, one front per member, teams (this run has no study storage: no importances)
+    assert page.count("Plotly.newPlot(") == 1 + len(rundir.NAMES) + 1
+    # (plotly.js's own source mentions URLs; the browser test checks that none is requested)
+    markup = re.sub(r"<script\b.*?</script>", "", page, flags=re.S | re.I)
+    assert not re.search(r"https?://", markup)
+    assert not re.search(r"<link\b", markup, re.I)
+    # accuracies with 95 % intervals; team vs references with McNemar's verdict
+    assert "within noise" in page or "beyond noise" in page
     assert "soft voting" in page and "Voting rule" in page
     # Names are escaped wherever they appear.
     assert "cnn<b>&s1" not in page and "cnn&lt;b&gt;&amp;s1" in page
@@ -64,7 +80,7 @@ def test_report_without_teams_and_custom_out_dir(
     assert not (out / "teams.csv").exists() and not (out / "figures" / "teams.png").exists()
     assert not (run / "report").exists()
     page = html_path.read_text(encoding="utf-8")
-    assert page.count("data:image/png;base64,") == 3
+    assert len(re.findall(r"<img [^>]*data:image/png;base64,", page)) == 1
     assert "Candidate teams" not in page
 
 
@@ -74,7 +90,7 @@ def test_report_shows_a_selector_log_as_a_table(make_run: Callable[..., Path]) -
     page = build_report(run).read_text(encoding="utf-8")
     assert "Selector&#x27;s table" in page or "Selector's table" in page
     assert "<th>best_fitness</th>" in page
-    assert page.count("data:image/png;base64,") == 3
+    assert len(re.findall(r"<img [^>]*data:image/png;base64,", page)) == 1
     assert (run / "report" / "teams.csv").read_text().startswith("generation,best_fitness")
 
 
@@ -92,3 +108,23 @@ def test_plot_functions_return_figures(run_dir: Path) -> None:
     for figure in figures:
         assert isinstance(figure, Figure)
         assert plots.figure_png(figure).startswith(PNG_MAGIC)
+
+
+def test_report_shows_importances_from_the_study_storage(run_dir: Path) -> None:
+    page = build_report(run_dir, run_dir.parent / "report-importance").read_text(encoding="utf-8")
+    assert 'id="importance"' in page  # the fixture's two member studies in SQLite
+
+
+def test_comparison_carries_intervals_and_paired_tests(make_run: Callable[..., Path]) -> None:
+    comparison = frames.comparison_frame(make_run())
+    team = comparison.iloc[0]
+    assert team["ensemble"] == frames.TEAM and pd.isna(team["mcnemar_p"])
+    for _, row in comparison.iterrows():
+        assert row["test_accuracy_low"] <= row["test_accuracy"] <= row["test_accuracy_high"]
+        assert row["test_samples"] == 60
+    refs = comparison.iloc[1:]
+    assert refs["mcnemar_p"].between(0, 1).all()
+    assert (
+        refs["team_minus"] - (team["test_accuracy"] - refs["test_accuracy"])
+    ).abs().max() < 1e-12
+    assert set(refs["beyond_noise"]) <= {True, False}

@@ -83,6 +83,13 @@ def test_every_stage_leaves_its_files(finished_run: tuple[Path, object]) -> None
     meta = json.loads((run_dir / "run.json").read_text())
     assert set(meta["stages"]) == {"train", "search", "evaluate", "select", "report"}
     assert "test accuracy" in result.summary_text.lower()  # type: ignore[attr-defined]
+    # the choices are in the storage, for optuna-dashboard
+    storage = f"sqlite:///{run_dir / 'study.db'}"
+    for _, row in trials[trials.chosen].iterrows():
+        attrs = optuna.load_study(study_name=row.study_name, storage=storage).user_attrs
+        assert attrs["ensprune.chosen_trial"] == row.number
+        assert attrs["ensprune.selected_team"] == selection["names"]
+        assert attrs["ensprune.in_selected_team"] == (row.member in selection["names"])
 
 
 def test_pruned_member_checkpoints_reproduce_recorded_sparsity(
