@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -99,3 +100,18 @@ def postgres_url() -> Iterator[str]:
             [*prefix, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True
         )
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _restore_library_logging() -> Iterator[None]:
+    """Undo what an in-process CLI call configures (the ``ensprune`` logger's level and handler).
+
+    ``main()`` sets up logging the way a user's shell needs it; left in place, that state leaks
+    into whichever test a worker runs next (extra log records, lines on the captured stderr).
+    """
+    ours = logging.getLogger("ensprune")
+    level, handlers, propagate = ours.level, list(ours.handlers), ours.propagate
+    yield
+    ours.setLevel(level)
+    ours.handlers[:] = handlers
+    ours.propagate = propagate
