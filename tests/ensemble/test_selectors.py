@@ -90,6 +90,8 @@ def test_weighted_voting_only_for_weighting_selectors() -> None:
         HQSelector(voting="weighted")
     with pytest.raises(SpecError, match="evolve"):
         GeneticSelector(voting="weighted")
+    with pytest.raises(SpecError, match="evolve"):  # the name in any case
+        GeneticSelector(voting="WEIGHTED")
     with pytest.raises(SpecError, match="weighted"):
         SELECTORS.get("caruana")(voting="soft")
 

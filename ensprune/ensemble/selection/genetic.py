@@ -85,12 +85,12 @@ class GeneticSelector(ObjectiveSelector):
     evolve_weights: bool = False
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # first: it turns the voting name into its registered spelling
         if self.voting == "weighted":
             raise SpecError(
                 "the ga searches teams with an unweighted rule; keep voting soft/plurality/majority "
                 "and set evolve_weights=True (CLI: --evolve-weights) for weighted voting"
             )
-        super().__post_init__()
         _ = self.ga_config
         if self.constraint not in ("repair", "penalty"):
             raise SpecError(f"constraint must be 'repair' or 'penalty'; got {self.constraint!r}")
