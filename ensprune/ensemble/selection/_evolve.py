@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -433,6 +433,11 @@ class GAConfig:
             raise SpecError("cx_prob and mut_prob must lie in [0, 1]")
         if self.tournament < 1 or not 0 <= self.elite < self.population:
             raise SpecError("tournament must be >= 1 and elite in [0, population)")
+
+    @classmethod
+    def of(cls, settings: Any) -> GAConfig:
+        """The loop settings of an object that carries them as same-named attributes (a selector)."""
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
 
 
 @dataclass

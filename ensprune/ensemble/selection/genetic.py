@@ -98,15 +98,7 @@ class GeneticSelector(ObjectiveSelector):
     @property
     def ga_config(self) -> GAConfig:
         """The loop settings (validated)."""
-        return GAConfig(
-            self.population,
-            self.generations,
-            self.patience,
-            self.cx_prob,
-            self.mut_prob,
-            self.tournament,
-            self.elite,
-        )
+        return GAConfig.of(self)
 
     def _select(self, preds: PredictionSet) -> Selection:
         m = preds.n_members

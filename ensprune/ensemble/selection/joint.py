@@ -387,15 +387,7 @@ class JointSelector(ObjectiveSelector):
     @property
     def ga_config(self) -> GAConfig:
         """The GA / NSGA-II loop settings (validated)."""
-        return GAConfig(
-            self.population,
-            self.generations,
-            self.patience,
-            self.cx_prob,
-            self.mut_prob,
-            self.tournament,
-            self.elite,
-        )
+        return GAConfig.of(self)
 
     def select_menu(self, menu: Menu) -> JointSelection:
         """Choose the points (validation menu); see the module docstring.
