@@ -131,11 +131,23 @@ def test_every_registered_method_knob_is_checked(tmp_path: Path) -> None:
 
     for name in METHODS.names():
         text = f'[search]\nmethods = ["{name}"]\n[search.method_params.{name}]\nnot_a_knob = 1\n'
-        # methods whose __init__ passes **kwargs on (obd, obs, kfac, ekfac) are refused when
-        # built at load; their message names the knob and the method, not yet the valid knobs
+        # methods whose __init__ passes **kwargs on to ScoreMethod (obd, obs, kfac, ekfac) list
+        # their own knobs and the inherited ones alike
         with pytest.raises(SpecError, match="not_a_knob") as info:
             StudySpec.from_toml(write(tmp_path, text))
-        assert name in str(info.value)
+        valid = METHODS.knobs(name)
+        assert valid is not None, f"{name}'s knobs cannot be read from its signature"
+        assert f"'not_a_knob' is not a knob of pruning method '{name}'" in str(info.value)
+        assert f"its knobs: {', '.join(valid)}" in str(info.value)
+
+
+def test_knobs_passed_on_by_kwargs_are_followed_up_the_class_hierarchy() -> None:
+    from ensprune.pruning import METHODS
+
+    obd = METHODS.knobs("obd")
+    assert obd is not None and obd[:3] == ("fisher", "samples", "probes")
+    assert "scope" in obd and "schedule" in obd  # ScoreMethod's, reached through **kwargs
+    assert METHODS.knobs("kfac") == METHODS.knobs("ekfac")
 
 
 def test_names_in_any_case_load_as_the_registered_spelling(tmp_path: Path) -> None:
