@@ -123,7 +123,7 @@ class SelectionSpec:
     """
 
     selector: str = "hq"
-    metric: str = "gd"
+    metric: str = "entropy"  # the measured default (docs/metrics.md)
     max_size: int = 5
     voting: str = "soft"  # the same default as `ensprune select`
     options: dict[str, Any] = field(default_factory=dict)
