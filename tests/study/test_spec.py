@@ -180,3 +180,55 @@ voting = "Soft"
     assert (sel.selector, sel.metric, sel.voting) == ("hq", "gd,kw", "soft")
     lower = StudySpec.from_toml(write(tmp_path, text.lower().replace("model_a", "model_a")))
     assert spec.fingerprint() == lower.fingerprint()
+
+
+FACTORY_MODULE = """
+from torch import nn
+
+
+def make_net(input_shape, num_classes, width=16):
+    size = 1
+    for d in input_shape:
+        size *= d
+    return nn.Sequential(nn.Flatten(), nn.Linear(size, width), nn.ReLU(), nn.Linear(width, num_classes))
+"""
+
+
+def test_pool_architectures_take_factory_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "user_nets_spec.py").write_text(FACTORY_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    text = (
+        '[pool]\narchitectures = ["user_nets_spec:make_net", "LENET300"]\nseeds = [0, 1]\n'
+        "[selection]\nmax_size = 3\n"
+    )
+    spec = StudySpec.from_toml(write(tmp_path, text))
+    assert spec.pool.architectures == ("user_nets_spec:make_net", "lenet300")
+    assert [m for m, _, _ in spec.members] == [
+        "make_net-s0",
+        "make_net-s1",
+        "lenet300-s0",
+        "lenet300-s1",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("architectures", "expected"),
+    [
+        ('["no_such_module_xyz:make_net"]', "cannot import module 'no_such_module_xyz'"),
+        ('["user_nets_bad:missing"]', "has no attribute 'missing'"),
+        ('["user_nets_bad:make_net", "other.user_nets_bad:make_net"]', "the same name (make_net)"),
+        ("[3]", "unknown model 3"),
+    ],
+)
+def test_a_bad_factory_is_refused_at_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, architectures: str, expected: str
+) -> None:
+    (tmp_path / "user_nets_bad.py").write_text(FACTORY_MODULE)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "user_nets_bad.py").write_text(FACTORY_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(SpecError) as info:
+        StudySpec.from_toml(write(tmp_path, f"[pool]\narchitectures = {architectures}\n"))
+    assert expected in str(info.value) and "\n" not in str(info.value)
