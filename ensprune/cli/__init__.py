@@ -11,8 +11,10 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from ensprune import __version__
+from ensprune.cli._logging import configure_logging, set_options
 from ensprune.errors import EnsPruneError
 
 SUBCOMMANDS = ("run", "prune", "select", "report", "dashboard", "list", "spec")
@@ -32,9 +34,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ensprune {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
+    common = _logging_options()
     for name in SUBCOMMANDS:
-        importlib.import_module(f"ensprune.cli.{name}_cmd").add_parser(subparsers)
+        importlib.import_module(f"ensprune.cli.{name}_cmd").add_parser(
+            _WithCommonOptions(subparsers, common)
+        )
     return parser
+
+
+def _logging_options() -> argparse.ArgumentParser:
+    """``--verbose`` and ``--log-file``, accepted by every subcommand."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--verbose", action="store_true", help="show debug messages too (overrides --quiet)"
+    )
+    common.add_argument(
+        "--log-file",
+        metavar="PATH",
+        help="also append every message (INFO and up; DEBUG with --verbose) to this file, "
+        "with timestamps, whatever the terminal shows",
+    )
+    return common
+
+
+class _WithCommonOptions:
+    """The subparsers action, giving every subcommand the shared logging options."""
+
+    def __init__(self, subparsers: Any, common: argparse.ArgumentParser) -> None:
+        self._subparsers, self._common = subparsers, common
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        kwargs["parents"] = [*kwargs.get("parents", []), self._common]
+        parser: argparse.ArgumentParser = self._subparsers.add_parser(name, **kwargs)
+        return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,6 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        set_options(debug=args.verbose, log_file=args.log_file)
+        # commands with progress lines configure their own level (--quiet); the others still
+        # honour --verbose and --log-file
+        configure_logging(verbose=args.verbose)
         return int(args.handler(args))
     except EnsPruneError as exc:
         print(f"ensprune {args.command}: error: {exc}", file=sys.stderr)

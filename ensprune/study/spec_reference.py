@@ -189,7 +189,7 @@ def toml_type(annotation: str) -> str:
 
 
 def _names(kind: str) -> list[str]:
-    from ensprune.cli._catalog import CATALOG
+    from ensprune._catalog import CATALOG
 
     return [name for name, _ in CATALOG[kind]]
 

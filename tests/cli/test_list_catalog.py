@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
+from ensprune._catalog import CATALOG
 from ensprune.cli import list_cmd
-from ensprune.cli._catalog import CATALOG
 
 
 @pytest.mark.parametrize("kind", list_cmd.KINDS)
@@ -16,8 +16,8 @@ def test_catalog_equals_the_live_registry(kind: str) -> None:
     live = list_cmd.entries(kind)
     stored = [tuple(row) for row in CATALOG[kind]]
     assert stored == live, (
-        f"ensprune/cli/_catalog.py is stale for {kind!r}; regenerate it with "
-        "`python -m ensprune.cli.list_cmd > ensprune/cli/_catalog.py && ruff format ensprune/cli`"
+        f"ensprune/_catalog.py is stale for {kind!r}; regenerate it with "
+        "`python -m ensprune.cli.list_cmd > ensprune/_catalog.py && ruff format ensprune/_catalog.py`"
     )
 
 
