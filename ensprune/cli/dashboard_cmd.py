@@ -53,6 +53,11 @@ def run(args: argparse.Namespace) -> int:
 
     if (args.run_dir is None) == (args.storage is None):
         raise SpecError("give either a run directory or --storage URL (exactly one)")
+    if args.storage is not None and not args.storage.strip():
+        raise SpecError(
+            "--storage is empty; give sqlite:///PATH.db, postgresql+psycopg2://USER@HOST/DB "
+            "or a journal file path"
+        )
     url, run_dir = resolve_storage(args.storage if args.storage is not None else args.run_dir)
     storage = open_dashboard_storage(url, run_dir)  # fail before announcing a server
     if args.host not in _LOOPBACK:

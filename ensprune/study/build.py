@@ -27,11 +27,15 @@ if TYPE_CHECKING:
     from ensprune.study.spec import PoolSpec, SearchSpec, SelectionSpec, StudySpec
 
 __all__ = [
+    "MAX_SEED",
+    "SEED_STRIDE",
     "SHARED_SELECTOR_SETTINGS",
     "check_spec",
+    "check_storage_url",
     "finetune_config",
     "make_selector",
     "make_study_sampler",
+    "member_seed",
     "method_for_trial",
     "selector_kwargs",
     "selector_settings",
@@ -42,6 +46,15 @@ __all__ = [
 # Settings every selection has (a spec always carries them); passed to the selectors that
 # declare them, silently left out for those that do not (topk has no metrics).
 SHARED_SELECTOR_SETTINGS = ("voting", "max_size", "metrics", "seed")
+
+# Optuna's samplers (numpy's legacy seeding underneath) take seeds in [0, 2**32 - 1].
+MAX_SEED = 2**32 - 1
+SEED_STRIDE = 10_007  # member i of a study seeded s searches with seed s * SEED_STRIDE + i
+
+
+def member_seed(seed: int, index: int) -> int:
+    """The seed of member ``index``'s study (sampler and trials) in a study seeded ``seed``."""
+    return seed * SEED_STRIDE + index
 
 
 def split_names(value: str | Sequence[str], registry: Registry[Any]) -> tuple[str, ...]:
@@ -167,7 +180,36 @@ def selector_kwargs(
             value = VOTING.canonical(str(value))
         kwargs[knob] = value
     SELECTORS.check_knobs(selector, kwargs)
+    _check_knob_types(SELECTORS.get(selector), selector, kwargs)
     return kwargs
+
+
+def _check_knob_types(cls: Any, selector: str, kwargs: Mapping[str, Any]) -> None:
+    """Refuse a knob whose value is not of its default's kind (``beta = "x"``), naming both.
+
+    Ranges are the selector's own business (checked when it is built); this catches the values
+    that would otherwise fail inside it with a Python type error.
+    """
+    import dataclasses
+
+    if not dataclasses.is_dataclass(cls):
+        return
+    defaults = {
+        f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING
+    }
+    for knob, value in kwargs.items():
+        default = defaults.get(knob)
+        if isinstance(default, bool):
+            ok, kind = isinstance(value, bool), "true or false"
+        elif isinstance(default, int):
+            ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            kind = "a number"
+        else:
+            continue
+        if not ok:
+            raise SpecError(f"{knob} of selector {selector!r} must be {kind}; got {value!r}")
 
 
 def selector_settings(selection: SelectionSpec, seed: int) -> dict[str, Any]:
@@ -200,6 +242,67 @@ def make_selector(selection: SelectionSpec, seed: int) -> Selector:
 
 
 # ------------------------------------------------------------------------------------ whole spec
+
+_STORAGE_FORMS = "sqlite:///PATH.db, postgresql+psycopg2://USER@HOST/DB or a PATH.log journal file"
+
+
+def check_storage_url(url: Any, where: str = "storage") -> None:
+    """Check the form of a storage URL without connecting (that happens when the run opens it).
+
+    Catches what would otherwise fail only when the first member study opens the storage, after
+    the pool has trained: a non-string, an empty value, a plain path that is not a journal file,
+    an unparseable URL, an unknown database kind or a driver that is not installed.
+
+    Raises:
+        StorageError: one line naming the problem and the accepted forms.
+    """
+    from pathlib import Path
+
+    from ensprune.errors import StorageError
+    from ensprune.storage import JOURNAL_SUFFIXES
+
+    if not isinstance(url, str):
+        raise StorageError(f"{where} must be a string such as {_STORAGE_FORMS}; got {url!r}")
+    if not url.strip():
+        raise StorageError(f"{where} is empty; give {_STORAGE_FORMS}")
+    if url.startswith("journal://") or ("://" not in url and url.endswith(JOURNAL_SUFFIXES)):
+        path = Path(url.removeprefix("journal://"))
+        if path.is_dir():
+            raise StorageError(f"{where} {url!r} is a directory; name a journal file in it")
+        return
+    if "://" not in url:
+        raise StorageError(
+            f"{where} {url!r} is neither a database URL nor a journal file; use {_STORAGE_FORMS}"
+        )
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    from ensprune.storage import redact
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StorageError(
+            f"{where} {redact(url)!r} is not a valid URL; use {_STORAGE_FORMS}"
+        ) from None
+    try:
+        parsed.get_dialect()
+    except NoSuchModuleError:
+        raise StorageError(
+            f"{where} {redact(url)!r}: unknown database kind {parsed.drivername!r}; "
+            f"use {_STORAGE_FORMS}"
+        ) from None
+    except ImportError as exc:
+        raise StorageError(
+            f"{where} {redact(url)!r}: its database driver is not installed ({exc}); for "
+            "PostgreSQL run pip install 'ensprune[postgres]'"
+        ) from None
+    if (
+        parsed.drivername.startswith("sqlite")
+        and parsed.database
+        and Path(parsed.database).is_dir()
+    ):
+        raise StorageError(f"{where} {url!r} names a directory; name an SQLite file in it")
 
 
 def check_spec(spec: StudySpec) -> None:

@@ -165,12 +165,16 @@ class StudySpec:
     def from_toml(cls, path: str | Path) -> StudySpec:
         """Read and validate a spec file."""
         path = Path(path)
+        if path.is_dir():
+            raise SpecError(f"spec file {path} is a directory; give the study's TOML file")
         if not path.is_file():
             raise SpecError(f"spec file {path} does not exist")
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise SpecError(f"{path} is not valid TOML: {exc}") from None
+        except OSError as exc:  # unreadable (permissions, a FIFO that fails, ...)
+            raise SpecError(f"cannot read spec file {path}: {exc.strerror or exc}") from None
         return cls.from_dict(raw, source=str(path))
 
     @classmethod
@@ -178,7 +182,7 @@ class StudySpec:
         """Build and validate a spec from a nested dict (the parsed TOML)."""
         raw = dict(raw)
         study = _section(raw, "study", source)
-        top = {
+        top: dict[str, Any] = {
             k: study.pop(k)
             for k in ("name", "seed", "storage", "run_dir", "device", "workers", "callbacks")
             if k in study
@@ -191,6 +195,7 @@ class StudySpec:
                     f"strings; got {value!r}"
                 )
             top["callbacks"] = tuple(value)
+        _check_study_types(top, source)
         _no_extra(study, "study", source)
         sections: dict[str, Any] = {}
         for key, sub in (
@@ -273,17 +278,36 @@ class StudySpec:
         from ensprune.models import MODELS
         from ensprune.models.training import LR_SCHEDULES, OPTIMIZERS
         from ensprune.pruning import METHODS
-        from ensprune.study.build import check_spec, split_names
+        from ensprune.study.build import (
+            MAX_SEED,
+            SEED_STRIDE,
+            check_spec,
+            check_storage_url,
+            split_names,
+        )
         from ensprune.study.samplers import SAMPLERS
 
         def fail(msg: str) -> None:
             raise SpecError(f"{source}: {msg}")
 
-        if not self.name or not all(c.isalnum() or c in "-_." for c in self.name):
+        # the name is a directory (runs/<name>): '.' and '..' would put the run somewhere else
+        if (
+            not self.name
+            or set(self.name) == {"."}
+            or not all(c.isalnum() or c in "-_." for c in self.name)
+        ):
             fail(
-                f"[study] name must be non-empty letters, digits, '-', '_' or '.'; got {self.name!r}"
+                "[study] name must be letters, digits, '-', '_' or '.' (not only dots: it names "
+                f"the run directory runs/<name>); got {self.name!r}"
             )
-        _check_int(self.seed, "[study] seed", fail, minimum=0)
+        # member studies are seeded with member_seed(seed, index): each must fit Optuna's samplers
+        top_seed = (MAX_SEED - (len(self.members) - 1)) // SEED_STRIDE
+        _check_int(self.seed, "[study] seed", fail, minimum=0, maximum=max(top_seed, 0))
+        for value, label in ((self.storage, "storage"), (self.run_dir, "run_dir")):
+            if value is not None and not value.strip():
+                fail(f"[study] {label} is empty; give a value or leave the key out for the default")
+        if self.storage is not None:
+            check_storage_url(self.storage, "[study] storage")
         _check_int(self.workers, "[study] workers", fail, minimum=1)
         if self.device not in ("cpu", "cuda", "auto"):
             fail(f"[study] device must be cpu, cuda or auto; got {self.device!r}")
@@ -306,12 +330,17 @@ class StudySpec:
         if len(set(self.pool.seeds)) != len(self.pool.seeds):
             fail("[pool] seeds must be distinct")
         for s in self.pool.seeds:
-            _check_int(s, "[pool] seeds", fail, minimum=0)
+            _check_int(s, "[pool] seeds", fail, minimum=0, maximum=MAX_SEED)
         _check_int(self.pool.epochs, "[pool] epochs", fail, minimum=1)
         _check_int(self.pool.batch_size, "[pool] batch_size", fail, minimum=1)
         _check_int(self.pool.patience, "[pool] patience", fail, minimum=0)
         if not (isinstance(self.pool.lr, (int, float)) and 0 < self.pool.lr < 10):
             fail(f"[pool] lr must be a positive number; got {self.pool.lr!r}")
+        if not 0.0 <= self.pool.weight_decay < math.inf:  # _build refused non-numbers; NaN fails
+            fail(
+                "[pool] weight_decay must be a finite number >= 0 (e.g. 1e-4; 0 turns it off); "
+                f"got {self.pool.weight_decay!r}"
+            )
         OPTIMIZERS.get(self.pool.optimizer)
         if self.pool.augment is not None:
             from ensprune.data.augment import AUGMENTATIONS
@@ -339,6 +368,11 @@ class StudySpec:
             fail(f"[search] sparsity range must satisfy 0 <= low <= high < 1; got [{lo}, {hi}]")
         _check_int(self.search.trials, "[search] trials", fail, minimum=1)
         _check_int(self.search.finetune_epochs, "[search] finetune_epochs", fail, minimum=0)
+        if not 0.0 < self.search.finetune_lr < 10:
+            fail(
+                "[search] finetune_lr must be a positive number below 10 (e.g. 1e-3); "
+                f"got {self.search.finetune_lr!r}"
+            )
         SAMPLERS.get(self.search.sampler)
         # _build has already refused non-numbers; only the ranges are left to check.
         if not 0.0 <= self.search.distill <= 1.0:
@@ -411,6 +445,8 @@ def _build(cls: type[Any], values: dict[str, Any], key: str, source: str) -> Any
         if isinstance(default, tuple) or name in ("architectures", "seeds", "methods"):
             if not isinstance(value, list):
                 raise SpecError(f"{source}: [{key}] {name} must be a list; got {value!r}")
+            if name in ("architectures", "methods") and not all(isinstance(v, str) for v in value):
+                raise SpecError(f"{source}: [{key}] {name} must be a list of names; got {value!r}")
             value = tuple(value)
         elif isinstance(default, dict) and not isinstance(value, dict):
             raise SpecError(f"{source}: [{key}] {name} must be a table; got {value!r}")
@@ -424,6 +460,29 @@ def _build(cls: type[Any], values: dict[str, Any], key: str, source: str) -> Any
     return cls(**converted)
 
 
-def _check_int(value: Any, label: str, fail: Any, minimum: int) -> None:
+def _check_int(value: Any, label: str, fail: Any, minimum: int, maximum: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         fail(f"{label} must be an integer >= {minimum}; got {value!r}")
+    if maximum is not None and value > maximum:
+        fail(f"{label} must be an integer in [{minimum}, {maximum}]; got {value!r}")
+
+
+# [study] keys and the types they take (the sections' keys are typed by their defaults)
+_STUDY_TYPES: dict[str, tuple[type, str]] = {
+    "name": (str, "a string"),
+    "storage": (str, "a string (a storage URL or journal file path)"),
+    "run_dir": (str, "a string (a directory path)"),
+    "device": (str, "a string (cpu, cuda or auto)"),
+}
+
+
+def _check_study_types(top: dict[str, Any], source: str) -> None:
+    for key, (kind, what) in _STUDY_TYPES.items():
+        if key in top and not isinstance(top[key], kind):
+            raise SpecError(f"{source}: [study] {key} must be {what}; got {top[key]!r}")
+    for value in top.get("callbacks", ()):
+        if not isinstance(value, str):
+            raise SpecError(
+                f"{source}: [study] callbacks must be a list of 'package.module:factory' "
+                f"strings; got {value!r}"
+            )
