@@ -76,7 +76,7 @@ def npz_file(path: str | Path, flag: str) -> Path:
     if not is_zip:
         hint = " (an .npy file holds one array)" if path.suffix.lower() == ".npy" else ""
         raise SpecError(
-            f"{flag} {path} is not an .npz archive{hint}; write one with "
+            f"cannot read {flag} {path}: it is not an .npz archive{hint}; write one with "
             "numpy.savez(path, proba=..., y=...)"
         )
     return path

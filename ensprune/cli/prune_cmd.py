@@ -98,7 +98,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--clean-epochs",
-        type=int_at_least(0),
+        type=int,  # range checked by the training config, before any data is loaded
         default=0,
         help="the last N fine-tuning epochs skip --augment (very sparse networks underfit it)",
     )
