@@ -84,5 +84,10 @@ def _check_paths(args: argparse.Namespace, spec: Any) -> None:
         output_dir(Path("runs") / spec.name, "the run directory")
     if args.storage is not None:
         check_storage_url(args.storage, "--storage")
+    url = args.storage or spec.storage
+    if url is not None and "://" in url and not url.startswith(("sqlite", "journal://")):
+        from ensprune.storage import open_storage
+
+        open_storage(url)  # a database server is reached now, not after the pool has trained
     if args.data_dir is not None:
         input_dir(args.data_dir, "--data-dir")

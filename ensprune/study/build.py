@@ -13,6 +13,7 @@ value in a spec fails when it is loaded, not after the pool has trained.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ensprune._registry import Registry
@@ -30,9 +31,11 @@ __all__ = [
     "MAX_SEED",
     "SEED_STRIDE",
     "SHARED_SELECTOR_SETTINGS",
+    "check_knob_types",
     "check_spec",
     "check_storage_url",
     "finetune_config",
+    "knob_types",
     "make_selector",
     "make_study_sampler",
     "member_seed",
@@ -180,36 +183,54 @@ def selector_kwargs(
             value = VOTING.canonical(str(value))
         kwargs[knob] = value
     SELECTORS.check_knobs(selector, kwargs)
-    _check_knob_types(SELECTORS.get(selector), selector, kwargs)
+    check_knob_types(SELECTORS.get(selector), kwargs, f"selector {selector!r}")
     return kwargs
 
 
-def _check_knob_types(cls: Any, selector: str, kwargs: Mapping[str, Any]) -> None:
-    """Refuse a knob whose value is not of its default's kind (``beta = "x"``), naming both.
+# annotation word -> (the values it admits, how a message names it)
+_KINDS: dict[str, tuple[Any, str]] = {
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "float": (lambda v: isinstance(v, int | float) and not isinstance(v, bool), "a number"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "None": (lambda v: v is None, "left out"),
+}
 
-    Ranges are the selector's own business (checked when it is built); this catches the values
-    that would otherwise fail inside it with a Python type error.
-    """
+
+def knob_types(plugin: Any) -> dict[str, str]:
+    """Knob name -> its annotation (``"float | None"``), for a dataclass or a function plugin."""
     import dataclasses
+    import inspect
 
-    if not dataclasses.is_dataclass(cls):
-        return
-    defaults = {
-        f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING
-    }
-    for knob, value in kwargs.items():
-        default = defaults.get(knob)
-        if isinstance(default, bool):
-            ok, kind = isinstance(value, bool), "true or false"
-        elif isinstance(default, int):
-            ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
-        elif isinstance(default, float):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            kind = "a number"
-        else:
-            continue
-        if not ok:
-            raise SpecError(f"{knob} of selector {selector!r} must be {kind}; got {value!r}")
+    if isinstance(plugin, type) and dataclasses.is_dataclass(plugin):
+        return {f.name: str(f.type) for f in dataclasses.fields(plugin) if f.init}
+    try:
+        parameters = inspect.signature(plugin).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    return {p.name: str(p.annotation) for p in parameters if p.annotation is not p.empty}
+
+
+def check_knob_types(plugin: Any, given: Mapping[str, Any], label: str) -> None:
+    """Refuse a knob whose value its annotation does not admit (``beta = "x"``), naming both.
+
+    Only plain annotations (unions of bool, int, float, str and None) are checked; ranges are
+    the plugin's own business. This catches values that would otherwise fail inside the plugin
+    with a Python type error, or only when it is first used (after training).
+
+    Raises:
+        SpecError: ``"<knob> of <label> must be a number or left out; got 'x'"``.
+    """
+    types = knob_types(plugin)
+    for knob, value in given.items():
+        words = [w.strip() for w in types.get(knob, "").split("|")]
+        if not all(w in _KINDS for w in words):
+            continue  # unannotated or a container type: left to the plugin
+        if not any(_KINDS[w][0](value) for w in words):
+            kinds = " or ".join(_KINDS[w][1] for w in words)
+            raise SpecError(f"{knob} of {label} must be {kinds}; got {value!r}")
+        if knob == "seed" and value is not None and not 0 <= value <= MAX_SEED:
+            raise SpecError(f"seed of {label} must lie in [0, {MAX_SEED}]; got {value!r}")
 
 
 def selector_settings(selection: SelectionSpec, seed: int) -> dict[str, Any]:
@@ -256,8 +277,6 @@ def check_storage_url(url: Any, where: str = "storage") -> None:
     Raises:
         StorageError: one line naming the problem and the accepted forms.
     """
-    from pathlib import Path
-
     from ensprune.errors import StorageError
     from ensprune.storage import JOURNAL_SUFFIXES
 
@@ -266,9 +285,7 @@ def check_storage_url(url: Any, where: str = "storage") -> None:
     if not url.strip():
         raise StorageError(f"{where} is empty; give {_STORAGE_FORMS}")
     if url.startswith("journal://") or ("://" not in url and url.endswith(JOURNAL_SUFFIXES)):
-        path = Path(url.removeprefix("journal://"))
-        if path.is_dir():
-            raise StorageError(f"{where} {url!r} is a directory; name a journal file in it")
+        _check_storage_file(Path(url.removeprefix("journal://")), url, where)
         return
     if "://" not in url:
         raise StorageError(
@@ -297,12 +314,21 @@ def check_storage_url(url: Any, where: str = "storage") -> None:
             f"{where} {redact(url)!r}: its database driver is not installed ({exc}); for "
             "PostgreSQL run pip install 'ensprune[postgres]'"
         ) from None
-    if (
-        parsed.drivername.startswith("sqlite")
-        and parsed.database
-        and Path(parsed.database).is_dir()
-    ):
-        raise StorageError(f"{where} {url!r} names a directory; name an SQLite file in it")
+    if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
+        _check_storage_file(Path(parsed.database), url, where)
+
+
+def _check_storage_file(path: Path, url: str, where: str) -> None:
+    """A storage file (SQLite or journal) must be a file, or creatable under a directory."""
+    from ensprune.errors import StorageError
+
+    if path.is_dir():
+        raise StorageError(f"{where} {url!r} names a directory; name a file in it")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise StorageError(f"{where} {url!r}: {parent} is a file, not a directory")
+            return
 
 
 def check_spec(spec: StudySpec) -> None:
@@ -330,6 +356,12 @@ def check_spec(spec: StudySpec) -> None:
     for path in spec.callbacks:  # importable and callable; called per member study
         resolve_factory(path)
     SAMPLERS.check_knobs(search.sampler, search.sampler_params, "[search.sampler_params]")
+    try:
+        check_knob_types(
+            SAMPLERS.get(search.sampler), search.sampler_params, f"sampler {search.sampler!r}"
+        )
+    except SpecError as exc:
+        raise SpecError(f"[search.sampler_params]: {exc}") from None
     try:
         make_study_sampler(search, spec.seed)
     except SpecError as exc:

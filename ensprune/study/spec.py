@@ -293,12 +293,13 @@ class StudySpec:
         # the name is a directory (runs/<name>): '.' and '..' would put the run somewhere else
         if (
             not self.name
+            or len(self.name) > MAX_NAME
             or set(self.name) == {"."}
             or not all(c.isalnum() or c in "-_." for c in self.name)
         ):
             fail(
-                "[study] name must be letters, digits, '-', '_' or '.' (not only dots: it names "
-                f"the run directory runs/<name>); got {self.name!r}"
+                f"[study] name must be 1 to {MAX_NAME} letters, digits, '-', '_' or '.' (not only "
+                f"dots: it names the run directory runs/<name>); got {self.name!r}"
             )
         # member studies are seeded with member_seed(seed, index): each must fit Optuna's samplers
         top_seed = (MAX_SEED - (len(self.members) - 1)) // SEED_STRIDE
@@ -325,6 +326,7 @@ class StudySpec:
             fail("[pool] architectures must name at least one model")
         for arch in self.pool.architectures:
             MODELS.get(arch)
+        _check_distinct(self.pool.architectures, "[pool] architectures", fail)
         if not self.pool.seeds:
             fail("[pool] seeds must list at least one seed")
         if len(set(self.pool.seeds)) != len(self.pool.seeds):
@@ -350,6 +352,7 @@ class StudySpec:
             fail("[search] methods must name at least one pruning method")
         for method in self.search.methods:
             METHODS.get(method)
+        _check_distinct(self.search.methods, "[search] methods", fail)
         for method in self.search.method_params:
             if method not in self.search.methods or not isinstance(
                 self.search.method_params[method], dict
@@ -465,6 +468,15 @@ def _check_int(value: Any, label: str, fail: Any, minimum: int, maximum: int | N
         fail(f"{label} must be an integer >= {minimum}; got {value!r}")
     if maximum is not None and value > maximum:
         fail(f"{label} must be an integer in [{minimum}, {maximum}]; got {value!r}")
+
+
+MAX_NAME = 100  # the name is a directory and a prefix of study names; file systems cap at 255
+
+
+def _check_distinct(names: tuple[str, ...], label: str, fail: Any) -> None:
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # canonical names: "LeNet300" and "lenet300" are one model
+        fail(f"{label} names {', '.join(map(repr, twice))} twice (names ignore case); keep one")
 
 
 # [study] keys and the types they take (the sections' keys are typed by their defaults)

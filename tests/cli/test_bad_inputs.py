@@ -192,6 +192,45 @@ CASES = [
     run_spec("selector-knob-unknown", spec(selection={"population": "5"}), "population"),
     run_spec("options-not-table", spec(selection={"options": "5"}), "options must be a table"),
     run_spec("pool-of-one", spec(pool={"seeds": "[0]"}), "at least 2 members"),
+    run_spec("section-odd-case", spec("[Search]\ntrials = 2\n"), "unknown section"),
+    run_spec("name-too-long", spec(study={"name": '"' + "a" * 300 + '"'}), "[study] name"),
+    run_spec(
+        "architectures-twice",
+        spec(pool={"architectures": '["model_a", "MODEL_A"]', "seeds": "[0]"}),
+        "twice",
+    ),
+    run_spec("methods-twice", spec(search={"methods": '["magnitude", "Magnitude"]'}), "twice"),
+    run_case(
+        "storage-under-file",
+        "run spec.toml",
+        "is a file",
+        spec_toml=spec(study={"storage": '"sqlite:///f/s.db"'}),
+        f="x",
+    ),
+    run_case(
+        "journal-under-file",
+        "run spec.toml --storage f/s.log",
+        "is a file",
+        spec_toml=spec(),
+        f="x",
+    ),
+    run_spec("storage-sqlite-dir", spec(study={"storage": '"sqlite:///."'}), "directory"),
+    run_spec(
+        "storage-unreachable",
+        spec(study={"storage": '"postgresql+psycopg2://u@127.0.0.1:1/db"'}),
+        "cannot open storage",
+    ),
+    run_spec(
+        "sampler-knob-type",
+        spec('[search.sampler_params]\nn_startup_trials = "x"\n'),
+        "n_startup_trials",
+    ),
+    run_spec("method-knob-type", spec("[search.method_params.magnitude]\nscope = 5\n"), "scope"),
+    run_spec("budget-text", spec(selection={"selector": '"ga"', "budget": '"lots"'}), "budget"),
+    run_spec("budget-negative", spec(selection={"selector": '"ga"', "budget": "-1"}), "budget"),
+    run_spec("selection-n-jobs", spec(selection={"n_jobs": "0"}), "n_jobs"),
+    run_spec("selection-seed-knob", spec(selection={"seed": "-1"}), "seed"),
+    run_spec("max-size-float", spec(selection={"max_size": "2.5"}), "max_size"),
     # ---------------------------------------------------------------- run: flags and paths
     run_case("run-dir-is-file", "run spec.toml --run-dir out", "out", spec_toml=spec(), out="x"),
     run_case(
@@ -247,6 +286,10 @@ CASES = [
     run_case("prune-checkpoint-dir", "prune --checkpoint ck", "ck", ck=DIR),
     run_case("prune-checkpoint-garbage", "prune --checkpoint ck.pt", "ck.pt", ck_pt=GARBAGE),
     run_case("prune-data-dir-file", "prune --data-dir d", "d", d="x"),
+    run_case("prune-model-arg-unknown", "prune --model-arg bogus=1", "bogus"),
+    run_case("prune-model-import", "prune --model nosuch.mod:f", "nosuch"),
+    run_case("prune-param-type", "prune --param scope=5", "scope"),
+    run_case("prune-storage-style-save", "prune --save .", "directory"),
     # ---------------------------------------------------------------- select: the file
     run_case("select-missing", "select nope.npz", "does not exist"),
     run_case("select-dir", "select p.npz", "is a directory", p_npz=DIR),
@@ -317,6 +360,39 @@ CASES = [
         "select-joint-selector", "select p.npz --mode joint --selector hq", "hq", p_npz=preds()
     ),
     run_case("select-mode", "select p.npz --mode both", "invalid choice", p_npz=preds()),
+    run_case("select-max-size-zero", "select p.npz --max-size 0", "max_size", p_npz=preds()),
+    run_case("select-negatives", "select p.npz --negatives 0", "negatives", p_npz=preds()),
+    run_case("select-draws", "select p.npz --negatives 2 --draws 0", "draws", p_npz=preds()),
+    run_case(
+        "select-budget-nan",
+        "select p.npz --selector ga --budget nan",
+        "budget",
+        p_npz=preds(cost=np.ones(3)),
+    ),
+    run_case(
+        "select-population-one",
+        "select p.npz --selector nsga2 --population 1",
+        "population",
+        p_npz=preds(),
+    ),
+    run_case(
+        "select-object-proba",
+        "select p.npz",
+        "cannot read",
+        p_npz=preds(proba=np.array([[[None]]], dtype=object)),
+    ),
+    run_case(
+        "select-names-2d", "select p.npz", "names", p_npz=preds(names=np.array([["a", "b"]] * 3))
+    ),
+    run_case(
+        "select-names-dup", "select p.npz", "unique", p_npz=preds(names=np.array(["a", "a", "b"]))
+    ),
+    run_case(
+        "select-joint-budget",
+        "select p.npz --mode joint --budget lots",
+        "budget",
+        p_npz=preds(member=np.array([0, 0, 1]), cost=np.ones(3)),
+    ),
     # ---------------------------------------------------------------- report
     run_case("report-missing", "report nope", "nope"),
     run_case("report-file", "report r", "r", r="x"),
@@ -325,6 +401,8 @@ CASES = [
     run_case("report-run-json-list", "report r", "run.json", **{"r/run.json": "[]"}),
     run_case("report-out-file", "report r --out f", "--out", f="x", **{"r/run.json": "{}"}),
     run_case("report-json-quiet", "report r --json --quiet", "not allowed", r=DIR),
+    run_case("report-out-under-file", "report r --out f/rep", "f", f="x", r=DIR),
+    run_case("report-dir-empty", "report r", "run.json", r=DIR),
     # ---------------------------------------------------------------- dashboard
     run_case("dashboard-nothing", "dashboard", "exactly one"),
     run_case("dashboard-both", "dashboard r --storage x.log", "exactly one", r=DIR),
@@ -396,3 +474,48 @@ def test_bad_input_is_one_line_and_exit_2(
 def _takes_no_download(case: Case) -> bool:
     # run and prune download missing datasets; a bad input must fail without touching the network
     return bool(case.argv) and case.argv[0] in ("run", "prune") and "--help" not in case.argv
+
+
+def _load(text: str, tmp_path: Path) -> Any:
+    from ensprune.study.spec import StudySpec
+
+    path = tmp_path / "spec.toml"
+    path.write_text(text)
+    return StudySpec.from_toml(path)
+
+
+def test_the_inputs_the_cases_break_are_valid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each case changes one thing of a valid input, so the refusal is that thing's doing."""
+    from ensprune.study.spec import StudySpec
+
+    valid = _load(spec(), tmp_path)
+    assert valid.name == "bad" and len(valid.members) == 2
+    for example in sorted(Path(__file__).parents[2].joinpath("studies").glob("*.toml")):
+        StudySpec.from_toml(example)  # the shipped specs pass every new check
+    monkeypatch.chdir(tmp_path)
+    _write(
+        tmp_path, {"p.npz": preds(), "m.npz": preds(member=np.array([0, 0, 1]), cost=np.ones(3))}
+    )
+    assert main(["select", "p.npz", "--quiet", "--seed", str(2**32 - 1), "--table", "t.csv"]) == 0
+    assert (tmp_path / "t.csv").is_file()
+    assert main(["select", "m.npz", "--mode", "joint", "--budget", "2", "--quiet"]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_the_largest_study_seed_fits_every_member_study(tmp_path: Path) -> None:
+    """[study] seed's bound is where the last member's derived sampler seed reaches 2**32 - 1."""
+    from ensprune.errors import SpecError
+    from ensprune.study.build import MAX_SEED, make_study_sampler, member_seed
+    from ensprune.study.pipeline import _member_seed
+
+    last = len(_load(spec(), tmp_path).members) - 1
+    top = (MAX_SEED - last) // (member_seed(1, 0) - member_seed(0, 0))
+    largest = _load(spec(study={"seed": str(top)}), tmp_path)
+    assert _member_seed(largest, last) == member_seed(top, last) <= MAX_SEED
+    make_study_sampler(largest.search, member_seed(top, last))  # Optuna takes it
+    with pytest.raises(SpecError, match=r"\[study\] seed"):
+        _load(spec(study={"seed": str(top + 1)}), tmp_path)
+    with pytest.raises(SpecError, match=r"2\*\*32"):  # what the bound protects against
+        make_study_sampler(largest.search, member_seed(top + 1, last))
