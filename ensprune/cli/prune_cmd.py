@@ -131,8 +131,10 @@ def parse_params(pairs: list[str], flag: str = "--param") -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from ensprune.cli._checks import input_dir, output_file
+    from ensprune.study.build import check_device
     from ensprune.study.single import prune_one
 
+    check_device(args.device, "--device")
     if args.save is not None:  # refused now, not after training
         output_file(args.save, "--save")
     if args.data_dir is not None:

@@ -31,6 +31,7 @@ __all__ = [
     "MAX_SEED",
     "SEED_STRIDE",
     "SHARED_SELECTOR_SETTINGS",
+    "check_device",
     "check_knob_types",
     "check_spec",
     "check_storage_url",
@@ -263,6 +264,23 @@ def make_selector(selection: SelectionSpec, seed: int) -> Selector:
 
 
 # ------------------------------------------------------------------------------------ whole spec
+
+
+def check_device(device: str, where: str = "device") -> None:
+    """Refuse ``cuda`` on a machine where torch sees no CUDA device (it would fail at training).
+
+    Raises:
+        SpecError: naming ``where`` and the alternatives.
+    """
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SpecError(
+                f"{where} is cuda, but torch sees no CUDA device on this machine; use cpu, or "
+                "auto (CUDA when there is one)"
+            )
+
 
 _STORAGE_FORMS = "sqlite:///PATH.db, postgresql+psycopg2://USER@HOST/DB or a PATH.log journal file"
 

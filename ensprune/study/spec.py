@@ -281,6 +281,7 @@ class StudySpec:
         from ensprune.study.build import (
             MAX_SEED,
             SEED_STRIDE,
+            check_device,
             check_spec,
             check_storage_url,
             split_names,
@@ -312,6 +313,10 @@ class StudySpec:
         _check_int(self.workers, "[study] workers", fail, minimum=1)
         if self.device not in ("cpu", "cuda", "auto"):
             fail(f"[study] device must be cpu, cuda or auto; got {self.device!r}")
+        try:
+            check_device(self.device, "[study] device")
+        except SpecError as exc:
+            fail(str(exc))
         DATASETS.get(self.data.dataset)
         for frac, label in (
             (self.data.val_fraction, "val_fraction"),
@@ -329,10 +334,10 @@ class StudySpec:
         _check_distinct(self.pool.architectures, "[pool] architectures", fail)
         if not self.pool.seeds:
             fail("[pool] seeds must list at least one seed")
-        if len(set(self.pool.seeds)) != len(self.pool.seeds):
-            fail("[pool] seeds must be distinct")
         for s in self.pool.seeds:
             _check_int(s, "[pool] seeds", fail, minimum=0, maximum=MAX_SEED)
+        if len(set(self.pool.seeds)) != len(self.pool.seeds):
+            fail("[pool] seeds must be distinct")
         _check_int(self.pool.epochs, "[pool] epochs", fail, minimum=1)
         _check_int(self.pool.batch_size, "[pool] batch_size", fail, minimum=1)
         _check_int(self.pool.patience, "[pool] patience", fail, minimum=0)

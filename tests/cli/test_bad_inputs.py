@@ -73,6 +73,7 @@ class Case:
     argv: tuple[str, ...]
     expect: str
     files: dict[str, Any] = field(default_factory=dict)
+    needs_no_cuda: bool = False  # a case about a missing CUDA device
 
 
 def run_case(id: str, argv: str, expect: str, **files: Any) -> Case:
@@ -231,6 +232,31 @@ CASES = [
     run_spec("selection-n-jobs", spec(selection={"n_jobs": "0"}), "n_jobs"),
     run_spec("selection-seed-knob", spec(selection={"seed": "-1"}), "seed"),
     run_spec("max-size-float", spec(selection={"max_size": "2.5"}), "max_size"),
+    run_spec("voting-weighted-hq", spec(selection={"voting": '"weighted"'}), "weighted"),
+    run_spec("metric-list", spec(selection={"metric": '["gd"]'}), "must be a string"),
+    run_spec("sparsity-strings", spec(search={"sparsity": '["a", "b"]'}), "sparsity"),
+    run_spec("sparsity-scalar", spec(search={"sparsity": "0.5"}), "must be a list"),
+    run_spec("seeds-strings", spec(pool={"seeds": '["0", "1"]'}), "[pool] seeds"),
+    run_spec("seeds-nested", spec(pool={"seeds": "[[0], [1]]"}), "[pool] seeds"),
+    run_spec("method-params-not-table", spec(search={"method_params": "5"}), "must be a table"),
+    run_spec(
+        "method-params-knob-list", spec("[search.method_params.magnitude]\nscope = []\n"), "scope"
+    ),
+    run_spec("sampler-params-not-table", spec(search={"sampler_params": '"x"'}), "must be a table"),
+    run_spec("max-train-bool", spec(data={"max_train": "true"}), "max_train"),
+    run_spec("temperature-zero", spec(search={"temperature": "0.0"}), "temperature"),
+    run_spec("distill-negative", spec(search={"distill": "-0.1"}), "distill"),
+    run_spec("tolerance-one", spec(search={"accuracy_tolerance": "1.0"}), "accuracy_tolerance"),
+    run_spec("callbacks-not-callable", spec(study={"callbacks": '["os:sep"]'}), "os:sep"),
+    run_spec("callbacks-no-colon", spec(study={"callbacks": '["os.path"]'}), "os.path"),
+    run_spec("date-value", spec(study={"seed": "1979-05-27"}), "[study] seed"),
+    Case(
+        "device-cuda-absent",
+        ("run", "spec.toml"),
+        "no CUDA device",
+        {"spec.toml": spec(study={"device": '"cuda"'})},
+        needs_no_cuda=True,
+    ),
     # ---------------------------------------------------------------- run: flags and paths
     run_case("run-dir-is-file", "run spec.toml --run-dir out", "out", spec_toml=spec(), out="x"),
     run_case(
@@ -290,6 +316,7 @@ CASES = [
     run_case("prune-model-import", "prune --model nosuch.mod:f", "nosuch"),
     run_case("prune-param-type", "prune --param scope=5", "scope"),
     run_case("prune-storage-style-save", "prune --save .", "directory"),
+    Case("prune-cuda-absent", ("prune", "--device", "cuda"), "no CUDA device", needs_no_cuda=True),
     # ---------------------------------------------------------------- select: the file
     run_case("select-missing", "select nope.npz", "does not exist"),
     run_case("select-dir", "select p.npz", "is a directory", p_npz=DIR),
@@ -454,6 +481,12 @@ def test_bad_input_is_one_line_and_exit_2(
 ) -> None:
     import ensprune.study.pipeline
     import ensprune.study.single
+
+    if case.needs_no_cuda:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has a CUDA device")
 
     monkeypatch.setattr(ensprune.study.pipeline, "train_model", _no_training)
     monkeypatch.setattr(ensprune.study.single, "train_model", _no_training)
