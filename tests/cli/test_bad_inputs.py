@@ -59,6 +59,27 @@ def preds(members: int = 3, samples: int = 30, classes: int = 3, **arrays: Any) 
     return {k: v for k, v in out.items() if v is not None}
 
 
+def torch_file(payload: Any) -> Any:
+    """A writer of ``payload`` with ``torch.save`` (imported when the case runs)."""
+
+    def write(path: Path) -> None:
+        import torch
+
+        torch.save(payload() if callable(payload) else payload, path)
+
+    return write
+
+
+def _tensor_state() -> dict[str, Any]:
+    import torch
+
+    return {"fc.weight": torch.zeros(2, 2)}
+
+
+class _Pickled:  # a pickled object: weights_only=True refuses it
+    pass
+
+
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 GARBAGE = bytes(range(256)) * 4
 NAN_PROBA = preds()["proba"].copy()
@@ -317,6 +338,23 @@ CASES = [
     run_case("prune-param-type", "prune --param scope=5", "scope"),
     run_case("prune-storage-style-save", "prune --save .", "directory"),
     Case("prune-cuda-absent", ("prune", "--device", "cuda"), "no CUDA device", needs_no_cuda=True),
+    run_case("prune-model-arg-type", "prune --model resnet20 --model-arg width=wide", "width"),
+    run_case("prune-model-arg-range", "prune --model resnet20 --model-arg width=-5", "width"),
+    run_case(
+        "prune-checkpoint-other-model",
+        "prune --checkpoint ck.pt",
+        "ck.pt",
+        ck_pt=torch_file(_tensor_state),
+    ),
+    run_case(
+        "prune-checkpoint-pickle",
+        "prune --checkpoint ck.pt",
+        "weights_only",
+        ck_pt=torch_file(_Pickled()),
+    ),
+    run_case(
+        "prune-checkpoint-list", "prune --checkpoint ck.pt", "state_dict", ck_pt=torch_file([1, 2])
+    ),
     # ---------------------------------------------------------------- select: the file
     run_case("select-missing", "select nope.npz", "does not exist"),
     run_case("select-dir", "select p.npz", "is a directory", p_npz=DIR),
@@ -455,6 +493,8 @@ def _write(root: Path, files: dict[str, Any]) -> None:
             path.write_text(content)
         elif isinstance(content, bytes):
             path.write_bytes(content)
+        elif callable(content):  # writes the file itself (e.g. torch.save)
+            content(path)
         elif isinstance(content, np.ndarray):
             with path.open("wb") as fh:  # exactly this name, no .npy added
                 np.save(fh, content)
