@@ -131,10 +131,15 @@ def parse_params(pairs: list[str], flag: str = "--param") -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from ensprune.cli._checks import input_dir, output_file
-    from ensprune.study.build import check_device
+    from ensprune.pruning import METHODS
+    from ensprune.study.build import check_device, check_knob_types
     from ensprune.study.single import prune_one
 
     check_device(args.device, "--device")
+    params = parse_params(args.param)
+    method = METHODS.canonical(args.method)
+    METHODS.check_knobs(method, params, "--param")
+    check_knob_types(METHODS.get(method), params, f"--param of pruning method {method!r}")
     if args.save is not None:  # refused now, not after training
         output_file(args.save, "--save")
     if args.data_dir is not None:
@@ -154,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr,
         batch_size=args.batch_size,
         seed=args.seed,
-        params=parse_params(args.param),
+        params=params,
         max_train=args.max_train,
         data_dir=args.data_dir,
         download=not args.no_download,

@@ -368,6 +368,7 @@ def check_spec(spec: StudySpec) -> None:
         where = f"[search.method_params.{name}]"
         METHODS.check_knobs(name, params, where)
         try:
+            check_knob_types(METHODS.get(name), params, f"pruning method {name!r}")
             make_method(name, **params)
         except SpecError as exc:
             raise SpecError(f"{where}: {exc}") from None

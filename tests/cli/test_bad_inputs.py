@@ -278,6 +278,21 @@ CASES = [
         {"spec.toml": spec(study={"device": '"cuda"'})},
         needs_no_cuda=True,
     ),
+    run_spec(
+        "method-knob-text-for-number",
+        spec('[search.method_params.magnitude]\nanneal = "x"\n'),
+        "anneal",
+    ),
+    run_spec(
+        "method-knob-bool-for-number",
+        spec("[search.method_params.magnitude]\nmax_layer_sparsity = true\n"),
+        "max_layer_sparsity",
+    ),
+    run_spec(
+        "method-knob-float-for-int",
+        spec("[search.method_params.magnitude]\nrounds = 2.5\n"),
+        "rounds",
+    ),
     # ---------------------------------------------------------------- run: flags and paths
     run_case("run-dir-is-file", "run spec.toml --run-dir out", "out", spec_toml=spec(), out="x"),
     run_case(
@@ -355,6 +370,10 @@ CASES = [
     run_case(
         "prune-checkpoint-list", "prune --checkpoint ck.pt", "state_dict", ck_pt=torch_file([1, 2])
     ),
+    run_case(
+        "prune-param-text-for-number", "prune --method dropnet --param fraction=x", "fraction"
+    ),
+    run_case("prune-param-nan-for-int", "prune --method dropnet --param align=NaN", "align"),
     # ---------------------------------------------------------------- select: the file
     run_case("select-missing", "select nope.npz", "does not exist"),
     run_case("select-dir", "select p.npz", "is a directory", p_npz=DIR),
