@@ -76,6 +76,20 @@ def _tensor_state() -> dict[str, Any]:
     return {"fc.weight": torch.zeros(2, 2)}
 
 
+def journal_storage(path: Path) -> None:
+    """An Optuna journal storage holding one study."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study" line on stderr
+    try:
+        optuna.create_study(storage=JournalStorage(JournalFileBackend(str(path))), study_name="s")
+    finally:
+        optuna.logging.set_verbosity(level)
+
+
 class _Pickled:  # a pickled object: weights_only=True refuses it
     pass
 
@@ -499,6 +513,12 @@ CASES = [
     run_case("dashboard-garbage-db", "dashboard --storage sqlite:///g.db", "g.db", g_db=GARBAGE),
     run_case("dashboard-garbage-journal", "dashboard --storage g.log", "g.log", g_log=GARBAGE),
     run_case("dashboard-png-run-dir", "dashboard p.png", "p.png", p_png=PNG),
+    run_case(
+        "dashboard-host-unbindable",
+        "dashboard --storage s.log --host 10.255.255.1 --port 0",
+        "cannot listen",
+        s_log=journal_storage,
+    ),
 ]
 
 
@@ -552,6 +572,7 @@ def test_bad_input_is_one_line_and_exit_2(
     monkeypatch.setenv("ENSPRUNE_DATA_DIR", str(tmp_path / "no-data"))  # never download here
     monkeypatch.chdir(tmp_path)
     _write(tmp_path, case.files)
+    capsys.readouterr()  # only what the command writes counts
     try:
         code = main([*case.argv, "--no-download"] if _takes_no_download(case) else list(case.argv))
     except SystemExit as exc:  # argparse
