@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     quiet = bool(args.quiet or args.json)
     configure_logging(verbose=not quiet)
     spec = StudySpec.from_toml(args.spec)  # every name and knob is checked here, before training
-    _check_paths(args, spec)
+    _check_before_training(args, spec)
     try:
         text = args.spec.read_text(encoding="utf-8")
     except OSError as exc:  # pragma: no cover - from_toml read it a moment ago
@@ -71,11 +71,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_paths(args: argparse.Namespace, spec: Any) -> None:
-    """The run directory, storage and data directory, checked before any data is loaded."""
+def _check_before_training(args: argparse.Namespace, spec: Any) -> None:
+    """What the spec alone cannot tell: the run directory, storage, data directory and device."""
     from ensprune.cli._checks import input_dir, output_dir
-    from ensprune.study.build import check_storage_url
+    from ensprune.study.build import check_device, check_storage_url
 
+    # the pool trains in this process; a spec may name cuda for another machine, not for this one
+    check_device(spec.device, f"{args.spec}: [study] device")
     if args.run_dir is not None:
         output_dir(args.run_dir, "--run-dir")
     elif spec.run_dir is not None:

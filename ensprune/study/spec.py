@@ -281,7 +281,6 @@ class StudySpec:
         from ensprune.study.build import (
             MAX_SEED,
             SEED_STRIDE,
-            check_device,
             check_spec,
             check_storage_url,
             split_names,
@@ -313,10 +312,6 @@ class StudySpec:
         _check_int(self.workers, "[study] workers", fail, minimum=1)
         if self.device not in ("cpu", "cuda", "auto"):
             fail(f"[study] device must be cpu, cuda or auto; got {self.device!r}")
-        try:
-            check_device(self.device, "[study] device")
-        except SpecError as exc:
-            fail(str(exc))
         DATASETS.get(self.data.dataset)
         for frac, label in (
             (self.data.val_fraction, "val_fraction"),
