@@ -29,7 +29,7 @@ BASE_SPEC: dict[str, dict[str, str]] = {
 }
 
 
-def spec(extra: str = "", **changes: dict[str, str | None] | None) -> str:
+def spec(extra: str = "", /, **changes: dict[str, str | None] | None) -> str:
     """The base spec with ``changes`` (section -> {key: TOML literal or None}, or None to drop the
     section) and ``extra`` text."""
     sections = {name: dict(keys) for name, keys in BASE_SPEC.items()}
@@ -530,6 +530,41 @@ CASES = [
 ]
 
 
+def _wrong_type_cases() -> list[Case]:
+    """Every spec key given a value of the wrong type; the message must name the key."""
+    import dataclasses
+
+    from ensprune.study.spec import DataSpec, PoolSpec, SearchSpec, SelectionSpec
+
+    study = {"name": "5", "seed": '"0"', "storage": "[1]", "run_dir": "{a = 1}", "device": "1"}
+    study.update(workers="1.5", callbacks="{a = 1}")
+    cases = [run_spec(f"type-study-{k}", spec(study={k: v}), k) for k, v in study.items()]
+    for section, cls in (
+        ("data", DataSpec),
+        ("pool", PoolSpec),
+        ("search", SearchSpec),
+        ("selection", SelectionSpec),
+    ):
+        for f in dataclasses.fields(cls):
+            default: Any = f.default
+            if f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+            if isinstance(default, str):
+                value = "1"
+            elif isinstance(default, dict):
+                value = "[1]"
+            elif isinstance(default, tuple):
+                value = '{a = "x"}'
+            else:  # numbers and optional numbers or names
+                value = "[true]"
+            change: dict[str, dict[str, str | None] | None] = {section: {f.name: value}}
+            cases.append(run_spec(f"type-{section}-{f.name}", spec(**change), f.name))
+    return cases
+
+
+CASES += _wrong_type_cases()
+
+
 def _write(root: Path, files: dict[str, Any]) -> None:
     for name, content in files.items():
         path = root / name
@@ -581,6 +616,7 @@ def test_bad_input_is_one_line_and_exit_2(
     monkeypatch.chdir(tmp_path)
     _write(tmp_path, case.files)
     capsys.readouterr()  # only what the command writes counts
+    code: int | str | None
     try:
         code = main([*case.argv, "--no-download"] if _takes_no_download(case) else list(case.argv))
     except SystemExit as exc:  # argparse
