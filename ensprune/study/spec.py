@@ -326,13 +326,13 @@ class StudySpec:
             fail("[pool] architectures must name at least one model")
         for arch in self.pool.architectures:
             MODELS.get(arch)
-        _check_distinct(self.pool.architectures, "[pool] architectures", fail)
         if not self.pool.seeds:
             fail("[pool] seeds must list at least one seed")
         for s in self.pool.seeds:
             _check_int(s, "[pool] seeds", fail, minimum=0, maximum=MAX_SEED)
         if len(set(self.pool.seeds)) != len(self.pool.seeds):
             fail("[pool] seeds must be distinct")
+        _check_distinct(self.pool.architectures, "[pool] architectures", fail)
         _check_int(self.pool.epochs, "[pool] epochs", fail, minimum=1)
         _check_int(self.pool.batch_size, "[pool] batch_size", fail, minimum=1)
         _check_int(self.pool.patience, "[pool] patience", fail, minimum=0)
