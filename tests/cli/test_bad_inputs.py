@@ -233,7 +233,7 @@ CASES = [
     run_spec(
         "architectures-twice",
         spec(pool={"architectures": '["model_a", "MODEL_A"]', "seeds": "[0]"}),
-        "twice",
+        "[pool] architectures",
     ),
     run_spec("methods-twice", spec(search={"methods": '["magnitude", "Magnitude"]'}), "twice"),
     run_case(
