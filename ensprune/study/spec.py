@@ -448,8 +448,6 @@ def _build(cls: type[Any], values: dict[str, Any], key: str, source: str) -> Any
         if isinstance(default, tuple) or name in ("architectures", "seeds", "methods"):
             if not isinstance(value, list):
                 raise SpecError(f"{source}: [{key}] {name} must be a list; got {value!r}")
-            if name in ("architectures", "methods") and not all(isinstance(v, str) for v in value):
-                raise SpecError(f"{source}: [{key}] {name} must be a list of names; got {value!r}")
             value = tuple(value)
         elif isinstance(default, dict) and not isinstance(value, dict):
             raise SpecError(f"{source}: [{key}] {name} must be a table; got {value!r}")
