@@ -506,6 +506,13 @@ CASES = [
     run_case("report-run-json-garbage", "report r", "run.json", **{"r/run.json": "{oops"}),
     run_case("report-run-json-list", "report r", "run.json", **{"r/run.json": "[]"}),
     run_case("report-out-file", "report r --out f", "--out", f="x", **{"r/run.json": "{}"}),
+    run_case("report-run-json-binary", "report r", "run.json", **{"r/run.json": GARBAGE}),
+    run_case(
+        "report-trials-garbage",
+        "report r",
+        "r",
+        **{"r/run.json": '{"format": 1, "stages": {}}', "r/trials.csv": GARBAGE},
+    ),
     run_case("report-json-quiet", "report r --json --quiet", "not allowed", r=DIR),
     run_case("report-out-under-file", "report r --out f/rep", "f", f="x", r=DIR),
     run_case("report-dir-empty", "report r", "run.json", r=DIR),
@@ -521,6 +528,18 @@ CASES = [
     run_case("dashboard-garbage-db", "dashboard --storage sqlite:///g.db", "g.db", g_db=GARBAGE),
     run_case("dashboard-garbage-journal", "dashboard --storage g.log", "g.log", g_log=GARBAGE),
     run_case("dashboard-png-run-dir", "dashboard p.png", "p.png", p_png=PNG),
+    run_case(
+        "dashboard-run-storage-missing",
+        "dashboard r",
+        "nope.db",
+        **{"r/run.json": '{"storage": "sqlite:///nope.db"}'},
+    ),
+    run_case(
+        "dashboard-run-storage-int", "dashboard r", "storage", **{"r/run.json": '{"storage": 5}'}
+    ),
+    run_case("dashboard-run-json-garbage", "dashboard r", "run.json", **{"r/run.json": GARBAGE}),
+    run_case("dashboard-storage-dir", "dashboard --storage d.log", "d.log", d_log=DIR),
+    run_case("dashboard-port-negative", "dashboard --storage x.log --port=-1", "port"),
     run_case(
         "dashboard-host-unbindable",
         "dashboard --storage s.log --host 10.255.255.1 --port 0",
