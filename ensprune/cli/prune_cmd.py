@@ -108,7 +108,7 @@ def add_parser(subparsers: Any) -> None:
         default=0.0,
         help="fine-tuning distils from the dense network with this weight α in [0, 1] (T = 4)",
     )
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
+    parser.add_argument("--device", default="cpu", type=str.lower, choices=("cpu", "cuda", "auto"))
     parser.add_argument("--save", type=Path, help="write the pruned checkpoint here")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

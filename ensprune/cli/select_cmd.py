@@ -75,6 +75,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--mode",
         default="team",
+        type=str.lower,
         choices=("team", "joint"),
         help="team: choose members of PREDS.npz (default); joint: PREDS.npz is a menu of "
         "operating points, choose each member's point (or out) and the team under --budget",
@@ -105,6 +106,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--normalize",
+        type=str.lower,
         choices=(
             "none",
             "candidates",

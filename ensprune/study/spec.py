@@ -244,6 +244,8 @@ class StudySpec:
         pool = self.pool
         return dataclasses.replace(
             self,
+            # "CPU" is cpu, like every other name (a non-string is left for validate to refuse)
+            device=self.device.strip().lower() if isinstance(self.device, str) else self.device,
             data=dataclasses.replace(self.data, dataset=DATASETS.canonical(self.data.dataset)),
             pool=dataclasses.replace(
                 pool,

@@ -668,6 +668,7 @@ def test_the_inputs_the_cases_break_are_valid(
 
     valid = _load(spec(), tmp_path)
     assert valid.name == "bad" and len(valid.members) == 2
+    assert _load(spec(study={"device": '"CPU"'}), tmp_path).device == "cpu"  # names in any case
     for example in sorted(Path(__file__).parents[2].joinpath("studies").glob("*.toml")):
         StudySpec.from_toml(example)  # the shipped specs pass every new check
     monkeypatch.chdir(tmp_path)
@@ -676,7 +677,7 @@ def test_the_inputs_the_cases_break_are_valid(
     )
     assert main(["select", "p.npz", "--quiet", "--seed", str(2**32 - 1), "--table", "t.csv"]) == 0
     assert (tmp_path / "t.csv").is_file()
-    assert main(["select", "m.npz", "--mode", "joint", "--budget", "2", "--quiet"]) == 0
+    assert main(["select", "m.npz", "--mode", "JOINT", "--budget", "2", "--quiet"]) == 0
     assert "Traceback" not in capsys.readouterr().err
 
 
