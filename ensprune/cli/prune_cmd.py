@@ -108,11 +108,11 @@ def add_parser(subparsers: Any) -> None:
         default=0.0,
         help="fine-tuning distils from the dense network with this weight α in [0, 1] (T = 4)",
     )
-    parser.add_argument("--device", default="cpu", type=str.lower, choices=("cpu", "cuda", "auto"))
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
     parser.add_argument("--save", type=Path, help="write the pruned checkpoint here")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=check_then_run)
 
 
 def parse_params(pairs: list[str], flag: str = "--param") -> dict[str, Any]:
@@ -129,21 +129,26 @@ def parse_params(pairs: list[str], flag: str = "--param") -> dict[str, Any]:
     return params
 
 
-def run(args: argparse.Namespace) -> int:
+def check_then_run(args: argparse.Namespace) -> int:
+    """Refuse what the library would only find after training, then :func:`run`."""
     from ensprune.cli._checks import input_dir, output_file
     from ensprune.pruning import METHODS
     from ensprune.study.build import check_device, check_knob_types
-    from ensprune.study.single import prune_one
 
     check_device(args.device, "--device")
     params = parse_params(args.param)
     method = METHODS.canonical(args.method)
     METHODS.check_knobs(method, params, "--param")
     check_knob_types(METHODS.get(method), params, f"--param of pruning method {method!r}")
-    if args.save is not None:  # refused now, not after training
+    if args.save is not None:
         output_file(args.save, "--save")
     if args.data_dir is not None:
         input_dir(args.data_dir, "--data-dir")
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ensprune.study.single import prune_one
 
     result = prune_one(
         dataset=args.dataset,
@@ -159,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr,
         batch_size=args.batch_size,
         seed=args.seed,
-        params=params,
+        params=parse_params(args.param),
         max_train=args.max_train,
         data_dir=args.data_dir,
         download=not args.no_download,

@@ -36,7 +36,6 @@ __all__ = [
     "check_spec",
     "check_storage_url",
     "finetune_config",
-    "knob_types",
     "make_selector",
     "make_study_sampler",
     "member_seed",
@@ -198,7 +197,7 @@ _KINDS: dict[str, tuple[Any, str]] = {
 }
 
 
-def knob_types(plugin: Any) -> dict[str, str]:
+def _knob_types(plugin: Any) -> dict[str, str]:
     """Knob name -> its annotation (``"float | None"``), for a dataclass or a function plugin."""
     import dataclasses
     import inspect
@@ -222,7 +221,7 @@ def check_knob_types(plugin: Any, given: Mapping[str, Any], label: str) -> None:
     Raises:
         SpecError: ``"<knob> of <label> must be a number or left out; got 'x'"``.
     """
-    types = knob_types(plugin)
+    types = _knob_types(plugin)
     for knob, value in given.items():
         words = [w.strip() for w in types.get(knob, "").split("|")]
         if not all(w in _KINDS for w in words):
