@@ -53,16 +53,22 @@ def run(args: argparse.Namespace) -> int:
 
     if (args.run_dir is None) == (args.storage is None):
         raise SpecError("give either a run directory or --storage URL (exactly one)")
+    if args.storage is not None and not args.storage.strip():
+        raise SpecError(
+            "--storage is empty; give sqlite:///PATH.db, postgresql+psycopg2://USER@HOST/DB "
+            "or a journal file path"
+        )
     url, run_dir = resolve_storage(args.storage if args.storage is not None else args.run_dir)
     storage = open_dashboard_storage(url, run_dir)  # fail before announcing a server
-    if args.host not in _LOOPBACK:
-        print(
-            f"warning: optuna-dashboard has no login; anyone who reaches {args.host}:{args.port} "
-            "can read and edit these studies",
-            file=sys.stderr,
-        )
 
     def announce(where: str) -> None:  # only once the server has answered a request
+        # the warning waits too: a host that cannot be bound gets its one error line alone
+        if args.host not in _LOOPBACK:
+            print(
+                f"warning: optuna-dashboard has no login; anyone who reaches {where} can read "
+                "and edit these studies",
+                file=sys.stderr,
+            )
         print(f"optuna-dashboard on {redact(url)}: {where} (Ctrl-C to stop)", flush=True)
 
     serve_dashboard(storage, host=args.host, port=args.port, on_ready=announce)

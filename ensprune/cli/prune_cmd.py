@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ensprune.cli._checks import finite_float, int_at_least, seed
 from ensprune.errors import SpecError
 
 
@@ -44,27 +45,30 @@ def add_parser(subparsers: Any) -> None:
         "--method", default="magnitude", help="pruning method, any case (default: magnitude)"
     )
     parser.add_argument(
-        "--sparsity", type=float, default=0.9, help="share of weights to remove, in [0, 1)"
+        "--sparsity", type=finite_float, default=0.9, help="share of weights to remove, in [0, 1)"
     )
     parser.add_argument(
-        "--epochs", type=int, default=40, help="max dense training epochs (early stopping)"
+        "--epochs",
+        type=int_at_least(0),
+        default=40,
+        help="max dense training epochs (early stopping)",
     )
     parser.add_argument(
         "--finetune-epochs",
-        type=int,
+        type=int_at_least(0),
         default=None,
         help="fine-tuning epochs (default: half of --epochs; all of them for methods that reset "
         "and retrain, such as dropnet)",
     )
-    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+    parser.add_argument("--lr", type=finite_float, default=1e-3, help="learning rate")
     parser.add_argument(
         "--optimizer",
         default="adam",
         help="dense training optimiser, any case (default: adam; see `ensprune list optimizers`)",
     )
-    parser.add_argument("--batch-size", type=int, default=64, help="mini-batch size")
+    parser.add_argument("--batch-size", type=int_at_least(1), default=64, help="mini-batch size")
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of splits, init, training and pruning"
+        "--seed", type=seed, default=0, help="seed of splits, init, training and pruning"
     )
     parser.add_argument(
         "--param",
@@ -73,7 +77,9 @@ def add_parser(subparsers: Any) -> None:
         metavar="KEY=VALUE",
         help="a method knob, e.g. --param scope=layer (repeatable; values parsed as JSON when possible)",
     )
-    parser.add_argument("--max-train", type=int, default=None, help="subsample the training split")
+    parser.add_argument(
+        "--max-train", type=int_at_least(1), default=None, help="subsample the training split"
+    )
     parser.add_argument(
         "--data-dir", type=Path, help="dataset directory (default: $ENSPRUNE_DATA_DIR or ./data)"
     )
@@ -92,13 +98,13 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--clean-epochs",
-        type=int,
+        type=int,  # range checked by the training config, before any data is loaded
         default=0,
         help="the last N fine-tuning epochs skip --augment (very sparse networks underfit it)",
     )
     parser.add_argument(
         "--distill",
-        type=float,
+        type=finite_float,
         default=0.0,
         help="fine-tuning distils from the dense network with this weight α in [0, 1] (T = 4)",
     )
@@ -106,7 +112,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--save", type=Path, help="write the pruned checkpoint here")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=check_then_run)
 
 
 def parse_params(pairs: list[str], flag: str = "--param") -> dict[str, Any]:
@@ -121,6 +127,24 @@ def parse_params(pairs: list[str], flag: str = "--param") -> dict[str, Any]:
         except json.JSONDecodeError:
             params[key] = raw
     return params
+
+
+def check_then_run(args: argparse.Namespace) -> int:
+    """Refuse what the library would only find after training, then :func:`run`."""
+    from ensprune.cli._checks import input_dir, output_file
+    from ensprune.pruning import METHODS
+    from ensprune.study.build import check_device, check_knob_types
+
+    check_device(args.device, "--device")
+    params = parse_params(args.param)
+    method = METHODS.canonical(args.method)
+    METHODS.check_knobs(method, params, "--param")
+    check_knob_types(METHODS.get(method), params, f"--param of pruning method {method!r}")
+    if args.save is not None:
+        output_file(args.save, "--save")
+    if args.data_dir is not None:
+        input_dir(args.data_dir, "--data-dir")
+    return run(args)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -29,9 +29,12 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the report; print the summary (text, or JSON with ``--json``)."""
+    from ensprune.cli._checks import output_dir
     from ensprune.report import build_report, format_summary
     from ensprune.report.html import SUMMARY_JSON
 
+    if args.out is not None:  # before the run is read: a file here would fail half-way
+        output_dir(args.out, "--out")
     html_path = build_report(args.run_dir, args.out)
     if args.quiet:
         return 0

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ensprune.cli._checks import int_at_least
+
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -27,7 +29,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--workers",
-        type=int,
+        type=int_at_least(1),
         help="member studies searched in parallel processes (default: spec's)",
     )
     parser.add_argument(
@@ -46,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     quiet = bool(args.quiet or args.json)
     configure_logging(verbose=not quiet)
     spec = StudySpec.from_toml(args.spec)  # every name and knob is checked here, before training
+    _check_before_training(args, spec)
     try:
         text = args.spec.read_text(encoding="utf-8")
     except OSError as exc:  # pragma: no cover - from_toml read it a moment ago
@@ -66,3 +69,27 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(result.summary_text)
     return 0
+
+
+def _check_before_training(args: argparse.Namespace, spec: Any) -> None:
+    """What the spec alone cannot tell: the run directory, storage, data directory and device."""
+    from ensprune.cli._checks import input_dir, output_dir
+    from ensprune.study.build import check_device, check_storage_url
+
+    # the pool trains in this process; a spec may name cuda for another machine, not for this one
+    check_device(spec.device, f"{args.spec}: [study] device")
+    if args.run_dir is not None:
+        output_dir(args.run_dir, "--run-dir")
+    elif spec.run_dir is not None:
+        output_dir(spec.run_dir, f"{args.spec}: [study] run_dir")
+    else:  # the default, runs/<name>
+        output_dir(Path("runs") / spec.name, "the run directory")
+    if args.storage is not None:
+        check_storage_url(args.storage, "--storage")
+    url = args.storage or spec.storage
+    if url is not None and "://" in url and not url.startswith(("sqlite", "journal://")):
+        from ensprune.storage import open_storage
+
+        open_storage(url)  # a database server is reached now, not after the pool has trained
+    if args.data_dir is not None:
+        input_dir(args.data_dir, "--data-dir")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ensprune.cli._checks import finite_float, seed
 from ensprune.errors import PredictionError, SpecError
 
 if TYPE_CHECKING:
@@ -69,11 +70,12 @@ def add_parser(subparsers: Any) -> None:
         help="focal-diversity metric(s), comma-separated for a consensus, any case "
         "(default entropy; see `ensprune list metrics`)",
     )
-    parser.add_argument("--beta", type=float, help="HQ prune ratio in [0, 1) (default 0.1)")
+    parser.add_argument("--beta", type=finite_float, help="HQ prune ratio in [0, 1) (default 0.1)")
     parser.add_argument("--max-size", type=int, help="largest team size")
     parser.add_argument(
         "--mode",
         default="team",
+        type=str.lower,
         choices=("team", "joint"),
         help="team: choose members of PREDS.npz (default); joint: PREDS.npz is a menu of "
         "operating points, choose each member's point (or out) and the team under --budget",
@@ -85,9 +87,9 @@ def add_parser(subparsers: Any) -> None:
     )
     for term in ("accuracy", "diversity", "size"):
         parser.add_argument(
-            f"--w-{term}", type=float, help=f"objective weight of the team's {term}"
+            f"--w-{term}", type=finite_float, help=f"objective weight of the team's {term}"
         )
-    parser.add_argument("--seed", type=int, help="random seed (default 0)")
+    parser.add_argument("--seed", type=seed, help="random seed (default 0)")
     parser.add_argument(
         "--voting",
         help="voting rule, any case (default: soft; caruana: weighted; see `ensprune list voting`)",
@@ -104,6 +106,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--normalize",
+        type=str.lower,
         choices=(
             "none",
             "candidates",
@@ -154,8 +157,12 @@ def selector_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Load the predictions, run the selector, print a summary or JSON; 0 on success."""
+    from ensprune.cli._checks import npz_file, output_file
     from ensprune.cli._logging import configure_logging
 
+    npz_file(args.preds, "PREDS.npz")  # a directory, an .npy or a PNG fails here, in one line
+    if args.table:
+        output_file(args.table, "--table")
     configure_logging(verbose=not args.quiet)  # progress lines on stderr
     if args.mode == "joint":
         from ensprune.cli.joint_select import run_joint

@@ -89,7 +89,13 @@ class PredictionSet:
             raise PredictionError("member names must be unique")
         cost = None
         if self.cost is not None:
-            cost = np.asarray(self.cost, dtype=np.float64)
+            try:
+                cost = np.asarray(self.cost, dtype=np.float64)
+            except (TypeError, ValueError):  # strings, objects
+                raise PredictionError(
+                    f"cost must be {m} finite non-negative numbers, one per member; got "
+                    f"dtype {np.asarray(self.cost).dtype}"
+                ) from None
             if cost.shape != (m,) or not np.all(np.isfinite(cost)) or cost.min() < 0:
                 raise PredictionError(
                     f"cost must be {m} finite non-negative numbers, one per member; got shape {cost.shape}"
@@ -153,10 +159,18 @@ class PredictionSet:
     def load(cls, path: str | Path) -> PredictionSet:
         """Read an ``.npz`` file holding ``proba`` (M, N, C) and ``y`` (N,), optionally ``names``, ``cost``."""
         path = Path(path)
+        if path.is_dir():
+            raise PredictionError(f"prediction file {path} is a directory; give the .npz file")
         if not path.is_file():
             raise PredictionError(f"prediction file {path} does not exist")
         try:
-            with np.load(path, allow_pickle=False) as npz:
+            loaded = np.load(path, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):  # an .npy: one bare array
+                raise PredictionError(
+                    f"{path} holds a single array, not an .npz archive; save 'proba' and 'y' "
+                    "together with numpy.savez"
+                )
+            with loaded as npz:
                 keys = set(npz.files)
                 missing = {"proba", "y"} - keys
                 if missing:

@@ -13,6 +13,7 @@ value in a spec fails when it is loaded, not after the pool has trained.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ensprune._registry import Registry
@@ -27,11 +28,17 @@ if TYPE_CHECKING:
     from ensprune.study.spec import PoolSpec, SearchSpec, SelectionSpec, StudySpec
 
 __all__ = [
+    "MAX_SEED",
+    "SEED_STRIDE",
     "SHARED_SELECTOR_SETTINGS",
+    "check_device",
+    "check_knob_types",
     "check_spec",
+    "check_storage_url",
     "finetune_config",
     "make_selector",
     "make_study_sampler",
+    "member_seed",
     "method_for_trial",
     "selector_kwargs",
     "selector_settings",
@@ -42,6 +49,15 @@ __all__ = [
 # Settings every selection has (a spec always carries them); passed to the selectors that
 # declare them, silently left out for those that do not (topk has no metrics).
 SHARED_SELECTOR_SETTINGS = ("voting", "max_size", "metrics", "seed")
+
+# Optuna's samplers (numpy's legacy seeding underneath) take seeds in [0, 2**32 - 1].
+MAX_SEED = 2**32 - 1
+SEED_STRIDE = 10_007  # member i of a study seeded s searches with seed s * SEED_STRIDE + i
+
+
+def member_seed(seed: int, index: int) -> int:
+    """The seed of member ``index``'s study (sampler and trials) in a study seeded ``seed``."""
+    return seed * SEED_STRIDE + index
 
 
 def split_names(value: str | Sequence[str], registry: Registry[Any]) -> tuple[str, ...]:
@@ -167,7 +183,54 @@ def selector_kwargs(
             value = VOTING.canonical(str(value))
         kwargs[knob] = value
     SELECTORS.check_knobs(selector, kwargs)
+    check_knob_types(SELECTORS.get(selector), kwargs, f"selector {selector!r}")
     return kwargs
+
+
+# annotation word -> (the values it admits, how a message names it)
+_KINDS: dict[str, tuple[Any, str]] = {
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "float": (lambda v: isinstance(v, int | float) and not isinstance(v, bool), "a number"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "None": (lambda v: v is None, "left out"),
+}
+
+
+def _knob_types(plugin: Any) -> dict[str, str]:
+    """Knob name -> its annotation (``"float | None"``), for a dataclass or a function plugin."""
+    import dataclasses
+    import inspect
+
+    if isinstance(plugin, type) and dataclasses.is_dataclass(plugin):
+        return {f.name: str(f.type) for f in dataclasses.fields(plugin) if f.init}
+    try:
+        parameters = inspect.signature(plugin).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    return {p.name: str(p.annotation) for p in parameters if p.annotation is not p.empty}
+
+
+def check_knob_types(plugin: Any, given: Mapping[str, Any], label: str) -> None:
+    """Refuse a knob whose value its annotation does not admit (``beta = "x"``), naming both.
+
+    Only plain annotations (unions of bool, int, float, str and None) are checked; ranges are
+    the plugin's own business. This catches values that would otherwise fail inside the plugin
+    with a Python type error, or only when it is first used (after training).
+
+    Raises:
+        SpecError: ``"<knob> of <label> must be a number or left out; got 'x'"``.
+    """
+    types = _knob_types(plugin)
+    for knob, value in given.items():
+        words = [w.strip() for w in types.get(knob, "").split("|")]
+        if not all(w in _KINDS for w in words):
+            continue  # unannotated or a container type: left to the plugin
+        if not any(_KINDS[w][0](value) for w in words):
+            kinds = " or ".join(_KINDS[w][1] for w in words)
+            raise SpecError(f"{knob} of {label} must be {kinds}; got {value!r}")
+        if knob == "seed" and value is not None and not 0 <= value <= MAX_SEED:
+            raise SpecError(f"seed of {label} must lie in [0, {MAX_SEED}]; got {value!r}")
 
 
 def selector_settings(selection: SelectionSpec, seed: int) -> dict[str, Any]:
@@ -202,6 +265,89 @@ def make_selector(selection: SelectionSpec, seed: int) -> Selector:
 # ------------------------------------------------------------------------------------ whole spec
 
 
+def check_device(device: str, where: str = "device") -> None:
+    """Refuse ``cuda`` on a machine where torch sees no CUDA device (it would fail at training).
+
+    Raises:
+        SpecError: naming ``where`` and the alternatives.
+    """
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SpecError(
+                f"{where} is cuda, but torch sees no CUDA device on this machine; use cpu, or "
+                "auto (CUDA when there is one)"
+            )
+
+
+_STORAGE_FORMS = "sqlite:///PATH.db, postgresql+psycopg2://USER@HOST/DB or a PATH.log journal file"
+
+
+def check_storage_url(url: Any, where: str = "storage") -> None:
+    """Check the form of a storage URL without connecting (that happens when the run opens it).
+
+    Catches what would otherwise fail only when the first member study opens the storage, after
+    the pool has trained: a non-string, an empty value, a plain path that is not a journal file,
+    an unparseable URL, an unknown database kind or a driver that is not installed.
+
+    Raises:
+        StorageError: one line naming the problem and the accepted forms.
+    """
+    from ensprune.errors import StorageError
+    from ensprune.storage import JOURNAL_SUFFIXES
+
+    if not isinstance(url, str):
+        raise StorageError(f"{where} must be a string such as {_STORAGE_FORMS}; got {url!r}")
+    if not url.strip():
+        raise StorageError(f"{where} is empty; give {_STORAGE_FORMS}")
+    if url.startswith("journal://") or ("://" not in url and url.endswith(JOURNAL_SUFFIXES)):
+        _check_storage_file(Path(url.removeprefix("journal://")), url, where)
+        return
+    if "://" not in url:
+        raise StorageError(
+            f"{where} {url!r} is neither a database URL nor a journal file; use {_STORAGE_FORMS}"
+        )
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    from ensprune.storage import redact
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StorageError(
+            f"{where} {redact(url)!r} is not a valid URL; use {_STORAGE_FORMS}"
+        ) from None
+    try:
+        parsed.get_dialect()
+    except NoSuchModuleError:
+        raise StorageError(
+            f"{where} {redact(url)!r}: unknown database kind {parsed.drivername!r}; "
+            f"use {_STORAGE_FORMS}"
+        ) from None
+    except ImportError as exc:
+        raise StorageError(
+            f"{where} {redact(url)!r}: its database driver is not installed ({exc}); for "
+            "PostgreSQL run pip install 'ensprune[postgres]'"
+        ) from None
+    if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
+        _check_storage_file(Path(parsed.database), url, where)
+
+
+def _check_storage_file(path: Path, url: str, where: str) -> None:
+    """A storage file (SQLite or journal) must be a file, or creatable under a directory."""
+    from ensprune.errors import StorageError
+
+    if path.is_dir():
+        raise StorageError(f"{where} {url!r} names a directory; name a file in it")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise StorageError(f"{where} {url!r}: {parent} is a file, not a directory")
+            return
+
+
 def check_spec(spec: StudySpec) -> None:
     """Build every plugin of ``spec`` once, so any unknown knob or bad value fails before training.
 
@@ -221,12 +367,19 @@ def check_spec(spec: StudySpec) -> None:
         where = f"[search.method_params.{name}]"
         METHODS.check_knobs(name, params, where)
         try:
+            check_knob_types(METHODS.get(name), params, f"pruning method {name!r}")
             make_method(name, **params)
         except SpecError as exc:
             raise SpecError(f"{where}: {exc}") from None
     for path in spec.callbacks:  # importable and callable; called per member study
         resolve_factory(path)
     SAMPLERS.check_knobs(search.sampler, search.sampler_params, "[search.sampler_params]")
+    try:
+        check_knob_types(
+            SAMPLERS.get(search.sampler), search.sampler_params, f"sampler {search.sampler!r}"
+        )
+    except SpecError as exc:
+        raise SpecError(f"[search.sampler_params]: {exc}") from None
     try:
         make_study_sampler(search, spec.seed)
     except SpecError as exc:

@@ -182,12 +182,16 @@ class StudySpec:
     def from_toml(cls, path: str | Path) -> StudySpec:
         """Read and validate a spec file."""
         path = Path(path)
+        if path.is_dir():
+            raise SpecError(f"spec file {path} is a directory; give the study's TOML file")
         if not path.is_file():
             raise SpecError(f"spec file {path} does not exist")
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise SpecError(f"{path} is not valid TOML: {exc}") from None
+        except OSError as exc:  # unreadable (permissions, a FIFO that fails, ...)
+            raise SpecError(f"cannot read spec file {path}: {exc.strerror or exc}") from None
         return cls.from_dict(raw, source=str(path))
 
     @classmethod
@@ -195,7 +199,7 @@ class StudySpec:
         """Build and validate a spec from a nested dict (the parsed TOML)."""
         raw = dict(raw)
         study = _section(raw, "study", source)
-        top = {
+        top: dict[str, Any] = {
             k: study.pop(k)
             for k in ("name", "seed", "storage", "run_dir", "device", "workers", "callbacks")
             if k in study
@@ -208,6 +212,7 @@ class StudySpec:
                     f"strings; got {value!r}"
                 )
             top["callbacks"] = tuple(value)
+        _check_study_types(top, source)
         _no_extra(study, "study", source)
         sections: dict[str, Any] = {}
         for key, sub in (
@@ -257,6 +262,8 @@ class StudySpec:
         pool = self.pool
         return dataclasses.replace(
             self,
+            # "CPU" is cpu, like every other name (a non-string is left for validate to refuse)
+            device=self.device.strip().lower() if isinstance(self.device, str) else self.device,
             data=dataclasses.replace(self.data, dataset=DATASETS.canonical(self.data.dataset)),
             pool=dataclasses.replace(
                 pool,
@@ -295,17 +302,37 @@ class StudySpec:
         from ensprune.models.factory import is_factory_path, resolve_factory
         from ensprune.models.training import LR_SCHEDULES, OPTIMIZERS
         from ensprune.pruning import METHODS
-        from ensprune.study.build import check_spec, split_names
+        from ensprune.study.build import (
+            MAX_SEED,
+            SEED_STRIDE,
+            check_spec,
+            check_storage_url,
+            split_names,
+        )
         from ensprune.study.samplers import SAMPLERS
 
         def fail(msg: str) -> None:
             raise SpecError(f"{source}: {msg}")
 
-        if not self.name or not all(c.isalnum() or c in "-_." for c in self.name):
+        # the name is a directory (runs/<name>): '.' and '..' would put the run somewhere else
+        if (
+            not self.name
+            or len(self.name) > MAX_NAME
+            or set(self.name) == {"."}
+            or not all(c.isalnum() or c in "-_." for c in self.name)
+        ):
             fail(
-                f"[study] name must be non-empty letters, digits, '-', '_' or '.'; got {self.name!r}"
+                f"[study] name must be 1 to {MAX_NAME} letters, digits, '-', '_' or '.' (not only "
+                f"dots: it names the run directory runs/<name>); got {self.name!r}"
             )
-        _check_int(self.seed, "[study] seed", fail, minimum=0)
+        # member studies are seeded with member_seed(seed, index): each must fit Optuna's samplers
+        top_seed = (MAX_SEED - (len(self.members) - 1)) // SEED_STRIDE
+        _check_int(self.seed, "[study] seed", fail, minimum=0, maximum=max(top_seed, 0))
+        for value, label in ((self.storage, "storage"), (self.run_dir, "run_dir")):
+            if value is not None and not value.strip():
+                fail(f"[study] {label} is empty; give a value or leave the key out for the default")
+        if self.storage is not None:
+            check_storage_url(self.storage, "[study] storage")
         _check_int(self.workers, "[study] workers", fail, minimum=1)
         if self.device not in ("cpu", "cuda", "auto"):
             fail(f"[study] device must be cpu, cuda or auto; got {self.device!r}")
@@ -339,15 +366,21 @@ class StudySpec:
             )
         if not self.pool.seeds:
             fail("[pool] seeds must list at least one seed")
+        for s in self.pool.seeds:
+            _check_int(s, "[pool] seeds", fail, minimum=0, maximum=MAX_SEED)
         if len(set(self.pool.seeds)) != len(self.pool.seeds):
             fail("[pool] seeds must be distinct")
-        for s in self.pool.seeds:
-            _check_int(s, "[pool] seeds", fail, minimum=0)
+        _check_distinct(self.pool.architectures, "[pool] architectures", fail)
         _check_int(self.pool.epochs, "[pool] epochs", fail, minimum=1)
         _check_int(self.pool.batch_size, "[pool] batch_size", fail, minimum=1)
         _check_int(self.pool.patience, "[pool] patience", fail, minimum=0)
         if not (isinstance(self.pool.lr, (int, float)) and 0 < self.pool.lr < 10):
             fail(f"[pool] lr must be a positive number; got {self.pool.lr!r}")
+        if not 0.0 <= self.pool.weight_decay < math.inf:  # _build refused non-numbers; NaN fails
+            fail(
+                "[pool] weight_decay must be a finite number >= 0 (e.g. 1e-4; 0 turns it off); "
+                f"got {self.pool.weight_decay!r}"
+            )
         OPTIMIZERS.get(self.pool.optimizer)
         if self.pool.augment is not None:
             from ensprune.data.augment import AUGMENTATIONS
@@ -357,6 +390,7 @@ class StudySpec:
             fail("[search] methods must name at least one pruning method")
         for method in self.search.methods:
             METHODS.get(method)
+        _check_distinct(self.search.methods, "[search] methods", fail)
         for method in self.search.method_params:
             if method not in self.search.methods or not isinstance(
                 self.search.method_params[method], dict
@@ -375,6 +409,11 @@ class StudySpec:
             fail(f"[search] sparsity range must satisfy 0 <= low <= high < 1; got [{lo}, {hi}]")
         _check_int(self.search.trials, "[search] trials", fail, minimum=1)
         _check_int(self.search.finetune_epochs, "[search] finetune_epochs", fail, minimum=0)
+        if not 0.0 < self.search.finetune_lr < 10:
+            fail(
+                "[search] finetune_lr must be a positive number below 10 (e.g. 1e-3); "
+                f"got {self.search.finetune_lr!r}"
+            )
         SAMPLERS.get(self.search.sampler)
         # _build has already refused non-numbers; only the ranges are left to check.
         if not 0.0 <= self.search.distill <= 1.0:
@@ -460,6 +499,38 @@ def _build(cls: type[Any], values: dict[str, Any], key: str, source: str) -> Any
     return cls(**converted)
 
 
-def _check_int(value: Any, label: str, fail: Any, minimum: int) -> None:
+def _check_int(value: Any, label: str, fail: Any, minimum: int, maximum: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         fail(f"{label} must be an integer >= {minimum}; got {value!r}")
+    if maximum is not None and value > maximum:
+        fail(f"{label} must be an integer in [{minimum}, {maximum}]; got {value!r}")
+
+
+MAX_NAME = 100  # the name is a directory and a prefix of study names; file systems cap at 255
+
+
+def _check_distinct(names: tuple[str, ...], label: str, fail: Any) -> None:
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # canonical names: "LeNet300" and "lenet300" are one model
+        fail(f"{label} names {', '.join(map(repr, twice))} twice (names ignore case); keep one")
+
+
+# [study] keys and the types they take (the sections' keys are typed by their defaults)
+_STUDY_TYPES: dict[str, tuple[type, str]] = {
+    "name": (str, "a string"),
+    "storage": (str, "a string (a storage URL or journal file path)"),
+    "run_dir": (str, "a string (a directory path)"),
+    "device": (str, "a string (cpu, cuda or auto)"),
+}
+
+
+def _check_study_types(top: dict[str, Any], source: str) -> None:
+    for key, (kind, what) in _STUDY_TYPES.items():
+        if key in top and not isinstance(top[key], kind):
+            raise SpecError(f"{source}: [study] {key} must be {what}; got {top[key]!r}")
+    for value in top.get("callbacks", ()):
+        if not isinstance(value, str):
+            raise SpecError(
+                f"{source}: [study] callbacks must be a list of 'package.module:factory' "
+                f"strings; got {value!r}"
+            )
