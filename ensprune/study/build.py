@@ -236,6 +236,8 @@ def make_joint_selector(
         return JointSelector(**shared, metrics=metrics, **options, budget=budget)
     except TypeError as exc:
         raise SpecError(f"[selection] bad settings for the joint selector: {exc}") from None
+    except SpecError as exc:
+        raise SpecError(f"[selection] {exc}") from None
 
 
 def _metrics_registry() -> Registry[Any]:
