@@ -409,9 +409,14 @@ def comparison_frame(run_dir: Run) -> pd.DataFrame:
         )
 
     rows = []
-    team_correct = ensemble_correct(test, team, voting, team_weights)
+    team_idx, team_val, team_test, team_cost = team, val, test, pruned_cost
+    if selection.get("mode") == "joint":  # the team is made of menu points, not pruned members
+        from ensprune.report.joint import joint_team_sets
+
+        team_idx, team_val, team_test, team_cost = joint_team_sets(run)
+    team_correct = ensemble_correct(team_test, team_idx, voting, team_weights)
     for label, idx, val_set, test_set, cost, weights in (
-        (TEAM, team, val, test, pruned_cost, team_weights),
+        (TEAM, team_idx, team_val, team_test, team_cost, team_weights),
         (POOL, everyone, val, test, pruned_cost, None),
         (BEST_SINGLE, [best], val, test, pruned_cost, None),
         (DENSE_POOL, everyone, dense_val, dense_test, dense_cost, None),
@@ -423,7 +428,7 @@ def comparison_frame(run_dir: Run) -> pd.DataFrame:
         row: dict[str, Any] = {
             "ensemble": label,
             "n_members": len(idx),
-            "members": ", ".join(names[i] for i in idx),
+            "members": ", ".join(test_set.names[i] for i in idx),
             "val_accuracy": val_hits.value,
             "val_accuracy_low": val_hits.low,
             "val_accuracy_high": val_hits.high,

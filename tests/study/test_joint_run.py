@@ -103,6 +103,33 @@ def test_selection_names_every_chosen_operating_point_within_the_budget(joint_ru
     assert {"menu", "select", "report"} <= set(meta["stages"])
 
 
+def test_report_shows_every_member_at_its_chosen_point_and_the_cost_against_budget(
+    joint_run: Path,
+) -> None:
+    from ensprune.report.frames import TEAM, ensemble_accuracy
+
+    selection = json.loads((joint_run / "selection.json").read_text())
+    report = joint_run / "report"
+    choice = pd.read_csv(report / "joint_choice.csv")
+    assert list(choice.member) == list(pd.read_csv(joint_run / "members.csv").member)
+    assert set(choice.chosen) - {"out"} == set(selection["point_names"])
+    assert choice.cost.sum() == pytest.approx(selection["total_cost"])
+    assert (choice[choice.chosen == "out"].cost == 0).all()
+    # the team row of the comparison is the joint team, scored on the test menu at its points
+    test = Menu.load(joint_run / "menus/test.npz")
+    team = pd.read_csv(report / "comparison.csv").set_index("ensemble").loc[TEAM]
+    assert team.test_accuracy == pytest.approx(
+        ensemble_accuracy(test.points, selection["points"], "soft")
+    )
+    assert team.val_accuracy == pytest.approx(selection["val_accuracy"])
+    front = pd.read_csv(report / "joint_front.csv")
+    chosen = front[front.kind == "chosen"]
+    assert len(chosen) == 1 and chosen.total_cost.iloc[0] == pytest.approx(selection["total_cost"])
+    page = (report / "report.html").read_text()
+    assert "Joint choice" in page and "of the budget" in page and 'id="joint"' in page
+    assert (report / "figures" / "joint.png").stat().st_size > 1000
+
+
 def test_test_predictions_are_never_read_to_choose(
     joint_run: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
