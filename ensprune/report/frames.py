@@ -22,6 +22,7 @@ from ensprune.errors import RunDirError
 from ensprune.report.stats import accuracy_interval, paired_comparison, wilson_interval
 from ensprune.rundir import (
     MEMBERS_CSV,
+    MENU_CSV,
     PREDICTIONS,
     RUN_JSON,
     SELECTION_JSON,
@@ -53,6 +54,8 @@ __all__ = [
     "focal_columns",
     "format_summary",
     "is_team_table",
+    "joint_points",
+    "joint_team_sets",
     "members_frame",
     "parse_team",
     "run_info",
@@ -411,8 +414,6 @@ def comparison_frame(run_dir: Run) -> pd.DataFrame:
     rows = []
     team_idx, team_val, team_test, team_cost = team, val, test, pruned_cost
     if selection.get("mode") == "joint":  # the team is made of menu points, not pruned members
-        from ensprune.report.joint import joint_team_sets
-
         team_idx, team_val, team_test, team_cost = joint_team_sets(run)
     team_correct = ensemble_correct(team_test, team_idx, voting, team_weights)
     for label, idx, val_set, test_set, cost, weights in (
@@ -457,6 +458,41 @@ def comparison_frame(run_dir: Run) -> pd.DataFrame:
             )
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------- joint
+
+
+def joint_points(run: RunDir) -> list[int]:
+    """A joint choice's menu point indices (selection.json ``points``), checked."""
+    selection = run.selection
+    points = selection.get("points")
+    n = run.menu("val").n_points
+    if not (isinstance(points, list) and points and all(isinstance(p, int) for p in points)):
+        raise RunDirError(
+            f"{run.path / SELECTION_JSON} is a joint choice without 'points' (menu point "
+            "indices); re-run the selection stage"
+        )
+    if any(not 0 <= p < n for p in points):
+        raise RunDirError(
+            f"selection.json picks menu points {points}, outside the menu of {n}; "
+            "re-run the menu and selection stages"
+        )
+    return points
+
+
+def joint_team_sets(
+    run: RunDir,
+) -> tuple[list[int], PredictionSet, PredictionSet, np.ndarray]:
+    """The joint team as (point indices, val menu points, test menu points, (P, 2) costs).
+
+    The costs are (non-zero parameters, effective MACs) per point, the comparison's columns.
+    """
+    points = joint_points(run)
+    val, test = run.menu("val"), run.menu("test")
+    table = run.csv(MENU_CSV, ["nonzero_params", "effective_macs"])
+    cost = table[["nonzero_params", "effective_macs"]].to_numpy(dtype=np.float64)
+    return points, val.points, test.points, cost
 
 
 # ---------------------------------------------------------------------------------------- summary

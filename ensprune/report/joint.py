@@ -13,8 +13,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ensprune.ensemble.predictions import PredictionSet
-from ensprune.errors import RunDirError
+from ensprune.report.frames import (
+    BEST_SINGLE,
+    DENSE_POOL,
+    POOL,
+    ensemble_accuracy,
+    joint_points,
+    joint_team_sets,
+)
 from ensprune.rundir import MENU_CSV, SELECTION_JSON, TEAMS_CSV, RunDir
 
 __all__ = [
@@ -22,7 +28,7 @@ __all__ = [
     "joint_budget",
     "joint_choice_frame",
     "joint_front_frame",
-    "joint_team_sets",
+    "joint_references",
 ]
 
 _MENU_COLUMNS = ["point", "name", "member", "member_index", "trial", "method", "sparsity", "cost"]
@@ -31,37 +37,6 @@ _MENU_COLUMNS = ["point", "name", "member", "member_index", "trial", "method", "
 def is_joint(run: RunDir) -> bool:
     """Whether the run's selection is a joint choice of operating points."""
     return run.has(SELECTION_JSON) and run.json(SELECTION_JSON).get("mode") == "joint"
-
-
-def _points(run: RunDir) -> list[int]:
-    selection = run.selection
-    points = selection.get("points")
-    n = run.menu("val").n_points
-    if not (isinstance(points, list) and points and all(isinstance(p, int) for p in points)):
-        raise RunDirError(
-            f"{run.path / SELECTION_JSON} is a joint choice without 'points' (menu point "
-            "indices); re-run the selection stage"
-        )
-    if any(not 0 <= p < n for p in points):
-        raise RunDirError(
-            f"selection.json picks menu points {points}, outside the menu of {n}; "
-            "re-run the menu and selection stages"
-        )
-    return points
-
-
-def joint_team_sets(
-    run: RunDir,
-) -> tuple[list[int], PredictionSet, PredictionSet, np.ndarray]:
-    """The joint team as (point indices, val menu points, test menu points, (P, 2) costs).
-
-    The costs are (non-zero parameters, effective MACs) per point, the comparison's columns.
-    """
-    points = _points(run)
-    val, test = run.menu("val"), run.menu("test")
-    table = run.csv(MENU_CSV, ["nonzero_params", "effective_macs"])
-    cost = table[["nonzero_params", "effective_macs"]].to_numpy(dtype=np.float64)
-    return points, val.points, test.points, cost
 
 
 def joint_budget(run: RunDir) -> dict[str, Any]:
@@ -86,7 +61,7 @@ def joint_choice_frame(run: RunDir) -> pd.DataFrame:
     the dense network or out), method, sparsity, cost, point_val_accuracy, point_test_accuracy,
     dense_cost (the member's dense network) and cost_share (cost over dense_cost).
     """
-    points = set(_points(run))
+    points = set(joint_points(run))
     table = run.csv(MENU_CSV, _MENU_COLUMNS)
     val, test = run.menu("val"), run.menu("test")
     val_acc, test_acc = val.points.accuracies(), test.points.accuracies()
@@ -131,8 +106,6 @@ def joint_front_frame(run: RunDir) -> pd.DataFrame:
     val_accuracy, test_accuracy. NSGA-II and exhaustive searches write their front to
     ``teams.csv``; a GA run has the chosen team only.
     """
-    from ensprune.report.frames import ensemble_accuracy
-
     val, test = run.menu("val").points, run.menu("test").points
     voting = run.voting
     teams: list[tuple[str, tuple[int, ...]]] = []
@@ -140,7 +113,7 @@ def joint_front_frame(run: RunDir) -> pd.DataFrame:
         table = run.csv(TEAMS_CSV)
         if "points" in table.columns:
             teams += [("front", _parse_points(v)) for v in table["points"]]
-    teams.append(("chosen", tuple(_points(run))))
+    teams.append(("chosen", tuple(joint_points(run))))
     rows = []
     for kind, team in teams:
         idx = list(team)
@@ -173,8 +146,6 @@ def joint_references(run: RunDir, comparison: pd.DataFrame) -> pd.DataFrame:
 
     Columns: reference, n_members, total_cost, test_accuracy.
     """
-    from ensprune.report.frames import BEST_SINGLE, DENSE_POOL, POOL, ensemble_accuracy
-
     kind = str(run.selection.get("cost", "macs"))
     pruned_col, dense_col = _REFERENCE_COST.get(kind, _REFERENCE_COST["macs"])
     members = run.csv("members.csv", ["member", pruned_col, dense_col])
