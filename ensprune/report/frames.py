@@ -571,6 +571,7 @@ def summary_from_frames(
             "test_samples": team.get("test_samples"),
             "cost_share": team["cost_share"],
             "dense_cost_share": team["dense_cost_share"],
+            **_joint_summary(selection),
         },
         "best_single": best["members"],
         "comparison": list(rows.values()),
@@ -638,6 +639,7 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     lines += [
         f"  cost: {_pct(selection['cost_share'])} of the full pool's MACs, "
         f"{_pct(selection['dense_cost_share'])} of the dense pool's",
+        *_joint_lines(selection),
         "",
         f"Report:  {run['report_html']}",
         f"Storage: {run.get('storage') or 'not recorded in run.json'}",
@@ -645,6 +647,37 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     if run.get("storage"):
         lines.append(f"         browse the studies with `ensprune dashboard {run['run_dir']}`")
     return "\n".join(lines)
+
+
+def _joint_summary(selection: Mapping[str, Any]) -> dict[str, Any]:
+    """A joint choice's extra summary keys: its operating points and its cost against the budget."""
+    if selection.get("mode") != "joint":
+        return {}
+    return {
+        "mode": "joint",
+        "operating_points": selection.get("point_names", []),
+        "cost_name": selection.get("cost_name"),
+        "total_cost": selection.get("total_cost"),
+        "budget": selection.get("budget"),
+        "budget_spec": selection.get("budget_spec"),
+    }
+
+
+def _joint_lines(selection: Mapping[str, Any]) -> list[str]:
+    if selection.get("mode") != "joint":
+        return []
+    budget, spec = selection.get("budget"), selection.get("budget_spec")
+    total = float(selection["total_cost"])
+    limit = (
+        f"of the budget {float(budget):,.0f}" + (f" ({spec})" if spec else "")
+        + f", {100 * total / float(budget):.1f}% used"
+        if isinstance(budget, int | float) and budget
+        else "(no budget)"
+    )  # fmt: skip
+    return [
+        f"  joint operating points: {', '.join(selection['operating_points'])}",
+        f"  total {selection.get('cost_name')}: {total:,.0f} {limit}",
+    ]
 
 
 def _acc(value: object) -> str:

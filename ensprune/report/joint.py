@@ -19,7 +19,6 @@ from ensprune.report.frames import (
     POOL,
     ensemble_accuracy,
     joint_points,
-    joint_team_sets,
 )
 from ensprune.rundir import MENU_CSV, SELECTION_JSON, TEAMS_CSV, RunDir
 

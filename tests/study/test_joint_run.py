@@ -125,6 +125,9 @@ def test_report_shows_every_member_at_its_chosen_point_and_the_cost_against_budg
     front = pd.read_csv(report / "joint_front.csv")
     chosen = front[front.kind == "chosen"]
     assert len(chosen) == 1 and chosen.total_cost.iloc[0] == pytest.approx(selection["total_cost"])
+    summary = json.loads((report / "summary.json").read_text())["selection"]
+    assert summary["operating_points"] == selection["point_names"]
+    assert summary["budget"] == selection["budget"]
     page = (report / "report.html").read_text()
     assert "Joint choice" in page and "of the budget" in page and 'id="joint"' in page
     assert (report / "figures" / "joint.png").stat().st_size > 1000

@@ -69,3 +69,11 @@ def test_cli_refuses_a_bad_budget_before_training(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "budget 'half a member'" in err[0] and "x_member" in err[0]
     assert not (tmp_path / "run").exists()  # refused before anything was made
+
+
+def test_joint_fashion_spec_loads_and_meets_the_issue_recipe() -> None:
+    spec = StudySpec.from_toml(Path(__file__).resolve().parents[2] / "studies/joint_fashion.toml")
+    assert spec.data.dataset == "fashion_mnist"
+    assert len(spec.members) >= 10 and len(spec.pool.architectures) >= 3
+    assert len(spec.search.methods) >= 2
+    assert spec.selection.mode == "joint" and spec.selection.options["budget"] == "1x_member"
