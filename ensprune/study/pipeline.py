@@ -49,7 +49,7 @@ from ensprune.models import (
 )
 from ensprune.parallel import parallel_map
 from ensprune.storage import default_storage_url, open_storage
-from ensprune.study.annotate import record_choices
+from ensprune.study.annotate import record_choices, record_joint_choices
 from ensprune.study.build import make_study_sampler, train_config
 from ensprune.study.callbacks import Callback, make_callbacks
 from ensprune.study.menus import build_menus
@@ -485,10 +485,11 @@ def evaluate_members(
     return frame
 
 
-def _select_joint_stage(spec: StudySpec, run_path: Path) -> None:
+def _select_joint_stage(spec: StudySpec, run_path: Path, trials: pd.DataFrame, url: str) -> None:
     """The joint mode's selection stage: menus/val.npz -> selection.json (validation only)."""
     choice = select_joint(run_path, spec.selection, spec.seed)
-    write_joint_selection(choice, spec.selection, run_path)
+    operating_points = write_joint_selection(choice, spec.selection, run_path)
+    record_joint_choices(open_storage(url), trials, operating_points, choice.search)
     budget = choice.selection.params.get("budget")
     logger.info(
         "joint choice (%s, budget %s = %s %s): %s; total %s %.4g",
@@ -580,7 +581,7 @@ def run_study(
     build_menus(spec, data, pool, trials, run_path, suffix)
     rd.mark_stage(run_path, "menu")
     if spec.selection.mode == "joint":
-        _select_joint_stage(spec, run_path)
+        _select_joint_stage(spec, run_path, trials, url)
     else:
         selection = select_team(
             PredictionSet.load(run_path / rd.PREDICTIONS["val"]), spec.selection, spec.seed

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ensprune import rundir as rd
 from ensprune.ensemble.predictions import PredictionSet
@@ -44,10 +45,12 @@ def select_joint(run_dir: Path, spec: SelectionSpec, seed: int) -> JointSelectio
     return make_joint_selector(spec, seed, budget).select_menu(menu)
 
 
-def write_joint_selection(choice: JointSelection, spec: SelectionSpec, run_dir: Path) -> None:
+def write_joint_selection(
+    choice: JointSelection, spec: SelectionSpec, run_dir: Path
+) -> list[dict[str, Any]]:
     """Write ``selection.json`` for a joint choice: each chosen member's operating point (trial,
     method, sparsity, cost) and the team's total cost against the budget; the front, if any,
-    goes to ``teams.csv``."""
+    goes to ``teams.csv``. Returns the operating points as written."""
     import pandas as pd
 
     run_dir = Path(run_dir)
@@ -90,3 +93,4 @@ def write_joint_selection(choice: JointSelection, spec: SelectionSpec, run_dir: 
         rd.write_csv(teams, table)
     else:
         teams.unlink(missing_ok=True)
+    return operating_points

@@ -99,6 +99,16 @@ def test_selection_names_every_chosen_operating_point_within_the_budget(joint_ru
         assert point["member"] == row.member and point["cost"] == row.cost
         assert point["trial"] == (None if row.trial < 0 else row.trial)
     assert "test" not in json.dumps(selection)  # chosen and described on validation only
+    # every member study records its joint operating point (None: out of the team)
+    import optuna
+
+    storage = f"sqlite:///{joint_run / 'study.db'}"
+    chosen_by_member = {p["member"]: p for p in selection["operating_points"]}
+    trials = pd.read_csv(joint_run / "trials.csv").drop_duplicates("member")
+    for row in trials.itertuples():
+        attrs = optuna.load_study(study_name=row.study_name, storage=storage).user_attrs
+        assert attrs["ensprune.joint_operating_point"] == chosen_by_member.get(row.member)
+        assert attrs["ensprune.in_selected_team"] == (row.member in chosen_by_member)
     meta = json.loads((joint_run / "run.json").read_text())
     assert {"menu", "select", "report"} <= set(meta["stages"])
 
