@@ -205,3 +205,16 @@ def test_resume_reuses_every_point_and_rebuilds_only_what_is_missing(
     rebuilt = Menu.load(joint_run / "menus/val.npz")
     np.testing.assert_array_equal(rebuilt.points.proba, before)  # the same menu, rebuilt
     assert rebuilt.n_points == len(pd.read_csv(joint_run / "menu.csv"))
+
+
+def test_latency_cost_is_measured_per_point_and_named(joint_run: Path) -> None:
+    raw = json.loads(json.dumps(JOINT))
+    raw["selection"].update(cost="latency", budget="2x_member")
+    run_study(StudySpec.from_dict(raw), run_dir=joint_run, progress=False)  # resumes: menus only
+    table = pd.read_csv(joint_run / "menu.csv")
+    assert np.isfinite(table.latency_ms).all() and (table.latency_ms > 0).all()
+    np.testing.assert_array_equal(table.cost, table.latency_ms)
+    assert Menu.load(joint_run / "menus/val.npz").cost_name == "latency_ms"
+    selection = json.loads((joint_run / "selection.json").read_text())
+    assert selection["cost"] == "latency" and selection["cost_name"] == "latency_ms"
+    assert selection["total_cost"] <= selection["budget"]
