@@ -89,16 +89,24 @@ def _member_costs(
     shape: tuple[int, ...],
     latency: bool,
 ) -> dict[str, dict[str, Any]]:
-    """Costs of every source checkpoint (key -> record), reusing the cache where the hash matches."""
+    """Costs of every source checkpoint (key -> record), reusing the cache where the hash matches.
+
+    The cache is rewritten after every newly measured point, so an interrupted build (latency
+    measurement is the slow part) keeps what it measured.
+    """
     cache_path = folder / "costs.json"
     cached = _read_costs(cache_path)
     costs: dict[str, dict[str, Any]] = {}
-    changed = False
     for key, path in sources.items():
         sha = _fingerprint(path)
         record = cached.get(key)
         if not (isinstance(record, dict) and record.get("sha") == sha):
-            model = _load(path, member)
+            record = None  # not measured yet, or from another checkpoint
+        if record is not None and not (latency and record.get("latency_ms") is None):
+            costs[key] = record
+            continue
+        model = _load(path, member)
+        if record is None:
             counts = count_parameters(model)
             record = {
                 "sha": sha,
@@ -107,16 +115,12 @@ def _member_costs(
                 "sparsity": counts.sparsity,
                 "latency_ms": None,
             }
-            changed = True
-        if latency and record.get("latency_ms") is None:
-            model = _load(path, member)
+        if latency:
             record["latency_ms"] = float(
                 measure_latency_ms(model, shape, batch_size=LATENCY_BATCH, repeats=LATENCY_REPEATS)
             )
-            changed = True
-        costs[key] = record
-    if changed:
-        rd.write_json(cache_path, {**cached, **costs})
+        costs[key] = cached[key] = record
+        rd.write_json(cache_path, cached)
     return costs
 
 
@@ -151,10 +155,22 @@ def _member_points(
     facts: dict[str, dict[str, Any]] = {
         DENSE: {"trial": -1, "method": DENSE, "val_accuracy": dense_val_accuracy, "checkpoint": ""}
     }
+    if not sources[DENSE].is_file():
+        raise CheckpointError(
+            f"{sources[DENSE]} is missing (member {member}); re-run the spec to retrain it"
+        )
     rows = trials[(trials.member == member) & (trials.state == "COMPLETE")]
     for row in rows.itertuples():
         checkpoint = str(row.checkpoint) if isinstance(row.checkpoint, str) else ""
         if not checkpoint or not np.isfinite(row.val_accuracy):
+            continue
+        if not (run_dir / checkpoint).is_file():  # e.g. deleted by hand: leave it off the menu
+            logger.warning(
+                "[%s] trial %d: checkpoint %s is missing; left off the menu",
+                member,
+                int(row.number),
+                checkpoint,
+            )
             continue
         key = f"t{int(row.number)}"
         sources[key] = run_dir / checkpoint
