@@ -564,6 +564,7 @@ _TRIAL_FORMAT: dict[str, Formatter] = {
 }
 _TEAM_FORMAT: dict[str, Formatter] = {"val_accuracy": _ACC}
 _JOINT_FORMAT: dict[str, Formatter] = {
+    "trial": _count,  # empty for the dense network or a member out of the team
     "sparsity": _percent,
     "cost": _count,
     "dense_cost": _count,
