@@ -129,14 +129,10 @@ class Registry(Generic[T]):
         if isinstance(obj, type) and dataclasses.is_dataclass(obj):
             names = [f.name for f in dataclasses.fields(obj) if f.init]
         else:
-            try:
-                signature = inspect.signature(obj)
-            except (TypeError, ValueError):
+            found = _init_knobs(obj) if isinstance(obj, type) else _signature_knobs(obj)
+            if found is None:
                 return None
-            params = list(signature.parameters.values())
-            if any(p.kind is p.VAR_KEYWORD for p in params):
-                return None
-            names = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+            names = found
         return tuple(k for k in names if k not in self.supplied)
 
     def check_knobs(self, name: str, given: Mapping[str, Any], where: str = "") -> None:
@@ -177,3 +173,43 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def _signature_knobs(func: Any) -> list[str] | None:
+    """Named keyword parameters of ``func``; None when it takes ``**kwargs`` or has no signature."""
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def _init_knobs(cls: type) -> list[str] | None:
+    """The keyword arguments ``cls(...)`` accepts, following ``**kwargs`` up the class hierarchy.
+
+    A subclass that adds its own knobs and passes ``**kwargs`` on to ``super().__init__`` (the
+    convention of the pruning methods) accepts its own named parameters plus those of the next
+    ``__init__`` in its MRO; the walk stops at the first ``__init__`` without ``**kwargs``.
+    None when the chain ends in ``object`` (anything goes) or a signature cannot be read.
+    """
+    names: list[str] = []
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        if klass is object:
+            return None
+        try:
+            params = list(inspect.signature(init).parameters.values())[1:]  # drop self
+        except (TypeError, ValueError):
+            return None
+        names += [
+            p.name
+            for p in params
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in names
+        ]
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return names
+    return None

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from ensprune import __version__
 from ensprune.errors import EnsPruneError
 
-SUBCOMMANDS = ("run", "prune", "select", "report", "dashboard", "list")
+SUBCOMMANDS = ("run", "prune", "select", "report", "dashboard", "list", "spec")
 
 
 class _ArgumentParser(argparse.ArgumentParser):

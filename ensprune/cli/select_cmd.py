@@ -67,7 +67,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--metric",
         help="focal-diversity metric(s), comma-separated for a consensus, any case "
-        "(default ck,bd,kw,gd; see `ensprune list metrics`)",
+        "(default entropy; see `ensprune list metrics`)",
     )
     parser.add_argument("--beta", type=float, help="HQ prune ratio in [0, 1) (default 0.1)")
     parser.add_argument("--max-size", type=int, help="largest team size")

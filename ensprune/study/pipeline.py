@@ -37,7 +37,6 @@ from ensprune.data import Dataset, load_dataset
 from ensprune.ensemble.predictions import PredictionSet
 from ensprune.errors import CheckpointError, RunDirError, SpecError
 from ensprune.models import (
-    build_seeded,
     count_macs,
     count_parameters,
     evaluate,
@@ -47,6 +46,7 @@ from ensprune.models import (
     save_model,
     train_model,
 )
+from ensprune.models.named import build_named
 from ensprune.parallel import parallel_map
 from ensprune.storage import default_storage_url, open_storage
 from ensprune.study.annotate import record_choices, record_joint_choices
@@ -204,7 +204,7 @@ def train_pool(
     for member, arch, seed in spec.members:
         folder = run_dir / rd.MEMBERS_DIR / member
         # θ₀ is a pure function of (architecture, shape, seed), so it is rebuilt rather than stored.
-        initial = build_seeded(arch, data.input_shape, data.num_classes, seed)
+        initial = build_named(arch, data.input_shape, data.num_classes, seed)
         initial_state = {k: v.clone() for k, v in initial.state_dict().items()}
         if (folder / "dense.pt").is_file():
             try:

@@ -60,9 +60,22 @@ class DataSpec:
     max_test: int | None = None
 
 
+def member_label(architecture: str) -> str:
+    """The member-name stem of an architecture: the zoo name, or a factory's function name."""
+    if ":" in architecture:  # zoo names have no colon
+        return architecture.strip().rsplit(":", 1)[1].rsplit(".", 1)[-1]
+    return architecture
+
+
 @dataclass(frozen=True)
 class PoolSpec:
     """The pool of members: every architecture trained with every seed.
+
+    ``architectures`` names zoo models (``ensprune list models``, any case) or your own networks
+    as factories ``"package.module:function"`` (imported when the spec is loaded, so an
+    unimportable one is refused before training). A factory is called with ``input_shape`` and
+    ``num_classes`` when it declares them and must return a ``torch.nn.Module``; its member names
+    use the function's name (``make_net-s0``).
 
     ``augment`` names a training-time augmentation of image batches (``ensprune list
     augmentations``), used for the pool's training and for every fine-tuning of the search.
@@ -130,7 +143,7 @@ class SelectionSpec:
     """
 
     selector: str = "hq"
-    metric: str = "gd"
+    metric: str = "entropy"  # the measured default (docs/metrics.md)
     max_size: int = 5
     voting: str = "soft"  # the same default as `ensprune select`
     options: dict[str, Any] = field(default_factory=dict)
@@ -159,7 +172,11 @@ class StudySpec:
     @property
     def members(self) -> list[tuple[str, str, int]]:
         """(member name, architecture, seed) for every member, in pool order."""
-        return [(f"{a}-s{s}", a, s) for a in self.pool.architectures for s in self.pool.seeds]
+        return [
+            (f"{member_label(a)}-s{s}", a, s)
+            for a in self.pool.architectures
+            for s in self.pool.seeds
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -235,6 +252,7 @@ class StudySpec:
         from ensprune.ensemble.selection import SELECTORS
         from ensprune.ensemble.voting import VOTING
         from ensprune.models import MODELS
+        from ensprune.models.factory import is_factory_path
         from ensprune.models.training import LR_SCHEDULES, OPTIMIZERS
         from ensprune.pruning import METHODS
         from ensprune.study.samplers import SAMPLERS
@@ -253,7 +271,10 @@ class StudySpec:
             data=dataclasses.replace(self.data, dataset=DATASETS.canonical(self.data.dataset)),
             pool=dataclasses.replace(
                 pool,
-                architectures=names(pool.architectures, MODELS),
+                architectures=tuple(
+                    a.strip() if is_factory_path(a) else MODELS.canonical(a)
+                    for a in pool.architectures
+                ),
                 optimizer=OPTIMIZERS.canonical(pool.optimizer),
                 augment=None if pool.augment is None else AUGMENTATIONS.canonical(pool.augment),
             ),
@@ -283,6 +304,7 @@ class StudySpec:
         from ensprune.ensemble.diversity import METRICS
         from ensprune.ensemble.selection import SELECTORS
         from ensprune.models import MODELS
+        from ensprune.models.factory import is_factory_path, resolve_factory
         from ensprune.models.training import LR_SCHEDULES, OPTIMIZERS
         from ensprune.pruning import METHODS
         from ensprune.study.build import check_spec, split_names
@@ -312,7 +334,21 @@ class StudySpec:
         if not self.pool.architectures:
             fail("[pool] architectures must name at least one model")
         for arch in self.pool.architectures:
-            MODELS.get(arch)
+            if not isinstance(arch, str):
+                fail(
+                    f"[pool] architectures must be model names or 'pkg.module:function'; got {arch!r}"
+                )
+            if is_factory_path(arch):
+                resolve_factory(arch)  # imports it now: a typo fails before any training
+            else:
+                MODELS.get(arch)
+        labels = [member_label(a) for a in self.pool.architectures]
+        if len(set(labels)) != len(labels):
+            fail(
+                "[pool] architectures give two members the same name "
+                f"({', '.join(sorted({x for x in labels if labels.count(x) > 1}))}); list each "
+                "model once, and give factories distinct function names"
+            )
         if not self.pool.seeds:
             fail("[pool] seeds must list at least one seed")
         if len(set(self.pool.seeds)) != len(self.pool.seeds):

@@ -13,7 +13,9 @@ from ensprune.ensemble.menu import Menu, make_menu, resolve_budget
 from ensprune.ensemble.selection.joint import JointSelector, accuracy_front
 from ensprune.errors import PredictionError, SpecError, UnknownNameError
 
-SMALL_GA = {"population": 30, "generations": 40, "patience": 10}
+# population 50: with 30, the searches stopped at a local optimum of the entropy objective for some
+# seeds (checked on seeds 0-5 and every budget below: 50 finds the optimum in all of them)
+SMALL_GA = {"population": 50, "generations": 40, "patience": 10}
 
 
 @pytest.fixture(scope="module")

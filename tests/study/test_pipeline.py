@@ -297,3 +297,31 @@ def test_search_runs_gradual_pruning_with_a_cosine_lr(tmp_path: Path, monkeypatc
     assert result is not None
     assert "lr_schedule" in _search_fingerprint(spec)
     assert "lr_schedule" not in _search_fingerprint(tiny_spec())
+
+
+def test_a_user_factory_enters_the_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "user_nets_pipeline.py").write_text(
+        "from torch import nn\n\n\n"
+        "def make_net(input_shape, num_classes):\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(64, 24), nn.ReLU(),\n"
+        "                         nn.Linear(24, num_classes))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = tiny_spec(
+        pool={"architectures": ["user_nets_pipeline:make_net"], "epochs": 2},
+        search={"methods": ["magnitude"], "trials": 2},
+        selection={"max_size": 2},
+    )
+    run_dir = tmp_path / "run"
+    run_study(spec, run_dir=run_dir, progress=False)
+    members = pd.read_csv(run_dir / "members.csv")
+    assert list(members.member) == ["make_net-s0", "make_net-s1"]
+    assert list(members.architecture) == ["user_nets_pipeline:make_net"] * 2
+    from ensprune.models import load_model
+
+    dense, _ = load_model(run_dir / "members" / "make_net-s0" / "dense.pt")
+    assert dense.ensprune_source == {  # type: ignore[comparison-overlap]
+        "kind": "factory",
+        "target": "user_nets_pipeline:make_net",
+        "kwargs": {"input_shape": [1, 8, 8], "num_classes": 10},
+    }

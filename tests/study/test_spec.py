@@ -131,11 +131,23 @@ def test_every_registered_method_knob_is_checked(tmp_path: Path) -> None:
 
     for name in METHODS.names():
         text = f'[search]\nmethods = ["{name}"]\n[search.method_params.{name}]\nnot_a_knob = 1\n'
-        # methods whose __init__ passes **kwargs on (obd, obs, kfac, ekfac) are refused when
-        # built at load; their message names the knob and the method, not yet the valid knobs
+        # methods whose __init__ passes **kwargs on to ScoreMethod (obd, obs, kfac, ekfac) list
+        # their own knobs and the inherited ones alike
         with pytest.raises(SpecError, match="not_a_knob") as info:
             StudySpec.from_toml(write(tmp_path, text))
-        assert name in str(info.value)
+        valid = METHODS.knobs(name)
+        assert valid is not None, f"{name}'s knobs cannot be read from its signature"
+        assert f"'not_a_knob' is not a knob of pruning method '{name}'" in str(info.value)
+        assert f"its knobs: {', '.join(valid)}" in str(info.value)
+
+
+def test_knobs_passed_on_by_kwargs_are_followed_up_the_class_hierarchy() -> None:
+    from ensprune.pruning import METHODS
+
+    obd = METHODS.knobs("obd")
+    assert obd is not None and obd[:3] == ("fisher", "samples", "probes")
+    assert "scope" in obd and "schedule" in obd  # ScoreMethod's, reached through **kwargs
+    assert METHODS.knobs("kfac") == METHODS.knobs("ekfac")
 
 
 def test_names_in_any_case_load_as_the_registered_spelling(tmp_path: Path) -> None:
@@ -168,3 +180,55 @@ voting = "Soft"
     assert (sel.selector, sel.metric, sel.voting) == ("hq", "gd,kw", "soft")
     lower = StudySpec.from_toml(write(tmp_path, text.lower().replace("model_a", "model_a")))
     assert spec.fingerprint() == lower.fingerprint()
+
+
+FACTORY_MODULE = """
+from torch import nn
+
+
+def make_net(input_shape, num_classes, width=16):
+    size = 1
+    for d in input_shape:
+        size *= d
+    return nn.Sequential(nn.Flatten(), nn.Linear(size, width), nn.ReLU(), nn.Linear(width, num_classes))
+"""
+
+
+def test_pool_architectures_take_factory_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "user_nets_spec.py").write_text(FACTORY_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    text = (
+        '[pool]\narchitectures = ["user_nets_spec:make_net", "LENET300"]\nseeds = [0, 1]\n'
+        "[selection]\nmax_size = 3\n"
+    )
+    spec = StudySpec.from_toml(write(tmp_path, text))
+    assert spec.pool.architectures == ("user_nets_spec:make_net", "lenet300")
+    assert [m for m, _, _ in spec.members] == [
+        "make_net-s0",
+        "make_net-s1",
+        "lenet300-s0",
+        "lenet300-s1",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("architectures", "expected"),
+    [
+        ('["no_such_module_xyz:make_net"]', "cannot import module 'no_such_module_xyz'"),
+        ('["user_nets_bad:missing"]', "has no attribute 'missing'"),
+        ('["user_nets_bad:make_net", "other.user_nets_bad:make_net"]', "the same name (make_net)"),
+        ("[3]", "unknown model 3"),
+    ],
+)
+def test_a_bad_factory_is_refused_at_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, architectures: str, expected: str
+) -> None:
+    (tmp_path / "user_nets_bad.py").write_text(FACTORY_MODULE)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "user_nets_bad.py").write_text(FACTORY_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(SpecError) as info:
+        StudySpec.from_toml(write(tmp_path, f"[pool]\narchitectures = {architectures}\n"))
+    assert expected in str(info.value) and "\n" not in str(info.value)
