@@ -38,7 +38,7 @@ def test_joint_keys_load_in_any_case_and_build_the_joint_selector() -> None:
     assert selector.search == "nsga2"
     assert selector.budget == 123.0  # the resolved number, not the spec's relative string
     assert (selector.w_diversity, selector.w_size, selector.population) == (0.0, 0.0, 12)
-    assert selector.metrics == ("gd",) and selector.seed == 7 and selector.max_size == 5
+    assert selector.metrics == (sel.metric,) and selector.seed == 7 and selector.max_size == 5
 
 
 @pytest.mark.parametrize(
