@@ -8,6 +8,8 @@ A run directory holds everything one study run produced::
     trials.csv               every Optuna trial of the current search (search stage)
     members.csv              dense vs chosen pruned member, measured (evaluate stage)
     predictions/*.npz        member probabilities on val/test, pruned and dense (evaluate stage)
+    members/<member>/menu[-<search>]/  each operating point's costs and predictions, cached (menu stage)
+    menus/val.npz, menus/test.npz, menu.csv  every member's operating points, as a Menu (menu stage)
     selection.json, teams.csv  the chosen team and the selector's table (select stage)
     report/                  the report (report stage)
 
@@ -28,8 +30,10 @@ from typing import TYPE_CHECKING, Any
 from ensprune.errors import RunDirError
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
+    from ensprune.ensemble.menu import Menu
     from ensprune.ensemble.predictions import PredictionSet
 
 FORMAT = "ensprune-run/1"
@@ -48,20 +52,26 @@ PREDICTIONS = {
     "dense_val": "predictions/dense_val.npz",
     "dense_test": "predictions/dense_test.npz",
 }
+MENUS = {"val": "menus/val.npz", "test": "menus/test.npz"}
+MENU_CSV = "menu.csv"
 # Pipeline stages in order, as recorded in run.json "stages".
-STAGES = ("train", "search", "evaluate", "select", "report")
+STAGES = ("train", "search", "evaluate", "menu", "select", "report")
 # The stage that writes each file the report reads, so a missing file says what to run.
 STAGE_OF = {
     TRIALS_CSV: "search",
     MEMBERS_CSV: "evaluate",
     SELECTION_JSON: "select",
     **{path: "evaluate" for path in PREDICTIONS.values()},
+    MENU_CSV: "menu",
+    **{path: "menu" for path in MENUS.values()},
 }
 REPORT_INPUTS = (TRIALS_CSV, MEMBERS_CSV, *PREDICTIONS.values(), SELECTION_JSON)
 
 __all__ = [
     "FORMAT",
     "MEMBERS_CSV",
+    "MENUS",
+    "MENU_CSV",
     "PREDICTIONS",
     "RUN_JSON",
     "SELECTION_JSON",
@@ -70,6 +80,7 @@ __all__ = [
     "TRIALS_CSV",
     "RunDir",
     "mark_stage",
+    "menu_dir",
     "missing",
     "open_run",
     "read_json",
@@ -77,6 +88,8 @@ __all__ = [
     "write_bytes",
     "write_csv",
     "write_json",
+    "write_menu",
+    "write_npz",
     "write_predictions",
     "write_text",
 ]
@@ -127,6 +140,24 @@ def write_csv(path: Path, frame: pd.DataFrame) -> Path:
 def write_predictions(run_dir: Path, split: str, predictions: PredictionSet) -> Path:
     """Write one of the run's prediction files (``val``, ``test``, ``dense_val``, ``dense_test``)."""
     return _atomic(Path(run_dir) / PREDICTIONS[split], lambda tmp: predictions.save(tmp))
+
+
+def write_menu(run_dir: Path, split: str, menu: Menu) -> Path:
+    """Write one of the run's menu files (``val`` or ``test``)."""
+    return _atomic(Path(run_dir) / MENUS[split], lambda tmp: menu.save(tmp))
+
+
+def write_npz(path: Path, **arrays: np.ndarray) -> Path:
+    """Write arrays as a compressed npz file atomically (plain arrays only: read without pickles)."""
+    import numpy as np
+
+    return _atomic(path, lambda tmp: np.savez_compressed(tmp, allow_pickle=False, **arrays))
+
+
+def menu_dir(run_dir: Path, member: str, search_suffix: str = "") -> Path:
+    """Where a member's operating-point cache of one search goes (``menu`` or ``menu-<suffix>``)."""
+    name = f"menu-{search_suffix}" if search_suffix else "menu"
+    return Path(run_dir) / MEMBERS_DIR / member / name
 
 
 def trial_dir(run_dir: Path, member: str, search_suffix: str = "") -> Path:
@@ -216,6 +247,7 @@ class RunDir:
         self._json: dict[str, dict[str, Any]] = {}
         self._csv: dict[str, pd.DataFrame] = {}
         self._predictions: dict[str, PredictionSet] = {}
+        self._menus: dict[str, Menu] = {}
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -287,6 +319,16 @@ class RunDir:
         if split not in self._predictions:
             self._predictions[split] = PredictionSet.load(self.require(PREDICTIONS[split]))
         return self._predictions[split]
+
+    def menu(self, split: str) -> Menu:
+        """One split of the run's menu (``val`` or ``test``), loaded once."""
+        from ensprune.ensemble.menu import Menu
+
+        if split not in MENUS:
+            raise RunDirError(f"unknown menu split {split!r}; valid splits: {', '.join(MENUS)}")
+        if split not in self._menus:
+            self._menus[split] = Menu.load(self.require(MENUS[split]))
+        return self._menus[split]
 
     @property
     def voting(self) -> str:

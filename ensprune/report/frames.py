@@ -22,6 +22,7 @@ from ensprune.errors import RunDirError
 from ensprune.report.stats import accuracy_interval, paired_comparison, wilson_interval
 from ensprune.rundir import (
     MEMBERS_CSV,
+    MENU_CSV,
     PREDICTIONS,
     RUN_JSON,
     SELECTION_JSON,
@@ -53,6 +54,8 @@ __all__ = [
     "focal_columns",
     "format_summary",
     "is_team_table",
+    "joint_points",
+    "joint_team_sets",
     "members_frame",
     "parse_team",
     "run_info",
@@ -409,9 +412,12 @@ def comparison_frame(run_dir: Run) -> pd.DataFrame:
         )
 
     rows = []
-    team_correct = ensemble_correct(test, team, voting, team_weights)
+    team_idx, team_val, team_test, team_cost = team, val, test, pruned_cost
+    if selection.get("mode") == "joint":  # the team is made of menu points, not pruned members
+        team_idx, team_val, team_test, team_cost = joint_team_sets(run)
+    team_correct = ensemble_correct(team_test, team_idx, voting, team_weights)
     for label, idx, val_set, test_set, cost, weights in (
-        (TEAM, team, val, test, pruned_cost, team_weights),
+        (TEAM, team_idx, team_val, team_test, team_cost, team_weights),
         (POOL, everyone, val, test, pruned_cost, None),
         (BEST_SINGLE, [best], val, test, pruned_cost, None),
         (DENSE_POOL, everyone, dense_val, dense_test, dense_cost, None),
@@ -423,7 +429,7 @@ def comparison_frame(run_dir: Run) -> pd.DataFrame:
         row: dict[str, Any] = {
             "ensemble": label,
             "n_members": len(idx),
-            "members": ", ".join(names[i] for i in idx),
+            "members": ", ".join(test_set.names[i] for i in idx),
             "val_accuracy": val_hits.value,
             "val_accuracy_low": val_hits.low,
             "val_accuracy_high": val_hits.high,
@@ -452,6 +458,41 @@ def comparison_frame(run_dir: Run) -> pd.DataFrame:
             )
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------- joint
+
+
+def joint_points(run: RunDir) -> list[int]:
+    """A joint choice's menu point indices (selection.json ``points``), checked."""
+    selection = run.selection
+    points = selection.get("points")
+    n = run.menu("val").n_points
+    if not (isinstance(points, list) and points and all(isinstance(p, int) for p in points)):
+        raise RunDirError(
+            f"{run.path / SELECTION_JSON} is a joint choice without 'points' (menu point "
+            "indices); re-run the selection stage"
+        )
+    if any(not 0 <= p < n for p in points):
+        raise RunDirError(
+            f"selection.json picks menu points {points}, outside the menu of {n}; "
+            "re-run the menu and selection stages"
+        )
+    return points
+
+
+def joint_team_sets(
+    run: RunDir,
+) -> tuple[list[int], PredictionSet, PredictionSet, np.ndarray]:
+    """The joint team as (point indices, val menu points, test menu points, (P, 2) costs).
+
+    The costs are (non-zero parameters, effective MACs) per point, the comparison's columns.
+    """
+    points = joint_points(run)
+    val, test = run.menu("val"), run.menu("test")
+    table = run.csv(MENU_CSV, ["nonzero_params", "effective_macs"])
+    cost = table[["nonzero_params", "effective_macs"]].to_numpy(dtype=np.float64)
+    return points, val.points, test.points, cost
 
 
 # ---------------------------------------------------------------------------------------- summary
@@ -530,6 +571,7 @@ def summary_from_frames(
             "test_samples": team.get("test_samples"),
             "cost_share": team["cost_share"],
             "dense_cost_share": team["dense_cost_share"],
+            **_joint_summary(selection),
         },
         "best_single": best["members"],
         "comparison": list(rows.values()),
@@ -597,6 +639,7 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     lines += [
         f"  cost: {_pct(selection['cost_share'])} of the full pool's MACs, "
         f"{_pct(selection['dense_cost_share'])} of the dense pool's",
+        *_joint_lines(selection),
         "",
         f"Report:  {run['report_html']}",
         f"Storage: {run.get('storage') or 'not recorded in run.json'}",
@@ -604,6 +647,37 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     if run.get("storage"):
         lines.append(f"         browse the studies with `ensprune dashboard {run['run_dir']}`")
     return "\n".join(lines)
+
+
+def _joint_summary(selection: Mapping[str, Any]) -> dict[str, Any]:
+    """A joint choice's extra summary keys: its operating points and its cost against the budget."""
+    if selection.get("mode") != "joint":
+        return {}
+    return {
+        "mode": "joint",
+        "operating_points": selection.get("point_names", []),
+        "cost_name": selection.get("cost_name"),
+        "total_cost": selection.get("total_cost"),
+        "budget": selection.get("budget"),
+        "budget_spec": selection.get("budget_spec"),
+    }
+
+
+def _joint_lines(selection: Mapping[str, Any]) -> list[str]:
+    if selection.get("mode") != "joint":
+        return []
+    budget, spec = selection.get("budget"), selection.get("budget_spec")
+    total = float(selection["total_cost"])
+    limit = (
+        f"of the budget {float(budget):,.0f}" + (f" ({spec})" if spec else "")
+        + f", {100 * total / float(budget):.1f}% used"
+        if isinstance(budget, int | float) and budget
+        else "(no budget)"
+    )  # fmt: skip
+    return [
+        f"  joint operating points: {', '.join(selection['operating_points'])}",
+        f"  total {selection.get('cost_name')}: {total:,.0f} {limit}",
+    ]
 
 
 def _acc(value: object) -> str:

@@ -18,10 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from matplotlib.figure import Figure
 
 from ensprune.errors import RunDirError
 from ensprune.report import frames, interactive, plots
 from ensprune.report.importance import param_importances
+from ensprune.report.joint import (
+    is_joint,
+    joint_budget,
+    joint_choice_frame,
+    joint_front_frame,
+    joint_references,
+)
 from ensprune.rundir import REPORT_DIR, STAGE_OF, RunDir, missing, open_run, resume_hint
 
 logger = logging.getLogger(__name__)
@@ -124,8 +132,18 @@ def build_report(run_dir: str | Path | RunDir, out_dir: str | Path | None = None
         (out / FIGURES_DIR / f"{key}.png").write_bytes(png)
         images[key] = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
+    joint_html = ""
+    joint_divs: dict[str, str] = {}
+    if is_joint(run):
+        joint_html, joint_figure, joint_divs = _joint_parts(run, comparison, out)
+        joint_png = plots.figure_png(joint_figure)
+        (out / FIGURES_DIR).mkdir(exist_ok=True)
+        (out / FIGURES_DIR / "joint.png").write_bytes(joint_png)
+        images["joint"] = "data:image/png;base64," + base64.b64encode(joint_png).decode("ascii")
+        figures["joint"] = ("Joint choice: team test accuracy against total cost", joint_figure)
     tolerance = _tolerance(run)
     plotly_divs = _interactive(run, trials, members, comparison, teams, selection, tolerance)
+    plotly_divs.update(joint_divs)
     (out / SUMMARY_JSON).write_text(json.dumps(facts, indent=2, allow_nan=False), encoding="utf-8")
     page = _page(
         info,
@@ -139,6 +157,7 @@ def build_report(run_dir: str | Path | RunDir, out_dir: str | Path | None = None
         images,
         plotly_divs,
         tolerance,
+        joint_html,
     )
     html_path = out / REPORT_HTML
     html_path.write_text(page, encoding="utf-8")
@@ -157,6 +176,7 @@ def _page(
     images: Mapping[str, str],
     plotly_divs: Mapping[str, str] | None = None,
     tolerance: float = 0.01,
+    joint_html: str = "",
 ) -> str:
     e = html.escape
     divs = dict(plotly_divs or {})
@@ -181,7 +201,9 @@ def _page(
     options = {
         k: v
         for k, v in selection.items()
-        if k not in {"selector", "members", "names", "scores", "val_accuracy", "voting"}
+        if k
+        not in {"selector", "members", "names", "scores", "val_accuracy", "voting"}
+        | _JOINT_SHOWN_APART
     }
     script = f"<script>{interactive.plotly_script()}</script>" if divs else ""
     parts = [
@@ -219,6 +241,8 @@ def _page(
         "p &lt; 0.05.</p>",
         _scroll(_table(_comparison_display(comparison), _COMPARISON_FORMAT)),
         plot("comparison"),
+        joint_html,
+        plot("joint") or figure("joint"),
         "<h2>Members: dense vs pruned</h2>",
         "<p class='note'>Validation accuracies as measured by the search; test accuracies "
         "(95 % Wilson intervals) computed by the report from the prediction files.</p>",
@@ -267,6 +291,56 @@ def _page(
         "</ul></body></html>",
     ]
     return "\n".join(p for p in parts if p)
+
+
+# selection.json keys of a joint choice that the joint section shows as a table instead
+_JOINT_SHOWN_APART = {"points", "point_names", "operating_points"}
+
+
+def _joint_parts(
+    run: RunDir, comparison: pd.DataFrame, out: Path
+) -> tuple[str, Figure, dict[str, str]]:
+    """The joint choice's section: (HTML, the front figure, its plotly div).
+
+    Writes joint_choice and joint_front tables next to the page.
+    """
+    e = html.escape
+    choice = joint_choice_frame(run)
+    front = joint_front_frame(run)
+    references = joint_references(run, comparison)
+    budget = joint_budget(run)
+    write_table(choice, out / "joint_choice")
+    write_table(
+        front.assign(points=[",".join(map(str, p)) for p in front["points"]]), out / "joint_front"
+    )
+    cost_name = str(budget["cost_name"])
+    limit = budget["budget"]
+    spent = (
+        f"{budget['total_cost']:,.0f} of the budget {float(limit):,.0f}"
+        + (f" ({e(str(budget['budget_spec']))})" if budget["budget_spec"] else "")
+        + f": {100 * float(budget['share']):.1f}% used"
+        if isinstance(limit, int | float) and budget["share"] is not None
+        else f"{budget['total_cost']:,.0f} (no budget)"
+    )
+    section = "\n".join(
+        [
+            "<h2>Joint choice: every member's operating point</h2>",
+            f"<p><strong>Team's total {e(cost_name)}:</strong> {spent}.</p>",
+            "<p class='note'>Each member is out or at one point of its menu (its dense network "
+            "and its Pareto-optimal trials); the points were chosen together on validation. "
+            "Point accuracies on test are computed here.</p>",
+            _scroll(_table(choice, _JOINT_FORMAT)),
+            "<p class='note'>Team test accuracy against total cost: the joint front (when the "
+            "search wrote one: nsga2, exhaustive), the joint choice (star), the budget, and "
+            "references at the two-stage operating points and dense.</p>",
+        ]
+    )
+    budget_value = float(limit) if isinstance(limit, int | float) else None
+    fig = plots.plot_joint_front(front, references, budget_value, cost_name)
+    div = interactive.figure_div(
+        interactive.joint_front_figure(front, references, budget_value, cost_name), "joint"
+    )
+    return section, fig, {"joint": div}
 
 
 def write_table(frame: pd.DataFrame, stem: Path) -> None:
@@ -489,6 +563,15 @@ _TRIAL_FORMAT: dict[str, Formatter] = {
     "duration_s": _number(1),
 }
 _TEAM_FORMAT: dict[str, Formatter] = {"val_accuracy": _ACC}
+_JOINT_FORMAT: dict[str, Formatter] = {
+    "trial": _count,  # empty for the dense network or a member out of the team
+    "sparsity": _percent,
+    "cost": _count,
+    "dense_cost": _count,
+    "cost_share": _percent,
+    "point_val_accuracy": _ACC,
+    "point_test_accuracy": _ACC,
+}
 
 
 def _table(frame: pd.DataFrame, formats: Mapping[str, Formatter]) -> str:

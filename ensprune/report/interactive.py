@@ -408,3 +408,73 @@ def comparison_figure(comparison: pd.DataFrame, cost: str = "macs") -> go.Figure
         margin={"l": 60, "r": 20, "t": 60, "b": 50},
     )
     return fig
+
+
+def joint_front_figure(
+    front: pd.DataFrame,
+    references: pd.DataFrame,
+    budget: float | None,
+    cost_name: str,
+) -> go.Figure:
+    """Joint selection: team test accuracy against total cost (the front when the search wrote
+    one, the chosen team starred), the references of :func:`~ensprune.report.joint.joint_references`
+    and the budget as a vertical line."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    hover = ["names", "size", "total_cost", "val_accuracy", "test_accuracy"]
+    line = front[front["kind"] == "front"]
+    if len(line):
+        fig.add_trace(
+            go.Scatter(
+                x=line["total_cost"],
+                y=line["test_accuracy"],
+                mode="lines+markers",
+                line={"shape": "hv", "color": PALETTE[0]},
+                name="joint front (test)",
+                hovertext=_hover(line, hover),
+                hoverinfo="text",
+            )
+        )
+    chosen = front[front["kind"] == "chosen"]
+    fig.add_trace(
+        go.Scatter(
+            x=chosen["total_cost"],
+            y=chosen["test_accuracy"],
+            mode="markers",
+            marker={"symbol": "star", "size": 18, "color": PALETTE[0], "line": {"width": 1}},
+            name="joint choice",
+            hovertext=_hover(chosen, hover),
+            hoverinfo="text",
+        )
+    )
+    colours = _colours(references["reference"].tolist())
+    for _, row in references.iterrows():
+        name = str(row["reference"])
+        fig.add_trace(
+            go.Scatter(
+                x=[float(row["total_cost"])],
+                y=[float(row["test_accuracy"])],
+                mode="markers",
+                marker={"size": 11, "color": colours[name], "symbol": "square"},
+                name=html.escape(f"{name} ({int(row['n_members'])})"),
+                hovertext=_hover(
+                    pd.DataFrame([row]), ["reference", "n_members", "total_cost", "test_accuracy"]
+                ),
+                hoverinfo="text",
+            )
+        )
+    if budget is not None and math.isfinite(budget) and budget > 0:
+        fig.add_vline(x=budget, line={"dash": "dash", "width": 1}, annotation_text="budget")
+    costs = pd.concat([front["total_cost"], references["total_cost"]]).astype(float)
+    fig.update_layout(
+        title={"text": f"Joint choice: team test accuracy against total {html.escape(cost_name)}"},
+        xaxis={
+            "title": {"text": f"total {html.escape(cost_name)}"},
+            "type": "log" if bool((costs > 0).all()) else "linear",
+        },
+        yaxis={"title": {"text": "ensemble test accuracy"}},
+        height=420,
+        margin={"l": 60, "r": 20, "t": 60, "b": 50},
+    )
+    return fig

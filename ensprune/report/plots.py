@@ -254,3 +254,49 @@ def save_png(fig: Figure, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(figure_png(fig))
     return path
+
+
+def plot_joint_front(
+    front: pd.DataFrame,
+    references: pd.DataFrame,
+    budget: float | None,
+    cost_name: str,
+) -> Figure:
+    """Joint selection: team test accuracy against total cost, with the references and budget.
+
+    Args:
+        front: :func:`~ensprune.report.joint.joint_front_frame` (kind, total_cost,
+            val_accuracy, test_accuracy).
+        references: :func:`~ensprune.report.joint.joint_references`.
+        budget: the budget (a vertical line), or None.
+        cost_name: what the cost measures (the x axis).
+    """
+    fig = _figure(8.0, 4.6)
+    ax = fig.subplots()
+    line = front[front["kind"] == "front"]
+    if len(line):
+        ax.step(line["total_cost"], line["test_accuracy"], where="post", color="tab:red",
+                label="joint front (test)")  # fmt: skip
+        ax.step(line["total_cost"], line["val_accuracy"], where="post", color="tab:red",
+                ls=":", alpha=0.6, label="joint front (validation)")  # fmt: skip
+    chosen = front[front["kind"] == "chosen"]
+    ax.scatter(chosen["total_cost"], chosen["test_accuracy"], marker="*", s=220,
+               color="tab:red", edgecolor="black", zorder=4, label="joint choice")  # fmt: skip
+    markers = ("s", "D", "o", "^", "v", "P")
+    palette = colormaps["tab10"]
+    for i, (name, n, cost, acc) in enumerate(
+        zip(references["reference"], references["n_members"], references["total_cost"],
+            references["test_accuracy"], strict=True)
+    ):  # fmt: skip
+        ax.scatter([float(cost)], [float(acc)], marker=markers[i % len(markers)], s=60,
+                   color=palette((i + 1) % 10), zorder=3, label=f"{name} ({int(n)})")  # fmt: skip
+    if budget is not None and math.isfinite(budget) and budget > 0:
+        ax.axvline(budget, color="black", lw=0.8, ls="--", label="budget")
+    costs = np.concatenate([front["total_cost"], references["total_cost"]]).astype(float)
+    if np.all(costs[np.isfinite(costs)] > 0):
+        ax.set_xscale("log")
+    ax.set_xlabel(f"total {cost_name}")
+    ax.set_ylabel("ensemble test accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return fig

@@ -75,3 +75,34 @@ def _note(
         f"{point['sparsity']:.3f}, validation accuracy {point['val_accuracy']:.4f})\n"
         f"- this member is {verdict} ({selector}): {', '.join(team)}\n",
     )
+
+
+JOINT_POINT = "ensprune.joint_operating_point"
+
+
+def record_joint_choices(
+    storage: optuna.storages.BaseStorage,
+    trials: pd.DataFrame,
+    operating_points: Sequence[dict[str, Any]],
+    search: str,
+) -> None:
+    """Write a joint choice into every member study: the member's operating point (``None``
+    when it is out of the team), the team's members, and whether this member is in.
+
+    Args:
+        storage: the run's Optuna storage.
+        trials: trials.csv's frame (member, study_name).
+        operating_points: selection.json's ``operating_points`` (member, trial, method, ...).
+        search: the joint search that chose them (for the note).
+    """
+    team = [str(p["member"]) for p in operating_points]
+    by_member = {str(p["member"]): p for p in operating_points}
+    for member, name in (
+        trials[["member", "study_name"]].drop_duplicates("member").itertuples(index=False)
+    ):
+        study = optuna.load_study(study_name=str(name), storage=storage)
+        point = by_member.get(str(member))
+        study.set_user_attr(JOINT_POINT, point)
+        study.set_user_attr(SELECTED_TEAM, team)
+        study.set_user_attr(IN_TEAM, point is not None)
+    logger.info("the joint choice (%s) recorded in the studies' user attributes", search)

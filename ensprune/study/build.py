@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import optuna
 
     from ensprune.ensemble.selection import Selector
+    from ensprune.ensemble.selection.joint import JointSelector
     from ensprune.models import TrainConfig
     from ensprune.pruning import PruningMethod
     from ensprune.study.spec import PoolSpec, SearchSpec, SelectionSpec, StudySpec
@@ -36,6 +37,7 @@ __all__ = [
     "check_spec",
     "check_storage_url",
     "finetune_config",
+    "make_joint_selector",
     "make_selector",
     "make_study_sampler",
     "member_seed",
@@ -262,6 +264,51 @@ def make_selector(selection: SelectionSpec, seed: int) -> Selector:
         raise SpecError(f"[selection] bad settings for selector {cls.name!r}: {exc}") from None
 
 
+def make_joint_selector(
+    selection: SelectionSpec, seed: int, budget: float | None = None
+) -> JointSelector:
+    """The spec's joint selector (``[selection] mode = "joint"``) with ``budget`` resolved.
+
+    The spec's ``budget`` may be relative to the dense members (``"1x_member"``), so the caller
+    resolves it against the menu (:func:`~ensprune.ensemble.menu.resolve_budget`) and passes the
+    number; without one the selector is built unbudgeted (the spec check).
+    """
+    import dataclasses
+
+    import numpy as np
+
+    from ensprune.ensemble.menu import resolve_budget
+    from ensprune.ensemble.selection.joint import JointSelector
+
+    options = dict(selection.options)
+    resolve_budget(options.pop("budget", None), np.ones(1))  # a bad budget fails here
+    knobs = {f.name for f in dataclasses.fields(JointSelector)} - {"budget", "progress"}
+    unknown = sorted(set(options) - knobs)
+    if unknown:
+        raise SpecError(
+            f'[selection] unknown knob(s) {unknown} for mode = "joint"; valid: '
+            f"{', '.join(sorted(knobs))}"
+        )
+    shared: dict[str, Any] = {
+        "voting": selection.voting,
+        "max_size": selection.max_size,
+        "seed": seed,
+    }
+    metrics = split_names(selection.metric, _metrics_registry())
+    try:
+        return JointSelector(**shared, metrics=metrics, **options, budget=budget)
+    except TypeError as exc:
+        raise SpecError(f"[selection] bad settings for the joint selector: {exc}") from None
+    except SpecError as exc:
+        raise SpecError(f"[selection] {exc}") from None
+
+
+def _metrics_registry() -> Registry[Any]:
+    from ensprune.ensemble.diversity import METRICS
+
+    return METRICS
+
+
 # ------------------------------------------------------------------------------------ whole spec
 
 
@@ -384,7 +431,10 @@ def check_spec(spec: StudySpec) -> None:
         make_study_sampler(search, spec.seed)
     except SpecError as exc:
         raise SpecError(f"[search.sampler_params]: {exc}") from None
-    make_selector(spec.selection, spec.seed)
+    if spec.selection.mode == "joint":
+        make_joint_selector(spec.selection, spec.seed)
+    else:
+        make_selector(spec.selection, spec.seed)
     for label, build in (
         ("[pool]", lambda: train_config(spec.pool, device=spec.device, seed=spec.seed)),
         (

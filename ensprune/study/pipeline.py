@@ -49,9 +49,10 @@ from ensprune.models import (
 from ensprune.models.named import build_named
 from ensprune.parallel import parallel_map
 from ensprune.storage import default_storage_url, open_storage
-from ensprune.study.annotate import record_choices
+from ensprune.study.annotate import record_choices, record_joint_choices
 from ensprune.study.build import make_study_sampler, train_config
 from ensprune.study.callbacks import Callback, make_callbacks
+from ensprune.study.menus import build_menus
 from ensprune.study.search import (
     MemberObjective,
     SplitData,
@@ -60,7 +61,12 @@ from ensprune.study.search import (
     pareto_front,
     run_member_study,
 )
-from ensprune.study.selection import select_team, write_selection
+from ensprune.study.selection import (
+    select_joint,
+    select_team,
+    write_joint_selection,
+    write_selection,
+)
 from ensprune.study.spec import StudySpec
 
 logger = logging.getLogger("ensprune.study")
@@ -479,6 +485,24 @@ def evaluate_members(
     return frame
 
 
+def _select_joint_stage(spec: StudySpec, run_path: Path, trials: pd.DataFrame, url: str) -> None:
+    """The joint mode's selection stage: menus/val.npz -> selection.json (validation only)."""
+    choice = select_joint(run_path, spec.selection, spec.seed)
+    operating_points = write_joint_selection(choice, spec.selection, run_path)
+    record_joint_choices(open_storage(url), trials, operating_points, choice.search)
+    budget = choice.selection.params.get("budget")
+    logger.info(
+        "joint choice (%s, budget %s = %s %s): %s; total %s %.4g",
+        choice.search,
+        spec.selection.options.get("budget", "none"),
+        "none" if budget is None else f"{budget:.4g}",
+        choice.cost_name,
+        ", ".join(choice.selection.names),
+        choice.cost_name,
+        choice.total_cost,
+    )
+
+
 def run_study(
     spec: StudySpec,
     *,
@@ -554,17 +578,22 @@ def run_study(
     rd.mark_stage(run_path, "search")
     evaluate_members(spec, data, pool, trials, run_path)
     rd.mark_stage(run_path, "evaluate")
-    selection = select_team(
-        PredictionSet.load(run_path / rd.PREDICTIONS["val"]), spec.selection, spec.seed
-    )
-    write_selection(selection, spec.selection, run_path)
-    record_choices(open_storage(url), trials, selection.names, spec.selection.selector)
-    logger.info(
-        "selected team (%s, %s): %s",
-        spec.selection.selector,
-        spec.selection.metric,
-        ", ".join(selection.names),
-    )
+    build_menus(spec, data, pool, trials, run_path, suffix)
+    rd.mark_stage(run_path, "menu")
+    if spec.selection.mode == "joint":
+        _select_joint_stage(spec, run_path, trials, url)
+    else:
+        selection = select_team(
+            PredictionSet.load(run_path / rd.PREDICTIONS["val"]), spec.selection, spec.seed
+        )
+        write_selection(selection, spec.selection, run_path)
+        record_choices(open_storage(url), trials, selection.names, spec.selection.selector)
+        logger.info(
+            "selected team (%s, %s): %s",
+            spec.selection.selector,
+            spec.selection.metric,
+            ", ".join(selection.names),
+        )
     rd.mark_stage(run_path, "select")
     report_path = build_report(run_path)
     rd.mark_stage(run_path, "report")

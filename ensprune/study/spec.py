@@ -133,6 +133,13 @@ class SelectionSpec:
     consensus). ``options`` holds the selector's own knobs (HQ's ``beta``, ``n_jobs``,
     ``budget``, ...): in a spec they are written directly under ``[selection]`` (or under
     ``[selection.options]``) and checked against the selector's knobs when the spec is loaded.
+
+    ``mode``: ``"two_stage"`` (each member's operating point alone by ``[search]
+    accuracy_tolerance``, then ``selector`` picks the team) or ``"joint"`` (every member "out" or
+    one point of its menu, chosen together under ``budget``: a number, ``"1x_member"`` or
+    ``"25%_pool"``; ``search = "ga" | "nsga2" | "exhaustive"``; the objective weights
+    ``w_accuracy``, ``w_diversity``, ``w_size``). ``cost`` is what a point costs in the menu:
+    ``"macs"`` (effective), ``"params"`` (non-zero) or ``"latency"`` (measured, ms per batch).
     """
 
     selector: str = "hq"
@@ -140,6 +147,10 @@ class SelectionSpec:
     max_size: int = 5
     voting: str = "soft"  # the same default as `ensprune select`
     options: dict[str, Any] = field(default_factory=dict)
+    # Budgeted joint selection (issue 12): mode "joint" chooses every member's operating point
+    # and the team together; ``options`` then holds JointSelector's knobs (search, budget, w_*).
+    mode: str = "two_stage"
+    cost: str = "macs"
 
 
 @dataclass(frozen=True)
@@ -283,6 +294,7 @@ class StudySpec:
             ),
             selection=dataclasses.replace(
                 self.selection,
+                **_joint_names(self.selection),
                 selector=SELECTORS.canonical(self.selection.selector),
                 metric=",".join(
                     METRICS.canonical(m.strip())
@@ -430,6 +442,19 @@ class StudySpec:
                 f"[search] accuracy_tolerance must lie in [0, 1); got {self.search.accuracy_tolerance}"
             )
         SELECTORS.get(self.selection.selector)
+        if self.selection.mode not in SELECTION_MODES:
+            fail(
+                f"[selection] mode must be one of {', '.join(SELECTION_MODES)}; got {self.selection.mode!r}"
+            )
+        if self.selection.cost not in COST_KINDS:
+            fail(
+                f"[selection] cost must be one of {', '.join(COST_KINDS)}; got {self.selection.cost!r}"
+            )
+        if self.selection.mode == "joint" and self.selection.selector != "hq":
+            fail(
+                '[selection] selector names a two_stage team selector; in mode = "joint" name '
+                'the joint search instead: search = "ga", "nsga2" or "exhaustive"'
+            )
         split_names(self.selection.metric, METRICS)
         if len(self.members) < 2:
             fail("the pool needs at least 2 members (architectures x seeds) to select a team")
@@ -443,6 +468,21 @@ class StudySpec:
             check_spec(self)
         except SpecError as exc:
             fail(str(exc))
+
+
+SELECTION_MODES = ("two_stage", "joint")
+COST_KINDS = ("macs", "params", "latency")
+
+
+def _joint_names(selection: SelectionSpec) -> dict[str, Any]:
+    """``mode``, ``cost`` and a joint ``search`` name in their registered spelling (any case)."""
+    from ensprune.ensemble.selection.joint import JOINT_SEARCHES
+
+    mode, cost = str(selection.mode).lower(), str(selection.cost).lower()
+    options = dict(selection.options)
+    if mode == "joint" and isinstance(options.get("search"), str):
+        options["search"] = JOINT_SEARCHES.canonical(options["search"])
+    return {"mode": mode, "cost": cost, "options": options}
 
 
 def _section(raw: dict[str, Any], key: str, source: str) -> dict[str, Any]:

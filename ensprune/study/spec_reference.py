@@ -128,6 +128,18 @@ KEY_DOCS: dict[tuple[str, str], KeyDoc] = {
     ),
     ("selection", "max_size"): KeyDoc("largest team size", ">= 1, at most the pool's size"),
     ("selection", "voting"): KeyDoc("how a team combines its members' votes", names="voting"),
+    ("selection", "mode"): KeyDoc(
+        "two_stage: each member's operating point alone ([search] accuracy_tolerance), then "
+        "the selector picks a team; joint: every member out or at one point of its menu, "
+        "chosen together under budget (options: search = ga | nsga2 | exhaustive, budget as a "
+        "number, 'Nx_member' or 'N%_pool', the w_* weights)",
+        "two_stage, joint",
+    ),
+    ("selection", "cost"): KeyDoc(
+        "what an operating point costs in the menus and the joint budget: effective MACs, "
+        "non-zero parameters, or latency measured per point (ms per batch of 256)",
+        "macs, params, latency",
+    ),
     ("selection", "options"): KeyDoc(
         "the selector's own knobs (HQ's beta, n_jobs, budget, ...), written directly under "
         "[selection] (or under [selection.options]); checked at load"

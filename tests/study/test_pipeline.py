@@ -81,7 +81,7 @@ def test_every_stage_leaves_its_files(finished_run: tuple[Path, object]) -> None
     assert 2 <= len(selection["members"]) <= 3
     assert "test" not in json.dumps(selection)  # selection is made and described on validation only
     meta = json.loads((run_dir / "run.json").read_text())
-    assert set(meta["stages"]) == {"train", "search", "evaluate", "select", "report"}
+    assert set(meta["stages"]) == {"train", "search", "evaluate", "menu", "select", "report"}
     assert "test accuracy" in result.summary_text.lower()  # type: ignore[attr-defined]
     # the choices are in the storage, for optuna-dashboard
     storage = f"sqlite:///{run_dir / 'study.db'}"
