@@ -41,7 +41,8 @@ KEY_DOCS: dict[tuple[str, str], KeyDoc] = {
         "the study's name: the run directory defaults to runs/NAME, member studies are NAME.MEMBER"
     ),
     ("study", "seed"): KeyDoc(
-        "seeds the data split, every member's initialisation and every search", ">= 0, < 2**32"
+        "seeds the data split, every member's initialisation and every search",
+        ">= 0; the top depends on the pool size (each member's study seed, seed x 10007 + index, must stay below 2**32)",
     ),
     ("study", "storage"): KeyDoc(
         "Optuna storage URL; default: SQLite inside the run directory",
@@ -75,13 +76,13 @@ KEY_DOCS: dict[tuple[str, str], KeyDoc] = {
         "architecture is trained with every seed",
         names="models",
     ),
-    ("pool", "seeds"): KeyDoc("one member per architecture and seed", "distinct, >= 0"),
+    ("pool", "seeds"): KeyDoc("one member per architecture and seed", "distinct, 0 to 2**32 - 1"),
     ("pool", "epochs"): KeyDoc(
         "most training epochs per member (early stopping on val loss)", ">= 1"
     ),
     ("pool", "batch_size"): KeyDoc("training batch size", ">= 1"),
-    ("pool", "lr"): KeyDoc("learning rate of the pool's training", "> 0"),
-    ("pool", "weight_decay"): KeyDoc("L2 weight decay of the pool's training", ">= 0"),
+    ("pool", "lr"): KeyDoc("learning rate of the pool's training", "> 0, < 10"),
+    ("pool", "weight_decay"): KeyDoc("L2 weight decay of the pool's training", "finite, >= 0"),
     ("pool", "optimizer"): KeyDoc("the optimizer of training and fine-tuning", names="optimizers"),
     ("pool", "patience"): KeyDoc("early-stopping patience in epochs", ">= 1"),
     ("pool", "augment"): KeyDoc(
@@ -96,7 +97,7 @@ KEY_DOCS: dict[tuple[str, str], KeyDoc] = {
     ),
     ("search", "trials"): KeyDoc("trials per member study", ">= 1"),
     ("search", "finetune_epochs"): KeyDoc("fine-tuning epochs of every trial", ">= 0"),
-    ("search", "finetune_lr"): KeyDoc("learning rate of every trial's fine-tuning", "> 0"),
+    ("search", "finetune_lr"): KeyDoc("learning rate of every trial's fine-tuning", "> 0, < 10"),
     ("search", "sampler"): KeyDoc("the Optuna sampler of the member studies", names="samplers"),
     ("search", "sampler_params"): KeyDoc(
         "the sampler's knobs, as a table [search.sampler_params] (checked at load)"
