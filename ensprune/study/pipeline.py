@@ -20,6 +20,7 @@ import logging
 import os
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -49,9 +50,11 @@ from ensprune.models import (
 )
 from ensprune.parallel import parallel_map
 from ensprune.storage import default_storage_url, open_storage
+from ensprune.study import guard
 from ensprune.study.annotate import record_choices
 from ensprune.study.build import make_study_sampler, train_config
 from ensprune.study.callbacks import Callback, make_callbacks
+from ensprune.study.guard import default_run_dir, follow_parent, guarded
 from ensprune.study.search import (
     MemberObjective,
     SplitData,
@@ -128,22 +131,26 @@ def prepare_run_dir(
     run_dir = run_dir.resolve()
     meta_path = run_dir / rd.RUN_JSON
     fingerprint = _search_fingerprint(spec)
-    if meta_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError:
+    meta = _read_run_json(meta_path, spec, storage) if meta_path.is_file() else None
+    if meta is None and (run_dir / rd.SPEC_TOML).is_file():
+        meta = _rebuild_run_json(run_dir, spec, storage, fingerprint)
+    if meta is not None:
+        if meta.get("name", spec.name) != spec.name:
+            # the studies and their trial checkpoints are named after the run: never mix two names
             raise RunDirError(
-                f"{meta_path} is corrupt; delete the run directory or choose another"
-            ) from None
+                f"run directory {run_dir} holds the run {meta['name']!r}, the spec names it "
+                f"{spec.name!r}; set [study] name = {meta['name']!r} to resume it, or choose "
+                "another --run-dir"
+            )
         if meta.get("compat") != spec.fingerprint(*_COMPAT_SECTIONS):
             raise RunDirError(
                 f"run directory {run_dir} holds a run of a different spec (seed, data or pool differ); "
                 "choose another --run-dir, or delete that directory to start over"
             )
-        url = storage or meta["storage"]
-        if storage and storage != meta["storage"]:
+        url = rd.storage_url(run_dir, meta)
+        if storage and rd.storage_entry(run_dir, storage) != rd.storage_entry(run_dir, url):
             raise RunDirError(
-                f"run directory {run_dir} stores its studies in {meta['storage']}, not {storage}; "
+                f"run directory {run_dir} stores its studies in {url}, not {storage}; "
                 "drop --storage to resume it, or choose another --run-dir"
             )
         # suffix -> search fingerprint; run directories from before this map hold one search
@@ -158,7 +165,7 @@ def prepare_run_dir(
                 suffix,
             )
     else:
-        if run_dir.exists() and any(run_dir.iterdir()):
+        if run_dir.exists() and any(p.name != rd.LOCK_FILE for p in run_dir.iterdir()):
             raise RunDirError(
                 f"{run_dir} exists and is not an ensprune run directory; choose another --run-dir"
             )
@@ -175,6 +182,10 @@ def prepare_run_dir(
             "compat": spec.fingerprint(*_COMPAT_SECTIONS),
             "stages": {},
         }
+    meta.update(rd.storage_entry(run_dir, url))
+    meta.setdefault("run_id", uuid.uuid4().hex)  # run directories from before ids get one now
+    # this run's studies, for the interrupt handler and the identity check
+    meta["studies"] = [study_name(spec, member, suffix) for member, _, _ in spec.members]
     meta["searches"] = searches
     meta["search"] = fingerprint  # the current search
     meta["search_suffix"] = suffix
@@ -184,6 +195,76 @@ def prepare_run_dir(
     rd.write_json(meta_path, meta)
     rd.write_text(run_dir / rd.SPEC_TOML, spec_text)
     return run_dir, url, suffix
+
+
+def _read_run_json(path: Path, spec: StudySpec, storage: str | None) -> dict[str, Any] | None:
+    """run.json as a dict, or None (logged) when it is corrupt and is to be rebuilt."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        meta = None
+    if isinstance(meta, dict) and isinstance(meta.get("storage"), str):
+        return meta
+    logger.warning("%s is corrupt: rebuilding it from spec.toml and the storage", path)
+    return None
+
+
+def _rebuild_run_json(
+    run_dir: Path, spec: StudySpec, storage: str | None, fingerprint: str
+) -> dict[str, Any]:
+    """A run.json for a run directory that lost its own (corrupt, or deleted): from its spec.toml,
+    the storage (given, else the default one inside it) and the run id its studies carry."""
+    from ensprune.study.guard import RUN_ID_ATTR
+
+    try:
+        kept = StudySpec.from_toml(run_dir / rd.SPEC_TOML)
+    except Exception:  # any failure to read it: it cannot vouch for the directory
+        kept = None
+    if kept is None or kept.fingerprint(*_COMPAT_SECTIONS) != spec.fingerprint(*_COMPAT_SECTIONS):
+        raise RunDirError(
+            f"{run_dir / rd.RUN_JSON} is missing or corrupt and {run_dir / rd.SPEC_TOML} does not "
+            "match this spec (seed, data or pool); run the spec in that file, or choose another "
+            "--run-dir"
+        )
+    url = storage or default_storage_url(run_dir)
+    ids = set()
+    for name in optuna.get_all_study_names(open_storage(url)):
+        if name.startswith(f"{spec.name}."):
+            study = optuna.load_study(study_name=name, storage=open_storage(url))
+            ids.add(study.user_attrs.get(RUN_ID_ATTR))
+    ids.discard(None)
+    meta: dict[str, Any] = {
+        "format": RUN_FORMAT,
+        "name": spec.name,
+        "storage": url,
+        "dataset": spec.data.dataset,
+        "ensprune_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "compat": spec.fingerprint(*_COMPAT_SECTIONS),
+        "stages": {},
+        # the first search has no suffix; a later one is found by its fingerprint's suffix
+        "searches": {"": fingerprint},
+    }
+    if len(ids) == 1:
+        meta["run_id"] = ids.pop()
+    logger.warning("%s rebuilt (storage %s)", run_dir / rd.RUN_JSON, url)
+    return meta
+
+
+def claim_studies(spec: StudySpec, url: str, run_dir: Path, suffix: str) -> None:
+    """Tie this run's studies to its run id, and fail the trials a killed run left RUNNING.
+
+    A study from before run ids is adopted when its complete trials' checkpoints are here.
+    """
+    members = {study_name(spec, m, suffix): m for m, _, _ in spec.members}
+
+    def owns(name: str, trial: optuna.trial.FrozenTrial) -> bool:
+        checkpoint = trial.user_attrs.get("checkpoint")
+        folder = rd.trial_dir(run_dir, members[name], suffix)
+        return isinstance(checkpoint, str) and (folder / checkpoint).is_file()
+
+    run_id = str(rd.read_json(run_dir / rd.RUN_JSON)["run_id"])
+    guard.claim_studies(url, list(members), run_id, owns)
 
 
 def _member_seed(spec: StudySpec, index: int) -> int:
@@ -284,6 +365,7 @@ def _mirror_caller(caller: _Caller, threads: int | None) -> None:
     """
     if os.getpid() == caller.pid:
         return
+    follow_parent()  # ignore Ctrl-C (the caller handles it), exit when the caller is gone
     optuna.logging.set_verbosity(caller.optuna_verbosity)
     ours = logging.getLogger("ensprune")
     if not ours.handlers and not logging.getLogger().handlers:
@@ -479,6 +561,7 @@ def evaluate_members(
     return frame
 
 
+@guarded  # holds the run directory's lock; Ctrl-C -> RunInterrupted (what was kept, how to resume)
 def run_study(
     spec: StudySpec,
     *,
@@ -512,13 +595,14 @@ def run_study(
 
     if workers is not None and (isinstance(workers, bool) or workers < 1):
         raise SpecError(f"workers must be an integer >= 1; got {workers}")
-    target = Path(run_dir or spec.run_dir or Path("runs") / spec.name)
+    target = default_run_dir(spec, run_dir)
     text = spec_text if spec_text is not None else json.dumps(spec.to_dict(), indent=2)
     run_path, url, suffix = prepare_run_dir(
         spec, text, target, storage or spec.storage, spec_file=spec_file
     )
     logger.info("run directory: %s", run_path)
     logger.info("storage: %s", url)
+    claim_studies(spec, url, run_path, suffix)
 
     data = load_dataset(
         spec.data.dataset,
