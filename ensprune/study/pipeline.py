@@ -52,8 +52,9 @@ from ensprune.parallel import parallel_map
 from ensprune.storage import default_storage_url, open_storage
 from ensprune.study import guard
 from ensprune.study.annotate import record_choices
-from ensprune.study.build import make_study_sampler, train_config
+from ensprune.study.build import slot_sampler, train_config
 from ensprune.study.callbacks import Callback, make_callbacks
+from ensprune.study.checkpoints import repair_trial_checkpoints
 from ensprune.study.guard import default_run_dir, follow_parent, guarded
 from ensprune.study.search import (
     MemberObjective,
@@ -281,13 +282,9 @@ def train_pool(
         # θ₀ is a pure function of (architecture, shape, seed), so it is rebuilt rather than stored.
         initial = build_seeded(arch, data.input_shape, data.num_classes, seed)
         initial_state = {k: v.clone() for k, v in initial.state_dict().items()}
-        if (folder / "dense.pt").is_file():
-            try:
-                model, meta = load_model(folder / "dense.pt")
-                early = _load_state(folder / "early.pt")
-            except CheckpointError as exc:
-                raise CheckpointError(f"{exc} (member {member})") from None
-            pool[member] = TrainedMember(model, float(meta["val_accuracy"]), initial_state, early)
+        reused = _reuse_member(folder, member, initial_state)
+        if reused is not None:
+            pool[member] = reused
             logger.info(
                 "[%s] dense model reused from %s/dense.pt", member, folder.relative_to(run_dir)
             )
@@ -330,6 +327,25 @@ def train_pool(
     return pool
 
 
+def _reuse_member(
+    folder: Path, member: str, initial_state: dict[str, torch.Tensor]
+) -> TrainedMember | None:
+    """The member trained earlier, or None (logged) when it must be trained again: its
+    checkpoint is missing, corrupt, or records another member (a copied dense.pt)."""
+    if not (folder / "dense.pt").is_file():
+        return None
+    try:
+        model, meta = load_model(folder / "dense.pt")
+        early = _load_state(folder / "early.pt")
+        if meta.get("member", member) != member:
+            raise CheckpointError(f"{folder / 'dense.pt'} holds member {meta['member']!r}")
+        accuracy = float(meta["val_accuracy"])
+    except (CheckpointError, KeyError, TypeError, ValueError) as exc:
+        logger.warning("[%s] %s: training the member again", member, exc)
+        return None
+    return TrainedMember(model, accuracy, initial_state, early)
+
+
 def _save_state(path: Path, state: dict[str, torch.Tensor]) -> None:
     import io
 
@@ -344,7 +360,7 @@ def _load_state(path: Path) -> dict[str, torch.Tensor] | None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # torch raises several types for a damaged file
-        raise CheckpointError(f"{path} is corrupt; delete it and re-run to recreate it") from None
+        raise CheckpointError(f"{path} is corrupt") from None
     return dict(state)
 
 
@@ -403,10 +419,11 @@ def _search_member(
         name,
         objective,
         spec.search.trials,
-        make_study_sampler(spec.search, seed),
+        functools.partial(slot_sampler, spec.search, seed),  # fresh per trial: see the docstring
         # the spec's factories are called here, in the process that runs this study
         [*make_callbacks(spec.callbacks), *callbacks],
     )
+    repair_trial_checkpoints(study, objective)  # missing, corrupt or foreign: rebuilt
     study.set_user_attr("dense_val_accuracy", trained.val_accuracy)
     trials = study.get_trials(deepcopy=False)
     chosen = choose_operating_point(trials, trained.val_accuracy, spec.search.accuracy_tolerance)

@@ -13,7 +13,7 @@ import pytest
 from ensprune import rundir as rd
 from ensprune.errors import RunDirError
 
-from .crashkit import run_cli, wait_for, write_spec
+from .crashkit import run_cli, write_spec
 
 HOLD = (
     "import sys, time\n"
@@ -49,8 +49,11 @@ def test_second_run_is_refused_and_a_killed_holder_leaves_no_lock(tmp_path: Path
 
 
 def test_lock_is_refused_in_process_too_and_released_after_the_block(tmp_path: Path) -> None:
-    with rd.lock_run_dir(tmp_path), pytest.raises(RunDirError, match="in use by another run"):
-        with rd.lock_run_dir(tmp_path):
-            pass
+    with (
+        rd.lock_run_dir(tmp_path),
+        pytest.raises(RunDirError, match="in use by another run"),
+        rd.lock_run_dir(tmp_path),
+    ):
+        pass
     with rd.lock_run_dir(tmp_path):
         pass
