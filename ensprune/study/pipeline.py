@@ -193,6 +193,8 @@ def prepare_run_dir(
     meta["voting"] = spec.selection.voting
     if spec_file is not None:
         meta["spec_file"] = str(Path(spec_file).resolve())
+    # before run.json records the storage: a refused one must not stick to the run directory
+    claim_studies(spec, url, run_dir, suffix, meta["run_id"])
     rd.write_json(meta_path, meta)
     rd.write_text(run_dir / rd.SPEC_TOML, spec_text)
     return run_dir, url, suffix
@@ -252,7 +254,7 @@ def _rebuild_run_json(
     return meta
 
 
-def claim_studies(spec: StudySpec, url: str, run_dir: Path, suffix: str) -> None:
+def claim_studies(spec: StudySpec, url: str, run_dir: Path, suffix: str, run_id: str) -> None:
     """Tie this run's studies to its run id, and fail the trials a killed run left RUNNING.
 
     A study from before run ids is adopted when its complete trials' checkpoints are here.
@@ -264,7 +266,6 @@ def claim_studies(spec: StudySpec, url: str, run_dir: Path, suffix: str) -> None
         folder = rd.trial_dir(run_dir, members[name], suffix)
         return isinstance(checkpoint, str) and (folder / checkpoint).is_file()
 
-    run_id = str(rd.read_json(run_dir / rd.RUN_JSON)["run_id"])
     guard.claim_studies(url, list(members), run_id, owns)
 
 
@@ -509,7 +510,19 @@ def evaluate_members(
     trials: pd.DataFrame,
     run_dir: Path,
 ) -> pd.DataFrame:
-    """Measure dense and chosen pruned members; write members.csv and the prediction files."""
+    """Measure dense and chosen pruned members; write members.csv and the prediction files.
+
+    A resumed run whose chosen trials did not change reuses what an earlier run wrote (a missing
+    or corrupt file is recomputed).
+    """
+    chosen_trials = trials[trials.chosen.astype(bool)]
+    signature = json.dumps(
+        sorted(zip(chosen_trials.study_name, chosen_trials.number.astype(int), strict=True))
+    )
+    reused = _reuse_evaluation(run_dir, signature)
+    if reused is not None:
+        logger.info("members.csv and predictions reused: the chosen trials did not change")
+        return reused
     rows = []
     proba: dict[str, list[np.ndarray]] = {"val": [], "test": [], "dense_val": [], "dense_test": []}
     pruned_macs = []
@@ -575,7 +588,23 @@ def evaluate_members(
         rd.write_predictions(run_dir, key, predictions)
     frame = pd.DataFrame(rows)
     rd.write_csv(run_dir / rd.MEMBERS_CSV, frame)
+    meta = rd.read_json(run_dir / rd.RUN_JSON)
+    meta["evaluated"] = signature  # written last: the files above are whole when it is set
+    rd.write_json(run_dir / rd.RUN_JSON, meta)
     return frame
+
+
+def _reuse_evaluation(run_dir: Path, signature: str) -> pd.DataFrame | None:
+    """members.csv when the evaluate stage ran on the same chosen trials and its files are whole."""
+    if rd.read_json(run_dir / rd.RUN_JSON).get("evaluated") != signature:
+        return None
+    try:
+        for path in rd.PREDICTIONS.values():
+            PredictionSet.load(run_dir / path)
+        return pd.read_csv(run_dir / rd.MEMBERS_CSV)
+    except Exception as exc:  # any damage: the stage is cheap to redo
+        logger.warning("%s: recomputing the members' measurements and predictions", exc)
+        return None
 
 
 @guarded  # holds the run directory's lock; Ctrl-C -> RunInterrupted (what was kept, how to resume)
@@ -619,7 +648,6 @@ def run_study(
     )
     logger.info("run directory: %s", run_path)
     logger.info("storage: %s", url)
-    claim_studies(spec, url, run_path, suffix)
 
     data = load_dataset(
         spec.data.dataset,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -77,15 +76,6 @@ def wait_for(condition: Callable[[], bool], timeout: float = 120, what: str = ""
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
-
-
-def kill_when(proc: subprocess.Popen[str], condition: Callable[[], bool], what: str) -> str:
-    """SIGKILL the run (its main process only) as soon as ``condition`` holds; its stderr."""
-    wait_for(lambda: condition() or proc.poll() is not None, what=what)
-    assert proc.poll() is None, f"the run ended before {what}: {proc.communicate()[1][-2000:]}"
-    os.kill(proc.pid, signal.SIGKILL)
-    _, err = proc.communicate(timeout=60)
-    return err
 
 
 def children_of(pid: int) -> set[int]:

@@ -197,7 +197,9 @@ def test_corrupt_member_checkpoint_is_named_and_retrained(
         run_study(tiny_spec(), run_dir=copy, progress=False)
     assert f"[lenet300-s1] checkpoint {dense} is corrupt" in caplog.text
     assert "training the member again" in caplog.text
-    assert "[lenet300-s1] trained" in caplog.text and "[model_a-s0] dense model reused" in caplog.text
+    assert (
+        "[lenet300-s1] trained" in caplog.text and "[model_a-s0] dense model reused" in caplog.text
+    )
 
 
 def test_same_spec_same_seed_same_result(tmp_path: Path, finished_run: tuple[Path, object]) -> None:
