@@ -161,14 +161,24 @@ def claim_studies(
     adopted when every complete trial's checkpoint is in this run directory (``owns_trial(name,
     trial)``), and refused otherwise: a shared storage never hands one run's studies to another.
 
+    Studies not in the storage yet are created here, tagged with this run's id.
+
     Raises:
         RunDirError: a study belongs to another run.
     """
+    import optuna
     from optuna.trial import TrialState
 
-    from ensprune.storage import redact
+    from ensprune.storage import open_storage, redact
 
-    for study in _open_studies(storage_url, names):
+    storage = open_storage(storage_url)
+    existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    for name in names:
+        if name not in existing:  # both objectives maximised, as the member searches create them
+            optuna.create_study(
+                study_name=name, storage=storage, directions=["maximize", "maximize"]
+            ).set_user_attr(RUN_ID_ATTR, run_id)
+    for study in _open_studies(storage_url, [n for n in names if n in existing]):
         owner = study.user_attrs.get(RUN_ID_ATTR)
         if owner is None:
             done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
