@@ -18,6 +18,7 @@ import contextlib
 import functools
 import logging
 import os
+import shlex
 import signal
 import threading
 import time
@@ -80,7 +81,7 @@ def guarded(run: F) -> F:
 def resume_command(run_dir: Path, spec_file: str | Path | None) -> str:
     """The exact command that resumes the run in ``run_dir``."""
     spec = str(spec_file) if spec_file is not None else str(run_dir / rd.SPEC_TOML)
-    return f"ensprune run {spec} --run-dir {run_dir}"
+    return shlex.join(["ensprune", "run", spec, "--run-dir", str(run_dir)])
 
 
 def _after_interrupt(run_dir: Path, spec_file: str | Path | None) -> str:

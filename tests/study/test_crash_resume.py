@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
@@ -44,8 +45,6 @@ def outcome(run_dir: Path) -> dict[str, object]:
         done = [t for t in trials if t.state == TrialState.COMPLETE]
         studies[name] = [(t.params, [round(v, 6) for v in t.values]) for t in done]
     members = json.loads((run_dir / "selection.json").read_text())["members"]
-    import pandas as pd
-
     chosen = pd.read_csv(run_dir / "members.csv")[["member", "method", "target_sparsity"]]
     val = PredictionSet.load(run_dir / "predictions" / "val.npz")
     return {
@@ -221,10 +220,8 @@ def test_a_moved_and_damaged_run_directory_is_rebuilt_from_what_remains(
     assert run_cli("run", str(spec_file), "--run-dir", str(first), "--quiet").returncode == 0
     moved = tmp_path / "moved"
     shutil.move(first, moved)
-    trials_csv = (moved / "trials.csv").read_text().splitlines()
-    header = trials_csv[0].split(",")
-    rows = [dict(zip(header, r.split(","), strict=False)) for r in trials_csv[1:]]
-    chosen_checkpoint = next(r["checkpoint"] for r in rows if r["chosen"] == "True")
+    trials = pd.read_csv(moved / "trials.csv")
+    chosen_checkpoint = trials[trials.chosen & (trials.member == "model_a-s0")].checkpoint.iloc[0]
     (moved / chosen_checkpoint).write_bytes(b"truncated")  # a corrupt trial checkpoint
     (moved / "predictions" / "val.npz").write_bytes(b"PK\x03\x04")  # corrupt predictions
     shutil.rmtree(moved / "members" / "model_a-s1")  # a deleted member directory
@@ -233,6 +230,7 @@ def test_a_moved_and_damaged_run_directory_is_rebuilt_from_what_remains(
     done = run_cli("run", str(spec_file), "--run-dir", str(moved))
     assert done.returncode == 0, done.stderr
     err = done.stderr
+    print(err)  # shown when an assertion below fails
     assert "run.json is corrupt: rebuilding it" in err
     assert f"{moved / chosen_checkpoint} is corrupt: rebuilding it" in err
     assert "[model_a-s1] trained" in err and "[model_a-s0] dense model reused" in err

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from ensprune import rundir as rd
 from ensprune.errors import RunDirError
 
-from .crashkit import run_cli, write_spec
+from .crashkit import alive, run_cli, wait_for, write_spec
 
 HOLD = (
     "import sys, time\n"
@@ -57,3 +58,30 @@ def test_lock_is_refused_in_process_too_and_released_after_the_block(tmp_path: P
         pass
     with rd.lock_run_dir(tmp_path):
         pass
+
+
+PARENT = (
+    "import subprocess, sys, time\n"
+    "child = subprocess.Popen([sys.executable, '-c', sys.argv[1]])\n"
+    "print(child.pid, flush=True)\n"
+    "time.sleep(600)\n"
+)
+WORKER = (
+    "import time\n"
+    "from ensprune.study.guard import follow_parent\n"
+    "follow_parent()\n"
+    "time.sleep(600)\n"
+)
+
+
+def test_a_worker_ends_when_its_parent_is_killed() -> None:
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, WORKER], stdout=subprocess.PIPE, text=True
+    )
+    assert parent.stdout is not None
+    worker = int(parent.stdout.readline())
+    time.sleep(1.5)  # the worker has imported ensprune and started its watchdog
+    assert alive(worker)
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    wait_for(lambda: not alive(worker), timeout=10, what="the orphaned worker to exit")
