@@ -595,16 +595,22 @@ def evaluate_members(
 
 
 def _reuse_evaluation(run_dir: Path, signature: str) -> pd.DataFrame | None:
-    """members.csv when the evaluate stage ran on the same chosen trials and its files are whole."""
-    if rd.read_json(run_dir / rd.RUN_JSON).get("evaluated") != signature:
-        return None
+    """members.csv when the evaluate stage ran on the same chosen trials and its files are whole;
+    a damaged file is named (the stage is then recomputed)."""
+    members: pd.DataFrame | None = None
     try:
         for path in rd.PREDICTIONS.values():
-            PredictionSet.load(run_dir / path)
-        return pd.read_csv(run_dir / rd.MEMBERS_CSV)
+            if (run_dir / path).exists():
+                PredictionSet.load(run_dir / path)
+        if (run_dir / rd.MEMBERS_CSV).exists():
+            members = pd.read_csv(run_dir / rd.MEMBERS_CSV)
     except Exception as exc:  # any damage: the stage is cheap to redo
         logger.warning("%s: recomputing the members' measurements and predictions", exc)
         return None
+    whole = all((run_dir / path).exists() for path in rd.PREDICTIONS.values())
+    if rd.read_json(run_dir / rd.RUN_JSON).get("evaluated") != signature or not whole:
+        return None
+    return members
 
 
 @guarded  # holds the run directory's lock; Ctrl-C -> RunInterrupted (what was kept, how to resume)
