@@ -2,7 +2,8 @@
 
 A run directory holds everything one study run produced::
 
-    run.json                 format version, storage URL, fingerprints, finished stages
+    run.json                 format version, run id, storage URL, fingerprints, finished stages
+    .lock                    held (flock) by the one run writing the directory
     spec.toml                the spec the run was started with
     members/<member>/        dense.pt, early.pt, pruned.pt, trials[-<search>]/trial-NNNN.pt
     trials.csv               every Optuna trial of the current search (search stage)
@@ -20,10 +21,12 @@ renamed into place, so an interrupted run never leaves half a file), and the rep
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
 FORMAT = "ensprune-run/1"
 
 RUN_JSON = "run.json"
+LOCK_FILE = ".lock"
 SPEC_TOML = "spec.toml"
 MEMBERS_DIR = "members"
 TRIALS_CSV = "trials.csv"
@@ -79,11 +83,15 @@ __all__ = [
     "TEAMS_CSV",
     "TRIALS_CSV",
     "RunDir",
+    "lock_run_dir",
     "mark_stage",
     "menu_dir",
     "missing",
     "open_run",
     "read_json",
+    "storage_entry",
+    "storage_or_none",
+    "storage_url",
     "trial_dir",
     "write_bytes",
     "write_csv",
@@ -93,6 +101,40 @@ __all__ = [
     "write_predictions",
     "write_text",
 ]
+
+
+# ---------------------------------------------------------------------------------------- locking
+
+
+@contextmanager
+def lock_run_dir(run_dir: Path, command: str = "ensprune run") -> Iterator[Path]:
+    """Hold the run directory's lock for the block: one writer at a time.
+
+    The lock is ``flock`` on ``<run_dir>/.lock``, so the kernel drops it when its holder ends in
+    any way (even SIGKILL): a crashed run never leaves a stuck lock, and the file itself may
+    stay. The holder's pid is written into the file for the refusal message.
+
+    Raises:
+        RunDirError: another process holds the lock.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by child processes
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise RunDirError(
+                f"run directory {run_dir} is in use by another run (pid {holder}); wait for it "
+                f"to finish, or give `{command}` another --run-dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield run_dir
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 # ---------------------------------------------------------------------------------------- writing
@@ -172,6 +214,50 @@ def mark_stage(run_dir: Path, stage: str) -> None:
     meta = read_json(path)
     meta.setdefault("stages", {})[stage] = "done"
     write_json(path, meta)
+
+
+# ---------------------------------------------------------------------------------------- storage
+
+_FILE_SCHEMES = ("sqlite:///", "journal://")
+
+
+def storage_entry(run_dir: Path, url: str) -> dict[str, str]:
+    """run.json's storage keys for ``url``: ``storage`` (absolute, as given) and, when the storage
+    is a file inside ``run_dir``, ``storage_relative`` (its path relative to the run directory),
+    so a moved or copied run directory keeps working on its own storage."""
+    entry = {"storage": url}
+    for scheme in _FILE_SCHEMES:
+        if url.startswith(scheme):
+            path = Path(url.removeprefix(scheme)).resolve()
+            if path.is_relative_to(Path(run_dir).resolve()):
+                entry["storage_relative"] = (
+                    scheme + path.relative_to(Path(run_dir).resolve()).as_posix()
+                )
+    return entry
+
+
+def storage_or_none(run_dir: Path, meta: dict[str, Any]) -> str | None:
+    """:func:`storage_url`, or None when run.json names no storage."""
+    try:
+        return storage_url(run_dir, meta)
+    except RunDirError:
+        return None
+
+
+def storage_url(run_dir: Path, meta: dict[str, Any]) -> str:
+    """The storage URL of the run in ``run_dir`` (where it lies now, for a storage inside it)."""
+    relative = meta.get("storage_relative")
+    if isinstance(relative, str):
+        for scheme in _FILE_SCHEMES:
+            if relative.startswith(scheme):
+                return scheme + str(Path(run_dir).resolve() / relative.removeprefix(scheme))
+    url = meta.get("storage")
+    if not isinstance(url, str) or not url:
+        raise RunDirError(
+            f"{Path(run_dir) / RUN_JSON} names no storage; re-run `ensprune run SPEC.toml "
+            f"--run-dir {run_dir} --storage URL` with the storage that holds its studies"
+        )
+    return url
 
 
 # ---------------------------------------------------------------------------------------- reading
@@ -291,6 +377,11 @@ class RunDir:
     def info(self) -> dict[str, Any]:
         """``run.json``."""
         return self.json(RUN_JSON)
+
+    @property
+    def storage(self) -> str:
+        """The run's storage URL (a storage inside the directory is found where it lies now)."""
+        return storage_url(self.path, self.info)
 
     @property
     def selection(self) -> dict[str, Any]:

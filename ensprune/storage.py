@@ -51,9 +51,14 @@ def open_storage(url: str) -> BaseStorage:
             "pip install 'ensprune[postgres]'"
         ) from None
     except Exception as exc:  # SQLAlchemy raises many types for bad URLs and refused connections
-        raise StorageError(
-            f"cannot open storage {redact(url)}: {str(exc).splitlines()[0]}"
-        ) from None
+        reason = str(exc).splitlines()[0]
+        if url.startswith("sqlite:///") and "DatabaseError" in reason:
+            path = url.removeprefix("sqlite:///")
+            raise StorageError(
+                f"storage file {path} is damaged ({reason}); move it away (`mv {path} "
+                f"{path}.bad`) and re-run: the trained pool is reused and the trials are redone"
+            ) from None
+        raise StorageError(f"cannot open storage {redact(url)}: {reason}") from None
 
 
 def _journal_path(url: str) -> Path | None:

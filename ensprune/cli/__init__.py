@@ -82,11 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EnsPruneError as exc:
         print(f"ensprune {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(
-            f"ensprune {args.command}: interrupted; finished work is saved, re-run to resume",
-            file=sys.stderr,
-        )
+    except KeyboardInterrupt as exc:  # a run says what it kept and the command that resumes
+        message = str(exc) or "interrupted; finished work is saved, re-run to resume"
+        print(f"ensprune {args.command}: {message}", file=sys.stderr)
         return 130
 
 

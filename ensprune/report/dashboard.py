@@ -23,7 +23,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
 from ensprune.errors import EnsPruneError, SpecError, StorageError
-from ensprune.rundir import RUN_JSON, open_run
+from ensprune.rundir import RUN_JSON, open_run, storage_or_none
 from ensprune.storage import redact
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def resolve_storage(target: str | Path) -> tuple[str, Path | None]:
     """
     path = Path(target)
     if path.is_dir():
-        storage = open_run(path).info.get("storage")  # a directory without run.json fails here
+        storage = storage_or_none(path, open_run(path).info)  # no run.json fails here
         if not storage or not isinstance(storage, str):
             raise StorageError(
                 f"{path / RUN_JSON} names no Optuna storage; pass the storage with --storage URL"

@@ -30,6 +30,7 @@ from ensprune.rundir import (
     TRIALS_CSV,
     RunDir,
     open_run,
+    storage_or_none,
 )
 
 # Frames take a run directory path or an open RunDir (which parses each file once).
@@ -553,7 +554,7 @@ def summary_from_frames(
             "ensprune_version": info.get("ensprune_version"),
             "created": info.get("created"),
             "run_dir": str(run_dir.resolve()),
-            "storage": info.get("storage"),
+            "storage": storage_or_none(run_dir, info),
             "report_dir": str(report_dir.resolve()),
             "report_html": str((report_dir / "report.html").resolve()),
         },

@@ -30,7 +30,15 @@ from ensprune.report.joint import (
     joint_front_frame,
     joint_references,
 )
-from ensprune.rundir import REPORT_DIR, STAGE_OF, RunDir, missing, open_run, resume_hint
+from ensprune.rundir import (
+    REPORT_DIR,
+    STAGE_OF,
+    RunDir,
+    missing,
+    open_run,
+    resume_hint,
+    storage_or_none,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -408,7 +416,7 @@ def _interactive(
 
 def _importances(run: RunDir, members: pd.DataFrame) -> pd.DataFrame | None:
     """Parameter importances of the member studies, or None (logged) when they cannot be read."""
-    url = run.info.get("storage")
+    url = storage_or_none(run.path, run.info)
     if not url or "study_name" not in members.columns:
         return None
     try:

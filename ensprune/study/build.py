@@ -44,6 +44,7 @@ __all__ = [
     "method_for_trial",
     "selector_kwargs",
     "selector_settings",
+    "slot_sampler",
     "split_names",
     "train_config",
 ]
@@ -152,6 +153,15 @@ def make_study_sampler(search: SearchSpec, seed: int) -> Any:
     from ensprune.study.samplers import make_sampler
 
     return make_sampler(search.sampler, seed, **search.sampler_params)
+
+
+def slot_sampler(search: SearchSpec, seed: int, slot: int) -> Any:
+    """The sampler for the trial after ``slot`` finished ones: seeded by (seed, slot), so a study
+    resumed after a crash samples exactly what an uninterrupted one would."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{seed}:{slot}".encode()).digest()
+    return make_study_sampler(search, int.from_bytes(digest[:4], "little"))  # < 2**32 for numpy
 
 
 # -------------------------------------------------------------------------------------- selectors

@@ -20,6 +20,7 @@ import logging
 import os
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -49,9 +50,12 @@ from ensprune.models import (
 from ensprune.models.named import build_named
 from ensprune.parallel import parallel_map
 from ensprune.storage import default_storage_url, open_storage
+from ensprune.study import guard
 from ensprune.study.annotate import record_choices, record_joint_choices
-from ensprune.study.build import make_study_sampler, train_config
+from ensprune.study.build import slot_sampler, train_config
 from ensprune.study.callbacks import Callback, make_callbacks
+from ensprune.study.checkpoints import repair_trial_checkpoints
+from ensprune.study.guard import default_run_dir, follow_parent, guarded
 from ensprune.study.menus import build_menus
 from ensprune.study.search import (
     MemberObjective,
@@ -134,22 +138,26 @@ def prepare_run_dir(
     run_dir = run_dir.resolve()
     meta_path = run_dir / rd.RUN_JSON
     fingerprint = _search_fingerprint(spec)
-    if meta_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError:
+    meta = _read_run_json(meta_path, spec, storage) if meta_path.is_file() else None
+    if meta is None and (run_dir / rd.SPEC_TOML).is_file():
+        meta = _rebuild_run_json(run_dir, spec, storage, fingerprint)
+    if meta is not None:
+        if meta.get("name", spec.name) != spec.name:
+            # the studies and their trial checkpoints are named after the run: never mix two names
             raise RunDirError(
-                f"{meta_path} is corrupt; delete the run directory or choose another"
-            ) from None
+                f"run directory {run_dir} holds the run {meta['name']!r}, the spec names it "
+                f"{spec.name!r}; set [study] name = {meta['name']!r} to resume it, or choose "
+                "another --run-dir"
+            )
         if meta.get("compat") != spec.fingerprint(*_COMPAT_SECTIONS):
             raise RunDirError(
                 f"run directory {run_dir} holds a run of a different spec (seed, data or pool differ); "
                 "choose another --run-dir, or delete that directory to start over"
             )
-        url = storage or meta["storage"]
-        if storage and storage != meta["storage"]:
+        url = rd.storage_url(run_dir, meta)
+        if storage and rd.storage_entry(run_dir, storage) != rd.storage_entry(run_dir, url):
             raise RunDirError(
-                f"run directory {run_dir} stores its studies in {meta['storage']}, not {storage}; "
+                f"run directory {run_dir} stores its studies in {url}, not {storage}; "
                 "drop --storage to resume it, or choose another --run-dir"
             )
         # suffix -> search fingerprint; run directories from before this map hold one search
@@ -164,7 +172,7 @@ def prepare_run_dir(
                 suffix,
             )
     else:
-        if run_dir.exists() and any(run_dir.iterdir()):
+        if run_dir.exists() and any(p.name != rd.LOCK_FILE for p in run_dir.iterdir()):
             raise RunDirError(
                 f"{run_dir} exists and is not an ensprune run directory; choose another --run-dir"
             )
@@ -181,15 +189,90 @@ def prepare_run_dir(
             "compat": spec.fingerprint(*_COMPAT_SECTIONS),
             "stages": {},
         }
+    meta.update(rd.storage_entry(run_dir, url))
+    meta.setdefault("run_id", uuid.uuid4().hex)  # run directories from before ids get one now
+    # this run's studies, for the interrupt handler and the identity check
+    meta["studies"] = [study_name(spec, member, suffix) for member, _, _ in spec.members]
     meta["searches"] = searches
     meta["search"] = fingerprint  # the current search
     meta["search_suffix"] = suffix
     meta["voting"] = spec.selection.voting
     if spec_file is not None:
         meta["spec_file"] = str(Path(spec_file).resolve())
+    # before run.json records the storage: a refused one must not stick to the run directory
+    claim_studies(spec, url, run_dir, suffix, meta["run_id"])
     rd.write_json(meta_path, meta)
     rd.write_text(run_dir / rd.SPEC_TOML, spec_text)
     return run_dir, url, suffix
+
+
+def _read_run_json(path: Path, spec: StudySpec, storage: str | None) -> dict[str, Any] | None:
+    """run.json as a dict, or None (logged) when it is corrupt and is to be rebuilt."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        meta = None
+    if isinstance(meta, dict) and isinstance(meta.get("storage"), str):
+        return meta
+    logger.warning("%s is corrupt: rebuilding it from spec.toml and the storage", path)
+    return None
+
+
+def _rebuild_run_json(
+    run_dir: Path, spec: StudySpec, storage: str | None, fingerprint: str
+) -> dict[str, Any]:
+    """A run.json for a run directory that lost its own (corrupt, or deleted): from its spec.toml,
+    the storage (given, else the default one inside it) and the run id its studies carry."""
+    from ensprune.study.guard import RUN_ID_ATTR
+
+    try:
+        kept = StudySpec.from_toml(run_dir / rd.SPEC_TOML)
+    except Exception:  # any failure to read it: it cannot vouch for the directory
+        kept = None
+    if kept is None or kept.fingerprint(*_COMPAT_SECTIONS) != spec.fingerprint(*_COMPAT_SECTIONS):
+        raise RunDirError(
+            f"{run_dir / rd.RUN_JSON} is missing or corrupt and {run_dir / rd.SPEC_TOML} does not "
+            "match this spec (seed, data or pool); run the spec in that file, or choose another "
+            "--run-dir"
+        )
+    url = storage or default_storage_url(run_dir)
+    ids = set()
+    for name in optuna.get_all_study_names(open_storage(url)):
+        if name.startswith(f"{spec.name}."):
+            study = optuna.load_study(study_name=name, storage=open_storage(url))
+            ids.add(study.user_attrs.get(RUN_ID_ATTR))
+    ids.discard(None)
+    meta: dict[str, Any] = {
+        "format": RUN_FORMAT,
+        "name": spec.name,
+        "storage": url,
+        "dataset": spec.data.dataset,
+        "ensprune_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "compat": spec.fingerprint(*_COMPAT_SECTIONS),
+        "stages": {},
+        # the first search has no suffix; a later one is found by its fingerprint's suffix
+        "searches": {"": fingerprint},
+    }
+    if len(ids) == 1:
+        meta["run_id"] = ids.pop()
+    logger.warning("%s rebuilt (storage %s)", run_dir / rd.RUN_JSON, url)
+    return meta
+
+
+def claim_studies(spec: StudySpec, url: str, run_dir: Path, suffix: str, run_id: str) -> None:
+    """Tie this run's studies to its run id, and fail the trials a killed run left RUNNING.
+
+    A study from before run ids is adopted when its complete trials' checkpoints are here.
+    """
+    members = {study_name(spec, m, suffix): m for m, _, _ in spec.members}
+
+    def owns(name: str, trial: optuna.trial.FrozenTrial) -> bool:
+        checkpoint = trial.user_attrs.get("checkpoint")
+        folder = rd.trial_dir(run_dir, members[name], suffix)
+        return isinstance(checkpoint, str) and (folder / checkpoint).is_file()
+
+    guard.claim_studies(url, list(members), run_id, owns)
 
 
 def _member_seed(spec: StudySpec, index: int) -> int:
@@ -206,13 +289,9 @@ def train_pool(
         # θ₀ is a pure function of (architecture, shape, seed), so it is rebuilt rather than stored.
         initial = build_named(arch, data.input_shape, data.num_classes, seed)
         initial_state = {k: v.clone() for k, v in initial.state_dict().items()}
-        if (folder / "dense.pt").is_file():
-            try:
-                model, meta = load_model(folder / "dense.pt")
-                early = _load_state(folder / "early.pt")
-            except CheckpointError as exc:
-                raise CheckpointError(f"{exc} (member {member})") from None
-            pool[member] = TrainedMember(model, float(meta["val_accuracy"]), initial_state, early)
+        reused = _reuse_member(folder, member, initial_state)
+        if reused is not None:
+            pool[member] = reused
             logger.info(
                 "[%s] dense model reused from %s/dense.pt", member, folder.relative_to(run_dir)
             )
@@ -255,6 +334,25 @@ def train_pool(
     return pool
 
 
+def _reuse_member(
+    folder: Path, member: str, initial_state: dict[str, torch.Tensor]
+) -> TrainedMember | None:
+    """The member trained earlier, or None (logged) when it must be trained again: its
+    checkpoint is missing, corrupt, or records another member (a copied dense.pt)."""
+    if not (folder / "dense.pt").is_file():
+        return None
+    try:
+        model, meta = load_model(folder / "dense.pt")
+        early = _load_state(folder / "early.pt")
+        if meta.get("member", member) != member:
+            raise CheckpointError(f"{folder / 'dense.pt'} holds member {meta['member']!r}")
+        accuracy = float(meta["val_accuracy"])
+    except (CheckpointError, KeyError, TypeError, ValueError) as exc:
+        logger.warning("[%s] %s: training the member again", member, exc)
+        return None
+    return TrainedMember(model, accuracy, initial_state, early)
+
+
 def _save_state(path: Path, state: dict[str, torch.Tensor]) -> None:
     import io
 
@@ -269,7 +367,7 @@ def _load_state(path: Path) -> dict[str, torch.Tensor] | None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # torch raises several types for a damaged file
-        raise CheckpointError(f"{path} is corrupt; delete it and re-run to recreate it") from None
+        raise CheckpointError(f"{path} is corrupt") from None
     return dict(state)
 
 
@@ -290,6 +388,7 @@ def _mirror_caller(caller: _Caller, threads: int | None) -> None:
     """
     if os.getpid() == caller.pid:
         return
+    follow_parent()  # ignore Ctrl-C (the caller handles it), exit when the caller is gone
     optuna.logging.set_verbosity(caller.optuna_verbosity)
     ours = logging.getLogger("ensprune")
     if not ours.handlers and not logging.getLogger().handlers:
@@ -327,10 +426,11 @@ def _search_member(
         name,
         objective,
         spec.search.trials,
-        make_study_sampler(spec.search, seed),
+        functools.partial(slot_sampler, spec.search, seed),  # fresh per trial: see the docstring
         # the spec's factories are called here, in the process that runs this study
         [*make_callbacks(spec.callbacks), *callbacks],
     )
+    repair_trial_checkpoints(study, objective)  # missing, corrupt or foreign: rebuilt
     study.set_user_attr("dense_val_accuracy", trained.val_accuracy)
     trials = study.get_trials(deepcopy=False)
     chosen = choose_operating_point(trials, trained.val_accuracy, spec.search.accuracy_tolerance)
@@ -416,7 +516,19 @@ def evaluate_members(
     trials: pd.DataFrame,
     run_dir: Path,
 ) -> pd.DataFrame:
-    """Measure dense and chosen pruned members; write members.csv and the prediction files."""
+    """Measure dense and chosen pruned members; write members.csv and the prediction files.
+
+    A resumed run whose chosen trials did not change reuses what an earlier run wrote (a missing
+    or corrupt file is recomputed).
+    """
+    chosen_trials = trials[trials.chosen.astype(bool)]
+    signature = json.dumps(
+        sorted(zip(chosen_trials.study_name, chosen_trials.number.astype(int), strict=True))
+    )
+    reused = _reuse_evaluation(run_dir, signature)
+    if reused is not None:
+        logger.info("members.csv and predictions reused: the chosen trials did not change")
+        return reused
     rows = []
     proba: dict[str, list[np.ndarray]] = {"val": [], "test": [], "dense_val": [], "dense_test": []}
     pruned_macs = []
@@ -482,6 +594,9 @@ def evaluate_members(
         rd.write_predictions(run_dir, key, predictions)
     frame = pd.DataFrame(rows)
     rd.write_csv(run_dir / rd.MEMBERS_CSV, frame)
+    meta = rd.read_json(run_dir / rd.RUN_JSON)
+    meta["evaluated"] = signature  # written last: the files above are whole when it is set
+    rd.write_json(run_dir / rd.RUN_JSON, meta)
     return frame
 
 
@@ -503,6 +618,26 @@ def _select_joint_stage(spec: StudySpec, run_path: Path, trials: pd.DataFrame, u
     )
 
 
+def _reuse_evaluation(run_dir: Path, signature: str) -> pd.DataFrame | None:
+    """members.csv when the evaluate stage ran on the same chosen trials and its files are whole;
+    a damaged file is named (the stage is then recomputed)."""
+    members: pd.DataFrame | None = None
+    try:
+        for path in rd.PREDICTIONS.values():
+            if (run_dir / path).exists():
+                PredictionSet.load(run_dir / path)
+        if (run_dir / rd.MEMBERS_CSV).exists():
+            members = pd.read_csv(run_dir / rd.MEMBERS_CSV)
+    except Exception as exc:  # any damage: the stage is cheap to redo
+        logger.warning("%s: recomputing the members' measurements and predictions", exc)
+        return None
+    whole = all((run_dir / path).exists() for path in rd.PREDICTIONS.values())
+    if rd.read_json(run_dir / rd.RUN_JSON).get("evaluated") != signature or not whole:
+        return None
+    return members
+
+
+@guarded  # holds the run directory's lock; Ctrl-C -> RunInterrupted (what was kept, how to resume)
 def run_study(
     spec: StudySpec,
     *,
@@ -536,7 +671,7 @@ def run_study(
 
     if workers is not None and (isinstance(workers, bool) or workers < 1):
         raise SpecError(f"workers must be an integer >= 1; got {workers}")
-    target = Path(run_dir or spec.run_dir or Path("runs") / spec.name)
+    target = default_run_dir(spec, run_dir)
     text = spec_text if spec_text is not None else json.dumps(spec.to_dict(), indent=2)
     run_path, url, suffix = prepare_run_dir(
         spec, text, target, storage or spec.storage, spec_file=spec_file

@@ -111,7 +111,10 @@ class MemberObjective:
         low, high = search.sparsity
         target = trial.suggest_float("sparsity", low, high) if high > low else low
         method, params = method_for_trial(search, name, trial)
-        seed = self.member_seed * 1000 + trial.number
+        study, slot = trial_identity(trial)
+        # a function of the finished trials before this one, not of the trial number, so a trial
+        # redone after a crash (a new number) trains exactly as in an uninterrupted run
+        seed = self.member_seed * 1000 + slot
         context = PruningContext(
             self.data.x_train,
             self.data.y_train,
@@ -138,7 +141,14 @@ class MemberObjective:
         path = save_model(
             self.trial_dir / f"trial-{trial.number:04d}.pt",
             result.model,
-            {"member": self.member, "method": name, "params": params, "target_sparsity": target},
+            {
+                "member": self.member,
+                "study": study,
+                "trial": trial.number,
+                "method": name,
+                "params": params,
+                "target_sparsity": target,
+            },
         )
         trial.set_user_attr("method_params", params)
         trial.set_user_attr("info", _jsonable(result.info))
@@ -146,6 +156,30 @@ class MemberObjective:
         if not np.isfinite(val_accuracy):
             raise optuna.TrialPruned("the pruned network produced non-finite outputs")
         return float(val_accuracy), float(sparsity)
+
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+SLOT_ATTR = "seed_slot"
+STUDY_ATTR = "study"
+
+
+def finished_trials(study: optuna.Study) -> int:
+    """How many trials of ``study`` finished (complete or pruned; failed ones were cut short)."""
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def trial_identity(trial: optuna.Trial | optuna.trial.FixedTrial) -> tuple[str, int]:
+    """(study name, seed slot) of a trial; the slot is the number of trials finished before it.
+
+    A :class:`~optuna.trial.FixedTrial` (a checkpoint rebuilt from a recorded trial) carries both
+    as user attributes; a live trial records its slot as the user attribute ``seed_slot``.
+    """
+    attrs = trial.user_attrs
+    if isinstance(trial, optuna.trial.FixedTrial):
+        return str(attrs[STUDY_ATTR]), int(attrs[SLOT_ATTR])
+    if SLOT_ATTR not in attrs:
+        trial.set_user_attr(SLOT_ATTR, finished_trials(trial.study))
+    return trial.study.study_name, int(trial.user_attrs[SLOT_ATTR])
 
 
 def _jsonable(value: Any) -> Any:
@@ -167,19 +201,24 @@ def run_member_study(
     study_name: str,
     objective: MemberObjective,
     n_trials: int,
-    sampler: optuna.samplers.BaseSampler,
+    sampler: optuna.samplers.BaseSampler | Callable[[int], optuna.samplers.BaseSampler],
     callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
 ) -> optuna.Study:
     """Create or resume the member's study and run the trials still missing.
 
+    ``sampler`` may be a factory ``slot -> sampler``: every trial then gets a fresh sampler made
+    for the number of trials finished before it, so sampling does not depend on how often the
+    study was interrupted and resumed (a resumed run samples what an uninterrupted one would).
+
     ``callbacks`` are Optuna callbacks run after every trial of this study (after ensprune's own
     per-trial log line), e.g. a tracker such as optuna-integration's ``MLflowCallback``.
     """
+    sampler_for = None if isinstance(sampler, optuna.samplers.BaseSampler) else sampler
     study = optuna.create_study(
         study_name=study_name,
         storage=storage,
         directions=["maximize", "maximize"],
-        sampler=sampler,
+        sampler=sampler if isinstance(sampler, optuna.samplers.BaseSampler) else sampler(0),
         load_if_exists=True,
     )
     with warnings.catch_warnings():  # experimental in Optuna, but it is what the dashboard shows
@@ -215,10 +254,17 @@ def run_member_study(
                 "[%s] trial %d (%s): %s", objective.member, trial.number, counter, trial.state.name
             )
 
-    if missing:
+    if missing and sampler_for is not None:
+        for _ in range(missing):
+            study.sampler = sampler_for(finished_trials(study))
+            study.optimize(
+                objective, n_trials=1, callbacks=[report, *callbacks], gc_after_trial=False
+            )
+    elif missing:
         study.optimize(
             objective, n_trials=missing, callbacks=[report, *callbacks], gc_after_trial=False
         )
+    if missing:
         logger.info(
             "[%s] %d trial(s) in %.1fs", objective.member, missing, time.perf_counter() - start
         )

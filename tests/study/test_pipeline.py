@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from ensprune.ensemble import PredictionSet
-from ensprune.errors import CheckpointError, RunDirError
+from ensprune.errors import RunDirError
 from ensprune.storage import open_storage
 from ensprune.study import StudySpec, run_study
 
@@ -184,19 +184,22 @@ def test_foreign_directory_is_refused(tmp_path: Path) -> None:
     assert (tmp_path / "mine.txt").read_text() == "precious"
 
 
-def test_corrupt_member_checkpoint_is_named(
-    finished_run: tuple[Path, object], tmp_path: Path
+def test_corrupt_member_checkpoint_is_named_and_retrained(
+    finished_run: tuple[Path, object], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     import shutil
 
     copy = tmp_path / "copy"
-    shutil.copytree(finished_run[0], copy)
-    meta = json.loads((copy / "run.json").read_text())
-    meta["storage"] = f"sqlite:///{copy / 'study.db'}"
-    (copy / "run.json").write_text(json.dumps(meta))
-    (copy / "members" / "lenet300-s1" / "dense.pt").write_bytes(b"garbage")
-    with pytest.raises(CheckpointError, match="lenet300-s1"):
+    shutil.copytree(finished_run[0], copy)  # a copied run directory works on its own storage
+    dense = copy / "members" / "lenet300-s1" / "dense.pt"
+    dense.write_bytes(b"garbage")
+    with caplog.at_level(logging.INFO, logger="ensprune"):
         run_study(tiny_spec(), run_dir=copy, progress=False)
+    assert f"[lenet300-s1] checkpoint {dense} is corrupt" in caplog.text
+    assert "training the member again" in caplog.text
+    assert (
+        "[lenet300-s1] trained" in caplog.text and "[model_a-s0] dense model reused" in caplog.text
+    )
 
 
 def test_same_spec_same_seed_same_result(tmp_path: Path, finished_run: tuple[Path, object]) -> None:

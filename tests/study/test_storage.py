@@ -66,3 +66,12 @@ def test_postgres_storage_shared_by_two_handles(postgres_url: str) -> None:
         lambda t: (t.suggest_float("x", 0, 1), 1 - t.suggest_float("y", 0, 1)), n_trials=2
     )
     assert len(optuna.load_study(study_name="pg", storage=open_storage(postgres_url)).trials) == 5
+
+
+def test_a_damaged_sqlite_file_is_named_with_a_way_forward(tmp_path: Path) -> None:
+    damaged = tmp_path / "study.db"
+    damaged.write_bytes(b"not a database, only some bytes of one" * 40)
+    with pytest.raises(StorageError, match=r"storage file .*study\.db is damaged") as caught:
+        open_storage(f"sqlite:///{damaged}")
+    assert f"mv {damaged} {damaged}.bad" in str(caught.value)
+    assert "\n" not in str(caught.value)
