@@ -58,6 +58,20 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--lr", type=float, default=1e-3, help="learning rate")
     parser.add_argument(
+        "--dense-anneal",
+        type=float,
+        default=None,
+        metavar="FACTOR",
+        help="after early stopping, train the dense network on at lr x FACTOR, within the same "
+        "--epochs (the benchmarks' recipe: 0.1; default: one stage)",
+    )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="train the dense network even if one of the same recipe is cached, and do not "
+        "cache it ($ENSPRUNE_CACHE_DIR/dense, else ~/.cache/ensprune/dense)",
+    )
+    parser.add_argument(
         "--optimizer",
         default="adam",
         help="dense training optimiser, any case (default: adam; see `ensprune list optimizers`)",
@@ -150,6 +164,8 @@ def run(args: argparse.Namespace) -> int:
         progress=not (args.quiet or args.json),
         checkpoint=args.checkpoint,
         model_args=parse_params(args.model_arg, "--model-arg"),
+        dense_anneal=args.dense_anneal,
+        cache=not args.no_cache,
     )
     if args.json:
         print(json.dumps(result, indent=2))
@@ -166,6 +182,9 @@ def run(args: argparse.Namespace) -> int:
             f"{row['latency_ms']:>12.3f}"
         )
     print(f"sparsity {pruned['sparsity']:.4f} (share of prunable weights removed)")
+    dense_recipe = result["recipe"]["dense"]
+    if dense_recipe["source"] == "cache":
+        print(f"dense network from the cache: {dense_recipe['cache_file']} (--no-cache retrains)")
     if not pruned["target_is_exact"]:
         print(
             f"--sparsity {args.sparsity} was {args.method}'s target, not a promise: the above is learned"
