@@ -202,6 +202,7 @@ def prune_one(
             {"dataset": dataset, "model": model, "method": method, "sparsity": target},
         )
     recipe = {
+        "threads": torch.get_num_threads(),
         "dense": {**dense_recipe, **_lr_stages(train_cfg.lr, dense_anneal), **dense_source},
         "finetune": {
             **{

@@ -106,11 +106,14 @@ def test_an_entry_of_another_key_is_not_used(tmp_path: Path) -> None:
 def test_the_json_recipe_shows_both_dense_stages(
     capsys: pytest.CaptureFixture[str], training_calls: list[str]
 ) -> None:
+    threads_before = torch.get_num_threads()
     result = prune(capsys, "--dense-anneal", "0.1", "--batch-size", "128")
     assert training_calls == ["train", "train (annealed)"]
     dense = result["recipe"]["dense"]
     assert dense["lr_stages"] == pytest.approx([1e-3, 1e-4])
     assert dense["anneal"] == 0.1 and dense["batch_size"] == 128 and dense["optimizer"] == "adam"
+    assert result["recipe"]["threads"] == 1  # the default: no oversubscription on small nets
+    assert torch.get_num_threads() == threads_before  # restored for the caller
     finetune = result["recipe"]["finetune"]
     assert finetune["epochs"] == 1 and finetune["batch_size"] == 128
     assert finetune["method"] == "magnitude" and finetune["method_params"]["rounds"] == 1
@@ -124,10 +127,18 @@ def test_cache_location_follows_the_environment(monkeypatch: pytest.MonkeyPatch)
     assert dense_cache.cache_dir() == Path("/xdg/ensprune/dense")
 
 
-@pytest.mark.parametrize("factor", ["0", "1.5", "-0.1"])
-def test_a_bad_dense_anneal_is_one_line_and_exit_2(
-    capsys: pytest.CaptureFixture[str], factor: str
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--dense-anneal", "0"], "dense anneal must lie in (0, 1]"),
+        (["--dense-anneal", "1.5"], "dense anneal must lie in (0, 1]"),
+        (["--threads", "-1"], "--threads must be >= 0"),
+    ],
+)
+def test_bad_recipe_flags_are_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], training_calls: list[str], flags: list[str], message: str
 ) -> None:
-    assert main([*ARGV, "--dense-anneal", factor]) == 2
+    assert main([*ARGV, *flags]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "dense anneal must lie in (0, 1]" in err
+    assert len(err.splitlines()) == 1 and message in err
+    assert training_calls == []  # refused before any training
