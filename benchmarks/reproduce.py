@@ -205,6 +205,7 @@ HEADLINES: tuple[Headline, ...] = (
         claim="DropNet (align 16) compacts LeNet-300-100 with a batch-256 speed-up >= 0.8 x its "
         "MAC reduction; through the CLI in under 10 minutes on 2 cores",
         full="ensprune prune --dataset mnist --model lenet300 --method dropnet --param align=16 "
+        "--sparsity 0.8 --epochs 40 --finetune-epochs 60 --batch-size 128 --dense-anneal 0.1 "
         "--seed 0 --json",
         quick=DROPNET_QUICK,
         metric="points of test accuracy lost",
