@@ -18,6 +18,14 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True)
+def _private_dense_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every test gets an empty dense-network cache (``ensprune prune`` caches what it trains)."""
+    monkeypatch.setenv("ENSPRUNE_CACHE_DIR", str(tmp_path_factory.mktemp("ensprune-cache")))
+
+
 @pytest.fixture(scope="session")
 def real_data_dir() -> Path:
     """ENSPRUNE_DATA_DIR, else ../shared/data beside the checkout; skips when MNIST is absent."""

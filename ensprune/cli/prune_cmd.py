@@ -62,6 +62,20 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--lr", type=finite_float, default=1e-3, help="learning rate")
     parser.add_argument(
+        "--dense-anneal",
+        type=float,
+        default=None,
+        metavar="FACTOR",
+        help="after early stopping, train the dense network on at lr x FACTOR, within the same "
+        "--epochs (the benchmarks' recipe: 0.1; default: one stage)",
+    )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="train the dense network even if one of the same recipe is cached, and do not "
+        "cache it ($ENSPRUNE_CACHE_DIR/dense, else ~/.cache/ensprune/dense)",
+    )
+    parser.add_argument(
         "--optimizer",
         default="adam",
         help="dense training optimiser, any case (default: adam; see `ensprune list optimizers`)",
@@ -109,6 +123,14 @@ def add_parser(subparsers: Any) -> None:
         help="fine-tuning distils from the dense network with this weight α in [0, 1] (T = 4)",
     )
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads for training and timing (default: 1; 0: torch's default, one per "
+        "core). Small networks train fastest on one thread; more threads on a busy machine can "
+        "be 10x slower",
+    )
     parser.add_argument("--save", type=Path, help="write the pruned checkpoint here")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -148,9 +170,49 @@ def check_then_run(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    if args.threads < 0:
+        raise SpecError(f"--threads must be >= 0 (0: one per core); got {args.threads}")
+    threads = torch.get_num_threads()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        result = _prune(args)
+    finally:
+        torch.set_num_threads(threads)  # a caller of main() (e.g. a test) keeps its setting
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    dense, pruned = result["dense"], result["pruned"]
+    print(
+        f"{result['model']} on {result['dataset']}, {pruned['method']} at target sparsity "
+        f"{args.sparsity}:"
+    )
+    print(f"{'':8}{'accuracy':>10}{'params':>12}{'MACs':>12}{'latency_ms':>12}")
+    for label, row in (("dense", dense), ("pruned", pruned)):
+        print(
+            f"{label:8}{row['accuracy']:>10.4f}{row['params']:>12,}{row['macs']:>12,}"
+            f"{row['latency_ms']:>12.3f}"
+        )
+    print(f"sparsity {pruned['sparsity']:.4f} (share of prunable weights removed)")
+    dense_recipe = result["recipe"]["dense"]
+    if dense_recipe["source"] == "cache":
+        print(f"dense network from the cache: {dense_recipe['cache_file']} (--no-cache retrains)")
+    if not pruned["target_is_exact"]:
+        print(
+            f"--sparsity {args.sparsity} was {args.method}'s target, not a promise: the above is learned"
+        )
+    if args.save:
+        print(f"pruned checkpoint: {args.save}")
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags as :func:`~ensprune.study.single.prune_one`'s arguments."""
     from ensprune.study.single import prune_one
 
-    result = prune_one(
+    return prune_one(
         dataset=args.dataset,
         model=args.model,
         method=args.method,
@@ -174,26 +236,6 @@ def run(args: argparse.Namespace) -> int:
         progress=not (args.quiet or args.json),
         checkpoint=args.checkpoint,
         model_args=parse_params(args.model_arg, "--model-arg"),
+        dense_anneal=args.dense_anneal,
+        cache=not args.no_cache,
     )
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
-    dense, pruned = result["dense"], result["pruned"]
-    print(
-        f"{result['model']} on {result['dataset']}, {pruned['method']} at target sparsity "
-        f"{args.sparsity}:"
-    )
-    print(f"{'':8}{'accuracy':>10}{'params':>12}{'MACs':>12}{'latency_ms':>12}")
-    for label, row in (("dense", dense), ("pruned", pruned)):
-        print(
-            f"{label:8}{row['accuracy']:>10.4f}{row['params']:>12,}{row['macs']:>12,}"
-            f"{row['latency_ms']:>12.3f}"
-        )
-    print(f"sparsity {pruned['sparsity']:.4f} (share of prunable weights removed)")
-    if not pruned["target_is_exact"]:
-        print(
-            f"--sparsity {args.sparsity} was {args.method}'s target, not a promise: the above is learned"
-        )
-    if args.save:
-        print(f"pruned checkpoint: {args.save}")
-    return 0

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
+import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
-from ensprune.data import DATASETS, load_dataset
+from ensprune.data import DATASETS, Dataset, load_dataset
+from ensprune.errors import SpecError
 from ensprune.models import (
+    TrainConfig,
     evaluate,
     measure,
     save_model,
@@ -18,9 +23,12 @@ from ensprune.models import (
 from ensprune.models.named import build_named, canonical_model_name
 from ensprune.models.weights import load_state, read_state_dict
 from ensprune.pruning import METHODS, PruningContext, check_sparsity, make_method
+from ensprune.study import dense_cache
 from ensprune.study.build import finetune_config, train_config
 from ensprune.study.pipeline import EARLY_EPOCH
 from ensprune.study.spec import PoolSpec, SearchSpec
+
+logger = logging.getLogger("ensprune.study")
 
 
 def _measure(
@@ -60,6 +68,8 @@ def prune_one(
     progress: bool = True,
     checkpoint: str | Path | None = None,
     model_args: dict[str, Any] | None = None,
+    dense_anneal: float | None = None,
+    cache: bool = True,
 ) -> dict[str, Any]:
     """Train ``model`` on ``dataset``, prune it with ``method`` and measure both.
 
@@ -83,11 +93,23 @@ def prune_one(
     ``optimizer``; fine-tuning uses Adam without weight decay, except for methods that reset and
     retrain, which get the dense training recipe.
 
+    ``dense_anneal`` adds a second dense training stage at ``lr * dense_anneal`` after early
+    stopping (the benchmarks' recipe uses 0.1). A dense network trained here is cached (see
+    :mod:`ensprune.study.dense_cache`) and reused by later calls with the same dataset,
+    ``max_train``, model, ``model_args``, seed and training recipe; ``cache=False`` neither reads
+    nor writes the cache. The result's ``recipe`` says how the dense network was trained (and
+    whether it came from the cache) and how the pruned one was fine-tuned.
+
     ``augment`` (e.g. ``"shift"``) augments training images in both training and fine-tuning.
     ``lr_schedule``, ``clean_epochs`` and ``distill`` (from the dense network) shape fine-tuning
     only; see :class:`~ensprune.models.TrainConfig`.
     """
     target = check_sparsity(sparsity)
+    if dense_anneal is not None and not 0.0 < dense_anneal <= 1.0:
+        raise SpecError(
+            f"dense anneal must lie in (0, 1] (the lr factor of dense training's second stage); "
+            f"got {dense_anneal}"
+        )
     dataset, model, method = (
         DATASETS.canonical(dataset),
         canonical_model_name(model),
@@ -128,24 +150,24 @@ def prune_one(
         progress=progress,
     )
     net = build_named(model, data.input_shape, data.num_classes, seed, **(model_args or {}))
+    dense_recipe = dense_cache.recipe_of(train_cfg, dense_anneal)
     if dense_state is not None:  # trained elsewhere: no θ₀ or early checkpoint to rewind to
         load_state(net, dense_state, f"checkpoint {checkpoint}")
         initial_state, early_state = None, None
+        dense_source: dict[str, Any] = {"source": f"checkpoint {checkpoint}"}
     else:
-        # θ₀ and an early checkpoint let rewinding methods (DropNet's reset, rewind=...) run.
-        initial_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        history = train_model(
-            net,
-            data.x_train,
-            data.y_train,
-            data.x_val,
-            data.y_val,
-            train_cfg,
-            progress=progress,
-            desc="train",
-            snapshot_epoch=EARLY_EPOCH,
+        key = dense_cache.cache_key(
+            dataset=dataset,
+            model=model,
+            model_args=dict(model_args or {}),
+            seed=seed,
+            max_train=max_train,
+            recipe=dense_recipe,
         )
-        early_state = history.snapshot
+        entry, dense_source = _dense_network(
+            net, data, model, train_cfg, dense_anneal, key, use_cache=cache, progress=progress
+        )
+        initial_state, early_state = entry.initial_state, entry.early_state
     if finetune_epochs is not None:
         ft_epochs = finetune_epochs
     else:  # a method that resets and retrains needs the full training budget
@@ -179,4 +201,114 @@ def prune_one(
             result.model,
             {"dataset": dataset, "model": model, "method": method, "sparsity": target},
         )
-    return {"dataset": dataset, "model": model, "dense": dense_row, "pruned": pruned_row}
+    recipe = {
+        "threads": torch.get_num_threads(),
+        "dense": {**dense_recipe, **_lr_stages(train_cfg.lr, dense_anneal), **dense_source},
+        "finetune": {
+            **{
+                k: v
+                for k, v in dense_cache.recipe_of(context.finetune, None).items()
+                if k != "anneal"
+            },
+            "method": method,
+            "method_params": pruning.params(),
+        },
+    }
+    return {
+        "dataset": dataset,
+        "model": model,
+        "dense": dense_row,
+        "pruned": pruned_row,
+        "recipe": recipe,
+    }
+
+
+def _lr_stages(lr: float, anneal: float | None) -> dict[str, list[float]]:
+    """The learning rates of dense training's stages, in order."""
+    return {"lr_stages": [lr] if anneal in (None, 1.0) else [lr, lr * anneal]}
+
+
+def _dense_network(
+    net: nn.Module,
+    data: Dataset,
+    model: str,
+    config: TrainConfig,
+    anneal: float | None,
+    key: str,
+    *,
+    use_cache: bool,
+    progress: bool,
+) -> tuple[dense_cache.CachedDense, dict[str, Any]]:
+    """Train ``net`` (untrained, seeded) or load its cached training; returns (entry, provenance).
+
+    ``net`` ends up holding the trained weights either way.
+    """
+    path = dense_cache.cache_path(key, dataset=data.name, model=model, seed=config.seed)
+    entry = dense_cache.load_entry(path, key) if use_cache else None
+    if entry is not None:
+        load_state(net, entry.state, f"cached dense network {path}")
+        logger.info("dense network loaded from the cache: %s", path)
+        return entry, {"source": "cache", "cache_file": str(path), **entry.facts}
+    initial_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    start = time.perf_counter()
+    early_state, epochs_run = train_dense(net, data, config, anneal, progress=progress)
+    facts = {"epochs_run": epochs_run, "train_seconds": round(time.perf_counter() - start, 1)}
+    entry = dense_cache.CachedDense(net.state_dict(), initial_state, early_state, facts)
+    if not use_cache:
+        return entry, {"source": "trained", "cache_file": None, **facts}
+    dense_cache.store_entry(path, key, entry)
+    logger.info("dense network cached: %s", path)
+    return entry, {"source": "trained", "cache_file": str(path), **facts}
+
+
+def train_dense(
+    net: nn.Module,
+    data: Dataset,
+    config: TrainConfig,
+    anneal: float | None,
+    *,
+    progress: bool = True,
+) -> tuple[dict[str, torch.Tensor] | None, int]:
+    """Train ``net`` in place: to early stopping at ``config.lr``, then (``anneal``) at lr × anneal.
+
+    The two-stage split is :func:`~ensprune.pruning.finetune`'s (up to two thirds of the epochs
+    in the first stage, the rest in the second, seeded ``seed + 1``), so a network trained here
+    equals the benchmarks' dense network of the same recipe.
+
+    Returns:
+        (the weights after :data:`EARLY_EPOCH` epochs, for rewinding methods; epochs run).
+    """
+    two_stages = anneal is not None and anneal != 1.0 and config.epochs >= 2
+    first_cfg = (
+        dataclasses.replace(config, epochs=config.epochs - config.epochs // 3)
+        if two_stages
+        else config
+    )
+    history = train_model(
+        net,
+        data.x_train,
+        data.y_train,
+        data.x_val,
+        data.y_val,
+        first_cfg,
+        progress=progress,
+        desc="train",
+        snapshot_epoch=EARLY_EPOCH,
+    )
+    epochs_run = history.epochs_run
+    if two_stages:
+        assert anneal is not None
+        second_cfg = dataclasses.replace(
+            config, epochs=config.epochs - epochs_run, lr=config.lr * anneal, seed=config.seed + 1
+        )
+        epochs_run += train_model(
+            net,
+            data.x_train,
+            data.y_train,
+            data.x_val,
+            data.y_val,
+            second_cfg,
+            progress=progress,
+            desc="train (annealed)",
+        ).epochs_run
+    return history.snapshot, epochs_run
