@@ -31,6 +31,7 @@ __all__ = [
     "check_spec",
     "finetune_config",
     "make_selector",
+    "make_study_pruner",
     "make_study_sampler",
     "method_for_trial",
     "selector_kwargs",
@@ -130,10 +131,27 @@ def method_for_trial(
 
 
 def make_study_sampler(search: SearchSpec, seed: int) -> Any:
-    """The search's seeded Optuna sampler with its ``sampler_params``."""
+    """The search's seeded Optuna sampler with its ``sampler_params``.
+
+    With constraints (``min_accuracy``/``min_sparsity``) each trial sets its constraint values
+    (Optuna 5's ``Trial.set_constraint``, which TPE, NSGA-II and GP read); under Optuna 4 a
+    sampler that takes ``constraints_func`` gets one reading the same values instead.
+    """
     from ensprune.study.samplers import make_sampler
 
-    return make_sampler(search.sampler, seed, **search.sampler_params)
+    constraints = None
+    if search.min_accuracy is not None or search.min_sparsity is not None:
+        from ensprune.study.search import TRIALS_SET_CONSTRAINTS, trial_constraints
+
+        constraints = None if TRIALS_SET_CONSTRAINTS else trial_constraints
+    return make_sampler(search.sampler, seed, constraints_func=constraints, **search.sampler_params)
+
+
+def make_study_pruner(search: SearchSpec) -> Any:
+    """The search's Optuna pruner with its ``pruner_params``, ``None`` for ``"none"``."""
+    from ensprune.study.pruners import make_pruner
+
+    return make_pruner(search.pruner, **search.pruner_params)
 
 
 # -------------------------------------------------------------------------------------- selectors
@@ -214,6 +232,7 @@ def check_spec(spec: StudySpec) -> None:
     """
     from ensprune.pruning import METHODS, make_method
     from ensprune.study.callbacks import resolve_factory
+    from ensprune.study.pruners import PRUNERS
     from ensprune.study.samplers import SAMPLERS
 
     search = spec.search
@@ -226,6 +245,8 @@ def check_spec(spec: StudySpec) -> None:
             raise SpecError(f"{where}: {exc}") from None
     for path in spec.callbacks:  # importable and callable; called per member study
         resolve_factory(path)
+    PRUNERS.check_knobs(search.pruner, search.pruner_params, "[search.pruner_params]")
+    make_study_pruner(search)
     SAMPLERS.check_knobs(search.sampler, search.sampler_params, "[search.sampler_params]")
     try:
         make_study_sampler(search, spec.seed)

@@ -50,13 +50,14 @@ from ensprune.models import (
 from ensprune.parallel import parallel_map
 from ensprune.storage import default_storage_url, open_storage
 from ensprune.study.annotate import record_choices
-from ensprune.study.build import make_study_sampler, train_config
+from ensprune.study.build import make_study_pruner, make_study_sampler, train_config
 from ensprune.study.callbacks import Callback, make_callbacks
 from ensprune.study.search import (
     MemberObjective,
     SplitData,
     TrainedMember,
     choose_operating_point,
+    is_feasible,
     pareto_front,
     run_member_study,
 )
@@ -94,7 +95,15 @@ def _search_fingerprint(spec: StudySpec) -> str:
     if search["distill"] == 0:  # no distillation: T is unused, and run dirs from before it match
         search.pop("distill")
         search.pop("temperature")
-    for knob, default in (("lr_schedule", "constant"), ("clean_epochs", 0), ("sampler_params", {})):
+    for knob, default in (
+        ("lr_schedule", "constant"),
+        ("clean_epochs", 0),
+        ("sampler_params", {}),
+        ("pruner", "none"),
+        ("pruner_params", {}),
+        ("min_accuracy", None),
+        ("min_sparsity", None),
+    ):
         if search[knob] == default:  # unset: run dirs from before the knob still match
             search.pop(knob)
     return json.dumps(search, sort_keys=True)
@@ -324,6 +333,7 @@ def _search_member(
         make_study_sampler(spec.search, seed),
         # the spec's factories are called here, in the process that runs this study
         [*make_callbacks(spec.callbacks), *callbacks],
+        pruner=make_study_pruner(spec.search),
     )
     study.set_user_attr("dense_val_accuracy", trained.val_accuracy)
     trials = study.get_trials(deepcopy=False)
@@ -342,6 +352,7 @@ def _search_member(
             "val_accuracy": t.values[0] if t.values else np.nan,
             "sparsity": t.values[1] if t.values else np.nan,
             "duration_s": t.duration.total_seconds() if t.duration else np.nan,
+            "feasible": is_feasible(t),
             "pareto": t.number in front,
             "chosen": t.number == chosen.number,
             "checkpoint": (

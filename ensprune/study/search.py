@@ -2,7 +2,14 @@
 
 Both objectives are maximised: validation accuracy and sparsity (share of the dense member's
 prunable weights that are gone, whether masked or physically removed). Studies resume: completed
-trials are kept, and only the missing ones run.
+and pruned trials are kept, and only the missing ones run.
+
+Trial pruning: with a pruner (``[search] pruner``), every fine-tuning epoch's validation accuracy
+goes to a single-objective companion study (``<study>:pruning``, same storage), because Optuna's
+``Trial.report``/``should_prune`` refuse multi-objective studies; the companion trial asks the
+pruner and, when it says so, the member's trial ends as ``PRUNED``. Constraints
+(``min_accuracy``, ``min_sparsity``) are stored on each trial as Optuna constraint values
+(``<= 0`` is feasible); infeasible trials are kept but never enter the Pareto front.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from ensprune.models import count_parameters, evaluate, save_model
 from ensprune.progress import format_duration
 from ensprune.pruning import PruningContext
 from ensprune.study.build import finetune_config, method_for_trial
-from ensprune.study.spec import StudySpec
+from ensprune.study.spec import SearchSpec, StudySpec
 
 logger = logging.getLogger("ensprune.study")
 
@@ -51,9 +58,48 @@ class TrainedMember:
     early_state: dict[str, torch.Tensor] | None
 
 
+CONSTRAINTS_ATTR = "constraints"
+COMPANION_SUFFIX = ":pruning"
+# Optuna 5 reads constraints that a trial sets itself; Optuna 4 needs a sampler constraints_func.
+TRIALS_SET_CONSTRAINTS = hasattr(optuna.trial.Trial, "set_constraint")
+
+
+def trial_constraints(trial: FrozenTrial) -> Sequence[float]:
+    """Optuna 4's ``constraints_func``: the values the objective stored (``<= 0`` is feasible).
+
+    A trial that stored none (it failed before measuring) counts as infeasible.
+    """
+    return list(trial.user_attrs.get(CONSTRAINTS_ATTR, {"unmeasured": 1.0}).values())
+
+
+def is_feasible(trial: FrozenTrial) -> bool:
+    """True when the trial meets the search's constraints (or the search has none)."""
+    values = trial.user_attrs.get(CONSTRAINTS_ATTR)
+    return values is None or all(v <= 0.0 for v in values.values())
+
+
+def constraint_values(search: SearchSpec, accuracy: float, sparsity: float) -> dict[str, float]:
+    """``{constraint: floor - measured}`` for each constraint the search sets (``<= 0``: met)."""
+    return {
+        name: float(floor - measured)
+        for name, floor, measured in (
+            ("min_accuracy", search.min_accuracy, accuracy),
+            ("min_sparsity", search.min_sparsity, sparsity),
+        )
+        if floor is not None
+    }
+
+
 def pareto_front(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
-    """Completed trials that no other completed trial beats in both objectives."""
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
+    """Completed, feasible trials that no other such trial beats in both objectives.
+
+    Pruned, failed and infeasible trials never enter the front (so never become operating points).
+    """
+    done = [
+        t
+        for t in trials
+        if t.state == TrialState.COMPLETE and t.values is not None and is_feasible(t)
+    ]
     front = []
     for t in done:
         dominated = any(
@@ -77,6 +123,11 @@ def choose_operating_point(
     """
     front = pareto_front(trials)
     if not front:
+        if any(t.state == TrialState.COMPLETE for t in trials):
+            raise SpecError(
+                "no completed trial of the study meets [search] min_accuracy/min_sparsity; relax "
+                "them or raise [search] trials, then re-run (finished trials are kept)"
+            )
         raise SpecError("the study has no completed trial to choose from; re-run to add trials")
     ok = [t for t in front if t.values[0] >= dense_val_accuracy - tolerance]
     if ok:
@@ -104,8 +155,24 @@ class MemberObjective:
         self.trial_dir = trial_dir
         self.member_seed = member_seed
         self.dense_prunable = count_parameters(trained.model).prunable
+        self.companion: optuna.Study | None = None  # set by run_member_study when pruning
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
+        if self.companion is None:
+            return self._run(trial, None)
+        reporter = _CurveReporter(trial, self.companion)
+        try:
+            values = self._run(trial, reporter)
+        except optuna.TrialPruned:
+            reporter.close(TrialState.PRUNED)
+            raise
+        except BaseException:
+            reporter.close(TrialState.FAIL)
+            raise
+        reporter.close(TrialState.COMPLETE, values[0])
+        return values
+
+    def _run(self, trial: optuna.Trial, reporter: _CurveReporter | None) -> tuple[float, float]:
         search = self.spec.search
         name = trial.suggest_categorical("method", list(search.methods))
         low, high = search.sparsity
@@ -128,8 +195,14 @@ class MemberObjective:
             seed=seed,
             initial_state=self.trained.initial_state,
             early_state=self.trained.early_state,
+            after_epoch=reporter,
         )
-        result = method.prune(self.dense, target, context)
+        try:
+            result = method.prune(self.dense, target, context)
+        except optuna.TrialPruned:
+            if reporter is not None and reporter.curve:  # measured so far: accuracy, target
+                self._store_constraints(trial, reporter.curve[-1], target)
+            raise
         _, val_accuracy = evaluate(
             result.model, self.data.x_val, self.data.y_val, device=self.spec.device
         )
@@ -143,9 +216,66 @@ class MemberObjective:
         trial.set_user_attr("method_params", params)
         trial.set_user_attr("info", _jsonable(result.info))
         trial.set_user_attr("checkpoint", path.name)
+        self._store_constraints(trial, val_accuracy, sparsity)
         if not np.isfinite(val_accuracy):
             raise optuna.TrialPruned("the pruned network produced non-finite outputs")
         return float(val_accuracy), float(sparsity)
+
+    def _store_constraints(self, trial: optuna.Trial, accuracy: float, sparsity: float) -> None:
+        values = constraint_values(self.spec.search, accuracy, sparsity)
+        if not values:
+            return
+        trial.set_user_attr(CONSTRAINTS_ATTR, values)
+        if TRIALS_SET_CONSTRAINTS:  # TPE, NSGA-II and GP read these and steer away
+            for name, value in values.items():
+                trial.set_constraint(name, value)
+
+
+class _CurveReporter:
+    """Reports a trial's per-epoch validation accuracy to its companion trial; prunes on request."""
+
+    def __init__(self, trial: optuna.Trial, companion: optuna.Study) -> None:
+        self.trial = trial
+        self.companion = companion
+        self.shadow = companion.ask()
+        self.curve: list[float] = []
+        trial.set_user_attr("pruning_trial", self.shadow.number)
+
+    def __call__(self, val_accuracy: float) -> None:
+        step = len(self.curve)
+        self.curve.append(float(val_accuracy))
+        self.shadow.report(float(val_accuracy), step)
+        if self.shadow.should_prune():
+            raise optuna.TrialPruned(
+                f"pruned after fine-tuning step {step}: val_acc={val_accuracy:.4f}"
+            )
+
+    def close(self, state: TrialState, value: float | None = None) -> None:
+        self.trial.set_user_attr("val_accuracy_curve", self.curve)
+        if state == TrialState.PRUNED:
+            self.trial.set_user_attr("pruned_at_step", len(self.curve) - 1)
+        if state == TrialState.COMPLETE and value is not None and np.isfinite(value):
+            self.companion.tell(self.shadow, float(value))
+        else:
+            self.companion.tell(
+                self.shadow,
+                state=TrialState.PRUNED if state == TrialState.PRUNED else TrialState.FAIL,
+            )
+
+
+def companion_study(
+    storage: optuna.storages.BaseStorage, study_name: str, pruner: optuna.pruners.BasePruner
+) -> optuna.Study:
+    """The single-objective study that holds the accuracy curves of ``study_name``'s trials."""
+    return optuna.create_study(
+        study_name=study_name + COMPANION_SUFFIX,
+        storage=storage,
+        direction="maximize",
+        # nothing is sampled in it; the sampler only has to be cheap
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        pruner=pruner,
+        load_if_exists=True,
+    )
 
 
 def _jsonable(value: Any) -> Any:
@@ -162,6 +292,9 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
 def run_member_study(
     storage: optuna.storages.BaseStorage,
     study_name: str,
@@ -169,9 +302,12 @@ def run_member_study(
     n_trials: int,
     sampler: optuna.samplers.BaseSampler,
     callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
+    pruner: optuna.pruners.BasePruner | None = None,
 ) -> optuna.Study:
     """Create or resume the member's study and run the trials still missing.
 
+    A trial counts as done when it completed or was pruned; failed ones are run again.
+    ``pruner`` (``None``: none) may stop trials during fine-tuning (see the module's docstring).
     ``callbacks`` are Optuna callbacks run after every trial of this study (after ensprune's own
     per-trial log line), e.g. a tracker such as optuna-integration's ``MLflowCallback``.
     """
@@ -185,7 +321,9 @@ def run_member_study(
     with warnings.catch_warnings():  # experimental in Optuna, but it is what the dashboard shows
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(["val_accuracy", "sparsity"])
-    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    if pruner is not None:
+        objective.companion = companion_study(storage, study_name, pruner)
+    done = len(study.get_trials(deepcopy=False, states=FINISHED))
     missing = max(n_trials - done, 0)
     if done:
         logger.info("[%s] resuming: %d trial(s) done, %d to run", objective.member, done, missing)

@@ -92,6 +92,14 @@ class SearchSpec:
 
     ``sampler`` names an Optuna sampler (``ensprune list samplers``); ``sampler_params`` its knobs.
 
+    ``pruner`` names an Optuna pruner that stops trials whose validation accuracy falls behind
+    during fine-tuning (``"none"``, ``"median"``, ``"successive_halving"``, ``"hyperband"``;
+    ``ensprune list pruners``); ``pruner_params`` its knobs.
+
+    ``min_accuracy`` and ``min_sparsity`` are constraints: a trial below either is kept and
+    marked infeasible (``feasible`` in trials.csv), never becomes an operating point, and the
+    samplers that take Optuna constraints (TPE, NSGA-II) steer away from it.
+
     ``lr_schedule`` (``"constant"`` or ``"cosine"``) and ``clean_epochs`` (the last epochs of
     fine-tuning without ``[pool] augment``) shape every trial's fine-tuning, e.g. for
     ``[search.method_params.lamp] schedule = "gradual"``; see ``TrainConfig``.
@@ -104,6 +112,10 @@ class SearchSpec:
     finetune_lr: float = 1e-3
     sampler: str = "tpe"
     sampler_params: dict[str, Any] = field(default_factory=dict)
+    pruner: str = "none"
+    pruner_params: dict[str, Any] = field(default_factory=dict)
+    min_accuracy: float | None = None
+    min_sparsity: float | None = None
     accuracy_tolerance: float = 0.01
     distill: float = 0.0
     temperature: float = 4.0
@@ -226,6 +238,7 @@ class StudySpec:
         from ensprune.models import MODELS
         from ensprune.models.training import LR_SCHEDULES, OPTIMIZERS
         from ensprune.pruning import METHODS
+        from ensprune.study.pruners import PRUNERS
         from ensprune.study.samplers import SAMPLERS
 
         def names(values: tuple[str, ...], registry: Any) -> tuple[str, ...]:
@@ -250,6 +263,7 @@ class StudySpec:
                 self.search,
                 methods=names(self.search.methods, METHODS),
                 sampler=SAMPLERS.canonical(self.search.sampler),
+                pruner=PRUNERS.canonical(self.search.pruner),
                 lr_schedule=LR_SCHEDULES.canonical(self.search.lr_schedule),
                 method_params=method_params,
             ),
@@ -340,6 +354,14 @@ class StudySpec:
         _check_int(self.search.trials, "[search] trials", fail, minimum=1)
         _check_int(self.search.finetune_epochs, "[search] finetune_epochs", fail, minimum=0)
         SAMPLERS.get(self.search.sampler)
+        for bound in ("min_accuracy", "min_sparsity"):
+            value = getattr(self.search, bound)
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not 0.0 <= value < 1.0
+            ):
+                fail(f"[search] {bound} must be a number in [0, 1) (a constraint); got {value!r}")
         # _build has already refused non-numbers; only the ranges are left to check.
         if not 0.0 <= self.search.distill <= 1.0:
             fail(
