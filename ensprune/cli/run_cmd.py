@@ -31,6 +31,12 @@ def add_parser(subparsers: Any) -> None:
         help="member studies searched in parallel processes (default: spec's)",
     )
     parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="dask scheduler (e.g. tcp://HOST:8786) whose workers run the member studies "
+        "(default: spec's [study] scheduler; needs pip install 'ensprune[dask]')",
+    )
+    parser.add_argument(
         "--quiet", action="store_true", help="no progress bars or per-trial lines (stderr)"
     )
     parser.add_argument("--json", action="store_true", help="print the final summary as JSON")
@@ -60,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         download=not args.no_download,
         progress=not quiet,
         workers=args.workers,
+        scheduler=args.scheduler,
     )
     if args.json:
         print(json.dumps(result.summary, indent=2, default=str))

@@ -502,6 +502,7 @@ def run_study(
     progress: bool = True,
     workers: int | None = None,
     callbacks: Sequence[Callback] = (),
+    scheduler: str | None = None,
 ) -> RunResult:
     """Run the whole flow of ``spec`` (resuming whatever an earlier run of it finished).
 
@@ -518,11 +519,58 @@ def run_study(
             member study (e.g. a tracker), besides the spec's ``[study] callbacks``; picklable
             when member studies run in worker processes.
         workers: member studies searched at once (default: the spec's); see :func:`search_pool`.
+        scheduler: a dask scheduler address (default: the spec's ``[study] scheduler``); member
+            studies, and selectors' parallel scoring, then run on that cluster's workers, which
+            must see the run directory at the same path. Without one: the caller's
+            :func:`~ensprune.parallel.parallel_config` backend (loky processes by default).
     """
-    from ensprune.report import build_report, format_summary, summary
-
     if workers is not None and (isinstance(workers, bool) or workers < 1):
         raise SpecError(f"workers must be an integer >= 1; got {workers}")
+    address = scheduler or spec.scheduler
+    if address is None:
+        return _run_study(
+            spec,
+            spec_text,
+            spec_file,
+            run_dir,
+            storage,
+            data_dir,
+            download,
+            progress,
+            workers,
+            callbacks,
+        )
+    from ensprune.parallel import dask_scheduler
+
+    with dask_scheduler(address):  # connected before any training: a bad address fails now
+        return _run_study(
+            spec,
+            spec_text,
+            spec_file,
+            run_dir,
+            storage,
+            data_dir,
+            download,
+            progress,
+            workers,
+            callbacks,
+        )
+
+
+def _run_study(
+    spec: StudySpec,
+    spec_text: str | None,
+    spec_file: str | Path | None,
+    run_dir: str | Path | None,
+    storage: str | None,
+    data_dir: str | Path | None,
+    download: bool,
+    progress: bool,
+    workers: int | None,
+    callbacks: Sequence[Callback],
+) -> RunResult:
+    from ensprune.report import build_report, format_summary, summary
+
     target = Path(run_dir or spec.run_dir or Path("runs") / spec.name)
     text = spec_text if spec_text is not None else json.dumps(spec.to_dict(), indent=2)
     run_path, url, suffix = prepare_run_dir(

@@ -152,6 +152,7 @@ class StudySpec:
     device: str = "cpu"
     workers: int = 1
     callbacks: tuple[str, ...] = ()
+    scheduler: str | None = None
     data: DataSpec = field(default_factory=DataSpec)
     pool: PoolSpec = field(default_factory=PoolSpec)
     search: SearchSpec = field(default_factory=SearchSpec)
@@ -192,7 +193,16 @@ class StudySpec:
         study = _section(raw, "study", source)
         top = {
             k: study.pop(k)
-            for k in ("name", "seed", "storage", "run_dir", "device", "workers", "callbacks")
+            for k in (
+                "name",
+                "seed",
+                "storage",
+                "run_dir",
+                "device",
+                "workers",
+                "callbacks",
+                "scheduler",
+            )
             if k in study
         }
         if "callbacks" in top:
@@ -299,6 +309,13 @@ class StudySpec:
             )
         _check_int(self.seed, "[study] seed", fail, minimum=0)
         _check_int(self.workers, "[study] workers", fail, minimum=1)
+        if self.scheduler is not None and (
+            not isinstance(self.scheduler, str) or "://" not in self.scheduler
+        ):
+            fail(
+                "[study] scheduler must be a dask scheduler address such as "
+                f"'tcp://HOST:8786'; got {self.scheduler!r}"
+            )
         if self.device not in ("cpu", "cuda", "auto"):
             fail(f"[study] device must be cpu, cuda or auto; got {self.device!r}")
         DATASETS.get(self.data.dataset)
