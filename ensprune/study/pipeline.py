@@ -48,10 +48,11 @@ from ensprune.models import (
     train_model,
 )
 from ensprune.parallel import parallel_map
-from ensprune.storage import default_storage_url, open_storage
+from ensprune.storage import default_storage_url, is_shared, open_storage
 from ensprune.study.annotate import record_choices
 from ensprune.study.build import make_study_pruner, make_study_sampler, train_config
 from ensprune.study.callbacks import Callback, make_callbacks
+from ensprune.study.claims import SURPLUS_ATTR
 from ensprune.study.search import (
     MemberObjective,
     SplitData,
@@ -316,8 +317,10 @@ def _search_member(
     caller: _Caller,
     threads: int | None,
     callbacks: Sequence[Callback] = (),
+    joining: bool = False,
 ) -> list[dict[str, Any]]:
-    """Run (or resume) one member's study; returns its rows of trials.csv."""
+    """Run (or resume) one member's study; returns its rows of trials.csv (none when
+    ``joining``: a joining worker adds trials and leaves the rest to the run that leads)."""
     _mirror_caller(caller, threads)
     member = spec.members[index][0]
     trained = pool[member]
@@ -334,9 +337,14 @@ def _search_member(
         # the spec's factories are called here, in the process that runs this study
         [*make_callbacks(spec.callbacks), *callbacks],
         pruner=make_study_pruner(spec.search),
+        shared=is_shared(storage_url),
+        wait_for_others=not joining,
     )
+    if joining:
+        return []
     study.set_user_attr("dense_val_accuracy", trained.val_accuracy)
-    trials = study.get_trials(deepcopy=False)
+    # a surplus trial raced another worker for the last slot and ran nothing
+    trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(SURPLUS_ATTR)]
     chosen = choose_operating_point(trials, trained.val_accuracy, spec.search.accuracy_tolerance)
     front = {t.number for t in pareto_front(trials)}
     checkpoints = trial_dir.relative_to(run_dir)
@@ -374,8 +382,12 @@ def search_pool(
     workers: int = 1,
     search_suffix: str = "",
     callbacks: Sequence[Callback] = (),
+    joining: bool = False,
 ) -> pd.DataFrame:
     """Run (or resume) every member's study; returns trials.csv's frame with the chosen trials marked.
+
+    With ``joining`` (``ensprune run --join``) this process only adds trials to studies that
+    the leading run owns: it writes no trials.csv and returns an empty frame.
 
     ``callbacks`` (Optuna callbacks) run after every trial of every member study, besides the
     spec's ``[study] callbacks``; with ``workers > 1`` they must be picklable.
@@ -407,8 +419,11 @@ def search_pool(
         caller=caller,
         threads=1 if n_jobs > 1 else None,
         callbacks=tuple(callbacks),
+        joining=joining,
     )
     per_member = parallel_map(task, range(len(spec.members)), n_jobs=n_jobs)
+    if joining:
+        return pd.DataFrame()
     frame = pd.DataFrame([row for rows in per_member for row in rows])
     rd.write_csv(run_dir / rd.TRIALS_CSV, frame)
     return frame

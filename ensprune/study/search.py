@@ -33,6 +33,14 @@ from ensprune.models import count_parameters, evaluate, save_model
 from ensprune.progress import format_duration
 from ensprune.pruning import PruningContext
 from ensprune.study.build import finetune_config, method_for_trial
+from ensprune.study.claims import (
+    SURPLUS_ATTR,
+    SurplusTrial,
+    check_claim,
+    fail_dead_trials,
+    mark_worker,
+    taken_trials,
+)
 from ensprune.study.spec import SearchSpec, StudySpec
 
 logger = logging.getLogger("ensprune.study")
@@ -303,10 +311,17 @@ def run_member_study(
     sampler: optuna.samplers.BaseSampler,
     callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
     pruner: optuna.pruners.BasePruner | None = None,
+    *,
+    shared: bool = False,
+    wait_for_others: bool = True,
+    poll_s: float = 2.0,
 ) -> optuna.Study:
     """Create or resume the member's study and run the trials still missing.
 
-    A trial counts as done when it completed or was pruned; failed ones are run again.
+    A trial counts as done when it completed or was pruned; failed ones are run again. Any
+    number of processes may run this on one study of a ``shared`` storage (PostgreSQL, journal
+    file): together they run exactly ``n_trials`` (see :mod:`ensprune.study.claims`); with
+    ``wait_for_others`` this call returns only when no other worker's trial is still running.
     ``pruner`` (``None``: none) may stop trials during fine-tuning (see the module's docstring).
     ``callbacks`` are Optuna callbacks run after every trial of this study (after ensprune's own
     per-trial log line), e.g. a tracker such as optuna-integration's ``MLflowCallback``.
@@ -323,8 +338,11 @@ def run_member_study(
         study.set_metric_names(["val_accuracy", "sparsity"])
     if pruner is not None:
         objective.companion = companion_study(storage, study_name, pruner)
+    failed = fail_dead_trials(study, storage, shared)
+    if failed:
+        logger.info("[%s] %d trial(s) of a stopped worker marked failed", objective.member, failed)
     done = len(study.get_trials(deepcopy=False, states=FINISHED))
-    missing = max(n_trials - done, 0)
+    missing = max(n_trials - len(taken_trials(study)), 0)
     if done:
         logger.info("[%s] resuming: %d trial(s) done, %d to run", objective.member, done, missing)
 
@@ -332,9 +350,11 @@ def run_member_study(
     finished = [0]  # trials run in this call, for the counter and the time estimate
 
     def report(study: optuna.Study, trial: FrozenTrial) -> None:
+        if trial.user_attrs.get(SURPLUS_ATTR):  # raced another worker; ran nothing
+            return
         finished[0] += 1
         elapsed = time.perf_counter() - start
-        left = elapsed / finished[0] * (missing - finished[0])
+        left = max(elapsed / finished[0] * (missing - finished[0]), 0.0)
         counter = f"{done + finished[0]}/{done + missing}, ~{format_duration(left)} left"
         if trial.state == TrialState.COMPLETE:
             acc, sparsity = trial.values
@@ -353,11 +373,32 @@ def run_member_study(
                 "[%s] trial %d (%s): %s", objective.member, trial.number, counter, trial.state.name
             )
 
-    if missing:
-        study.optimize(
-            objective, n_trials=missing, callbacks=[report, *callbacks], gc_after_trial=False
-        )
+    def claimed(trial: optuna.Trial) -> tuple[float, float]:
+        mark_worker(trial)
+        check_claim(study, trial, n_trials)
+        values = objective(trial)
+        check_claim(study, trial, n_trials)  # again, now that every earlier trial is visible
+        return values
+
+    while True:
+        if len(taken_trials(study)) < n_trials:
+            study.optimize(
+                claimed,
+                n_trials=1,
+                callbacks=[report, *callbacks],
+                gc_after_trial=False,
+                catch=(SurplusTrial,),
+            )
+            continue
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if not (wait_for_others and running):
+            break
+        # other workers' trials: wait for them (a dead worker's trial is failed, then redone)
+        logger.info("[%s] waiting for %d trial(s) of other workers", objective.member, len(running))
+        time.sleep(poll_s)
+        fail_dead_trials(study, storage, shared)
+    if finished[0]:
         logger.info(
-            "[%s] %d trial(s) in %.1fs", objective.member, missing, time.perf_counter() - start
+            "[%s] %d trial(s) in %.1fs", objective.member, finished[0], time.perf_counter() - start
         )
     return study
