@@ -14,6 +14,7 @@ on other machines.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 
@@ -37,6 +38,28 @@ WORKER_ATTR = "worker"
 
 class SurplusTrial(Exception):
     """A trial beyond the study's budget, started by a worker that raced another."""
+
+
+class _QuietSurplus(logging.Filter):
+    """Drop Optuna's two warnings for a surplus trial (the traceback, then "failed with value
+    None"): nothing went wrong, and the per-trial log says nothing of it either."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.surplus_trial: str | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], SurplusTrial):
+            self.surplus_trial = record.getMessage().split(" failed", 1)[0]  # "Trial 7"
+            return False
+        if self.surplus_trial and record.getMessage().startswith(self.surplus_trial + " failed"):
+            self.surplus_trial = None
+            return False
+        return True
+
+
+# the logger Optuna's optimize loop reports failed trials on
+logging.getLogger("optuna.study._optimize").addFilter(_QuietSurplus())
 
 
 def taken_trials(study: optuna.Study) -> list[FrozenTrial]:
