@@ -112,7 +112,11 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
+    import dask
+    import optuna
     from dask.distributed import LocalCluster
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # workers mirror it
 
     from ensprune.data import load_dataset
     from ensprune.study.pipeline import train_pool
@@ -152,9 +156,17 @@ def main() -> None:
     per_trial = serial["wall"] / n_trials
     overhead = max(per_trial - work / n_trials, 0.0)
     record("local-2", search(spec, data, pool, 2, None))
-    with LocalCluster(
-        processes=True, host="127.0.0.1", n_workers=2, threads_per_worker=1, dashboard_address=None
-    ) as cluster:
+    # a worker busy training on a loaded machine can miss heartbeats; do not restart it for that
+    with (
+        dask.config.set({"distributed.scheduler.worker-ttl": "30 minutes"}),
+        LocalCluster(
+            processes=True,
+            host="127.0.0.1",
+            n_workers=2,
+            threads_per_worker=1,
+            dashboard_address=None,
+        ) as cluster,
+    ):
         record("dask-2", search(spec, data, pool, 2, cluster.scheduler_address))
     pruned_spec = dataclasses.replace(
         spec, search=dataclasses.replace(spec.search, pruner="median")
