@@ -141,7 +141,7 @@ def make_study_sampler(search: SearchSpec, seed: int) -> Any:
 
     constraints = None
     if search.min_accuracy is not None or search.min_sparsity is not None:
-        from ensprune.study.search import TRIALS_SET_CONSTRAINTS, trial_constraints
+        from ensprune.study.constraints import TRIALS_SET_CONSTRAINTS, trial_constraints
 
         constraints = None if TRIALS_SET_CONSTRAINTS else trial_constraints
     return make_sampler(search.sampler, seed, constraints_func=constraints, **search.sampler_params)

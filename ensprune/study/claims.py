@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import warnings
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -91,7 +92,9 @@ def fail_dead_trials(
     process no longer exists, or when Optuna's heartbeat (PostgreSQL) says so.
     """
     if shared and isinstance(storage, optuna.storages.RDBStorage):
-        optuna.storages.fail_stale_trials(study)
+        with warnings.catch_warnings():  # experimental in Optuna since 2.9, still the way
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
     host = socket.gethostname()
     failed = 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):

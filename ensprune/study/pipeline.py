@@ -53,12 +53,12 @@ from ensprune.study.annotate import record_choices
 from ensprune.study.build import make_study_pruner, make_study_sampler, train_config
 from ensprune.study.callbacks import Callback, make_callbacks
 from ensprune.study.claims import SURPLUS_ATTR
+from ensprune.study.constraints import is_feasible
 from ensprune.study.search import (
     MemberObjective,
     SplitData,
     TrainedMember,
     choose_operating_point,
-    is_feasible,
     pareto_front,
     run_member_study,
 )

@@ -41,7 +41,13 @@ from ensprune.study.claims import (
     mark_worker,
     taken_trials,
 )
-from ensprune.study.spec import SearchSpec, StudySpec
+from ensprune.study.constraints import (
+    CONSTRAINTS_ATTR,
+    TRIALS_SET_CONSTRAINTS,
+    constraint_values,
+    is_feasible,
+)
+from ensprune.study.spec import StudySpec
 
 logger = logging.getLogger("ensprune.study")
 
@@ -66,36 +72,7 @@ class TrainedMember:
     early_state: dict[str, torch.Tensor] | None
 
 
-CONSTRAINTS_ATTR = "constraints"
 COMPANION_SUFFIX = ":pruning"
-# Optuna 5 reads constraints that a trial sets itself; Optuna 4 needs a sampler constraints_func.
-TRIALS_SET_CONSTRAINTS = hasattr(optuna.trial.Trial, "set_constraint")
-
-
-def trial_constraints(trial: FrozenTrial) -> Sequence[float]:
-    """Optuna 4's ``constraints_func``: the values the objective stored (``<= 0`` is feasible).
-
-    A trial that stored none (it failed before measuring) counts as infeasible.
-    """
-    return list(trial.user_attrs.get(CONSTRAINTS_ATTR, {"unmeasured": 1.0}).values())
-
-
-def is_feasible(trial: FrozenTrial) -> bool:
-    """True when the trial meets the search's constraints (or the search has none)."""
-    values = trial.user_attrs.get(CONSTRAINTS_ATTR)
-    return values is None or all(v <= 0.0 for v in values.values())
-
-
-def constraint_values(search: SearchSpec, accuracy: float, sparsity: float) -> dict[str, float]:
-    """``{constraint: floor - measured}`` for each constraint the search sets (``<= 0``: met)."""
-    return {
-        name: float(floor - measured)
-        for name, floor, measured in (
-            ("min_accuracy", search.min_accuracy, accuracy),
-            ("min_sparsity", search.min_sparsity, sparsity),
-        )
-        if floor is not None
-    }
 
 
 def pareto_front(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
