@@ -358,6 +358,8 @@ def run_member_study(
             )
 
     def claimed(trial: optuna.Trial) -> tuple[float, float]:
+        if not shared:  # this process is the storage's only writer: nothing to race
+            return objective(trial)
         mark_worker(trial)
         check_claim(study, trial, n_trials)
         values = objective(trial)
