@@ -166,3 +166,11 @@ def test_run_with_the_median_pruner_records_pruned_trials_that_never_win(tmp_pat
     assert pruned.checkpoint.isna().all()
     chosen = trials[trials.chosen]
     assert len(chosen) == 2 and (chosen.val_accuracy >= 0.5).all() and chosen.feasible.all()
+
+
+def test_list_pruners_names_each_with_its_line(capsys) -> None:
+    from ensprune.cli import main
+
+    assert main(["list", "pruners"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert names == ["hyperband", "median", "none", "successive_halving"]
