@@ -60,19 +60,27 @@ def make_spec(args: argparse.Namespace) -> Any:
     )
 
 
+STORAGE = "sqlite"  # or "journal" (--storage): which storage every configuration searches on
+
+
+def storage_url(run_dir: Path) -> str:
+    from ensprune.storage import default_storage_url
+
+    return str(run_dir / "study.log") if STORAGE == "journal" else default_storage_url(run_dir)
+
+
 def search(spec: Any, data: Any, pool: Any, workers: int, scheduler: str | None) -> dict:
     """One search of the whole pool on a fresh storage; its wall time and trial records."""
     from contextlib import nullcontext
 
     from ensprune.parallel import dask_scheduler
-    from ensprune.storage import default_storage_url
     from ensprune.study.pipeline import search_pool
 
     run_dir = Path(tempfile.mkdtemp(prefix="ensprune-scale-"))
     context = dask_scheduler(scheduler) if scheduler else nullcontext()
     with context:
         start = time.perf_counter()
-        frame = search_pool(spec, data, pool, run_dir, default_storage_url(run_dir), workers)
+        frame = search_pool(spec, data, pool, run_dir, storage_url(run_dir), workers)
         wall = time.perf_counter() - start
     return {"wall": wall, "frame": frame, "run_dir": run_dir}
 
@@ -81,9 +89,9 @@ def work_seconds(run_dir: Path, frame: Any) -> float:
     """Seconds the trials spent pruning, fine-tuning and evaluating (their ``work_s`` records)."""
     import optuna
 
-    from ensprune.storage import default_storage_url, open_storage
+    from ensprune.storage import open_storage
 
-    storage = open_storage(default_storage_url(run_dir))
+    storage = open_storage(storage_url(run_dir))
     total = 0.0
     for name in frame.study_name.unique():
         for t in optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False):
@@ -108,8 +116,11 @@ def main() -> None:
     parser.add_argument("--max-train", type=int, default=20000)
     parser.add_argument("--epochs", type=int, default=4, help="pool training epochs")
     parser.add_argument("--finetune-epochs", type=int, default=3)
+    parser.add_argument("--storage", choices=["sqlite", "journal"], default="sqlite")
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args()
+    global STORAGE
+    STORAGE = args.storage
     logging.basicConfig(level=logging.WARNING)
 
     import dask
@@ -200,7 +211,8 @@ def write(args: argparse.Namespace, rows: list[dict], summary: dict) -> None:
             f"A pool of {args.members} MNIST members (LeNet-300-100 and model_a), "
             f"{args.max_train} training images, {args.trials} trials per member, "
             f"{args.finetune_epochs} fine-tuning epochs per trial; every configuration "
-            "searches the same trained pool from a fresh storage with the same seed.",
+            f"searches the same trained pool from a fresh {args.storage} storage with the same "
+            "seed.",
             "",
             *lines,
             "",
