@@ -104,9 +104,30 @@ CATALOG: dict[str, tuple[tuple[str, str], ...]] = {
         ),
     ),
     "samplers": (
-        ("nsga2", "NSGA-II evolutionary multi-objective search (Optuna's NSGAIISampler)."),
+        (
+            "nsga2",
+            "NSGA-II evolutionary multi-objective search (Optuna's NSGAIISampler); takes constraints.",
+        ),
         ("random", "Independent uniform sampling (Optuna's RandomSampler)."),
-        ("tpe", "Tree-structured Parzen estimator, multivariate (Optuna's TPESampler)."),
+        (
+            "tpe",
+            "Tree-structured Parzen estimator, multivariate (Optuna's TPESampler); takes constraints.",
+        ),
+    ),
+    "pruners": (
+        (
+            "hyperband",
+            "Hyperband: several successive-halving brackets with different aggressiveness.",
+        ),
+        (
+            "median",
+            "Stop a trial whose accuracy is below the median of earlier trials at the same step.",
+        ),
+        ("none", "Every trial fine-tunes to the end (no curves are recorded)."),
+        (
+            "successive_halving",
+            "Asynchronous successive halving (ASHA): keep the top 1/reduction_factor at each rung.",
+        ),
     ),
     "metrics": (
         ("bd", "binary disagreement (pairwise, mean over pairs); higher is more diverse"),

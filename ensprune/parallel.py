@@ -11,6 +11,9 @@ spread over a dask or ray cluster:
     >>> with parallel_config(backend="dask"):           # doctest: +SKIP
     ...     selection = GeneticSelector(n_jobs=-1).select(preds)
 
+:func:`dask_scheduler` does that connection and configuration in one step (``ensprune run
+--scheduler tcp://HOST:8786``); it needs the ``dask`` extra (``pip install 'ensprune[dask]'``).
+
 Results never depend on the number of jobs: work is split into an ordered list of tasks and the
 results come back in that order.
 """
@@ -31,7 +34,14 @@ R = TypeVar("R")
 
 DEFAULT_BACKEND = "loky"
 
-__all__ = ["DEFAULT_BACKEND", "parallel_config", "parallel_map", "resolve_n_jobs"]
+__all__ = [
+    "DEFAULT_BACKEND",
+    "dask_scheduler",
+    "parallel_config",
+    "parallel_map",
+    "resolve_n_jobs",
+]
+CONNECT_TIMEOUT_S = 10
 
 
 def resolve_n_jobs(n_jobs: int | None) -> int:
@@ -72,6 +82,39 @@ def parallel_config(
         kwargs["n_jobs"] = n_jobs
     with joblib.parallel_config(**kwargs):
         yield
+
+
+@contextmanager
+def dask_scheduler(address: str) -> Iterator[None]:
+    """Run the joblib work inside the block on the dask cluster whose scheduler is at ``address``.
+
+    The cluster's workers must import the same ensprune and see the same files (run directory,
+    data) at the same paths, e.g. on a shared file system.
+
+    Raises:
+        SpecError: dask's distributed scheduler is not installed, or the scheduler is unreachable
+            within ten seconds (one line each, naming the fix).
+    """
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise SpecError(
+            f"scheduler {address!r} needs dask's distributed scheduler, which is not installed; "
+            "pip install 'ensprune[dask]'"
+        ) from None
+    try:
+        client = Client(address, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SpecError(
+            f"cannot reach the dask scheduler at {address!r} ({reason}); start it with "
+            f"`dask scheduler` and workers with `dask worker {address}`, or drop the scheduler"
+        ) from None
+    try:
+        with client.as_current(), joblib.parallel_config(backend="dask"):
+            yield
+    finally:
+        client.close()
 
 
 def parallel_map(func: Callable[[T], R], items: Iterable[T], n_jobs: int | None = None) -> list[R]:

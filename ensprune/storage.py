@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import optuna
@@ -11,6 +12,20 @@ from optuna.storages.journal import JournalFileBackend
 from ensprune.errors import StorageError
 
 JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
+
+
+# PostgreSQL/MySQL trials beat every minute; one silent for three is a dead worker's, failed
+# and redone (see ensprune.study.claims).
+HEARTBEAT_INTERVAL_S = 60
+GRACE_PERIOD_S = 180
+
+
+def is_shared(url: str) -> bool:
+    """True when several processes may write the storage at once: a journal file or a server
+    database; never SQLite (or an in-memory storage)."""
+    if _journal_path(url) is not None:
+        return True
+    return "://" in url and not url.startswith(("sqlite", "inmemory"))
 
 
 def default_storage_url(run_dir: str | Path) -> str:
@@ -43,8 +58,16 @@ def open_storage(url: str) -> BaseStorage:
         engine_kwargs["pool_pre_ping"] = True
     if url.startswith(("postgresql+psycopg2://", "postgresql://")):
         engine_kwargs["connect_args"] = {"connect_timeout": 10}  # never hang on a dead host
+    shared = is_shared(url)
     try:
-        return RDBStorage(url, engine_kwargs=engine_kwargs)
+        with warnings.catch_warnings():  # Optuna calls its heartbeat experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=HEARTBEAT_INTERVAL_S if shared else None,
+                grace_period=GRACE_PERIOD_S if shared else None,
+            )
     except ImportError as exc:
         raise StorageError(
             f"the driver for storage {redact(url)} is not installed ({exc}); for PostgreSQL run "

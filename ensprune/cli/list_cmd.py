@@ -29,6 +29,7 @@ REGISTRIES: dict[str, tuple[str, str]] = {
     "lr_schedules": ("ensprune.models.training", "LR_SCHEDULES"),
     "augmentations": ("ensprune.data.augment", "AUGMENTATIONS"),
     "samplers": ("ensprune.study.samplers", "SAMPLERS"),
+    "pruners": ("ensprune.study.pruners", "PRUNERS"),
     "metrics": ("ensprune.ensemble.diversity", "METRICS"),
     "selectors": ("ensprune.ensemble.selection", "SELECTORS"),
     "voting": ("ensprune.ensemble.voting", "VOTING"),

@@ -33,6 +33,18 @@ def add_parser(subparsers: Any) -> None:
         help="member studies searched in parallel processes (default: spec's)",
     )
     parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="dask scheduler (e.g. tcp://HOST:8786) whose workers run the member studies "
+        "(default: spec's [study] scheduler; needs pip install 'ensprune[dask]')",
+    )
+    parser.add_argument(
+        "--join",
+        action="store_true",
+        help="add this process as one more worker to the run another `ensprune run` leads on "
+        "the same --run-dir and --storage (PostgreSQL or a .log journal file), then exit",
+    )
+    parser.add_argument(
         "--quiet", action="store_true", help="no progress bars or per-trial lines (stderr)"
     )
     parser.add_argument("--json", action="store_true", help="print the final summary as JSON")
@@ -53,6 +65,20 @@ def run(args: argparse.Namespace) -> int:
         text = args.spec.read_text(encoding="utf-8")
     except OSError as exc:  # pragma: no cover - from_toml read it a moment ago
         raise SpecError(f"cannot read {args.spec}: {exc}") from None
+    if args.join:
+        from ensprune.study.join import join_run
+
+        run_dir = join_run(
+            spec,
+            run_dir=args.run_dir,
+            storage=args.storage,
+            data_dir=args.data_dir,
+            download=not args.no_download,
+            progress=not quiet,
+            workers=args.workers,
+        )
+        print(f"joined {run_dir}: its member studies have their trials")
+        return 0
     result = run_study(
         spec,
         spec_text=text,
@@ -63,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         download=not args.no_download,
         progress=not quiet,
         workers=args.workers,
+        scheduler=args.scheduler,
     )
     if args.json:
         print(json.dumps(result.summary, indent=2, default=str))

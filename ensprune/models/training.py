@@ -23,6 +23,8 @@ from ensprune.errors import DataError, SpecError
 from ensprune.progress import Progress
 
 StepHook = Callable[[nn.Module], None]
+# Called after every epoch with the validation accuracy; may raise to stop the run (trial pruning).
+EpochHook = Callable[[float], None]
 OptimizerFactory = Callable[[list[nn.Parameter], "TrainConfig"], torch.optim.Optimizer]
 LrScheduleFactory = Callable[
     [torch.optim.Optimizer, "TrainConfig", int], torch.optim.lr_scheduler.LRScheduler | None
@@ -261,6 +263,7 @@ def train_model(
     snapshot_epoch: int | None = None,
     teacher: nn.Module | None = None,
     keep_best: bool | None = None,
+    after_epoch: EpochHook | None = None,
 ) -> TrainHistory:
     """Train ``model`` in place with early stopping on validation loss; restore the best weights.
 
@@ -281,6 +284,8 @@ def train_model(
             the last ones (when hooks change the network during the run, e.g. gradual pruning,
             an earlier state would undo them). ``None`` (default): restore them after a
             constant-lr run or an early stop, keep the last ones after a completed cosine run.
+        after_epoch: called with the validation accuracy after every epoch (e.g. to report it
+            to an Optuna pruner); an exception it raises ends the run and propagates.
 
     Returns:
         The per-epoch history.
@@ -351,6 +356,12 @@ def train_model(
             history.val_loss.append(val_loss)
             history.val_accuracy.append(val_acc)
             bar.update(1, val_loss=f"{val_loss:.4f}", val_acc=f"{val_acc:.4f}")
+            if after_epoch is not None:
+                try:
+                    after_epoch(val_acc)
+                except BaseException:
+                    bar.close()
+                    raise
             if snapshot_epoch is not None and epoch + 1 == snapshot_epoch:
                 history.snapshot = copy.deepcopy(model.state_dict())
             if val_loss < best_loss - 1e-6:

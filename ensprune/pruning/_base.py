@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -54,6 +55,9 @@ class PruningContext:
             rewinding with ``rewind="early"``.
         teacher: the network fine-tuning distils from when ``finetune.distill > 0``; ``None``
             lets every method use the network it was given (the unpruned one).
+        after_epoch: called with the validation accuracy after every fine-tuning epoch (of every
+            round); the study search reports it to Optuna's pruner, which may stop the trial by
+            raising ``optuna.TrialPruned`` from it.
         layers: which prunable layers (Linear, Conv1d, Conv2d, by qualified name) the method may
             prune: include/exclude patterns and the protection of the classifier head from
             structured removal (see :class:`~ensprune.pruning._layers.LayerSelection`).
@@ -70,6 +74,7 @@ class PruningContext:
     early_state: dict[str, torch.Tensor] | None = None
     teacher: torch.nn.Module | None = None
     layers: LayerSelection = ALL_LAYERS
+    after_epoch: Callable[[float], None] | None = None
 
     def prunable(self, model: nn.Module) -> dict[str, nn.Parameter]:
         """The prunable weights of ``model`` this context lets a method prune, by qualified name."""

@@ -97,4 +97,5 @@ def train_on_context(
         desc=desc,
         teacher=context.teacher,
         keep_best=keep_best,
+        after_epoch=context.after_epoch,
     )

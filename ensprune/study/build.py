@@ -39,6 +39,7 @@ __all__ = [
     "finetune_config",
     "make_joint_selector",
     "make_selector",
+    "make_study_pruner",
     "make_study_sampler",
     "member_seed",
     "method_for_trial",
@@ -149,10 +150,27 @@ def method_for_trial(
 
 
 def make_study_sampler(search: SearchSpec, seed: int) -> Any:
-    """The search's seeded Optuna sampler with its ``sampler_params``."""
+    """The search's seeded Optuna sampler with its ``sampler_params``.
+
+    With constraints (``min_accuracy``/``min_sparsity``) each trial sets its constraint values
+    (Optuna 5's ``Trial.set_constraint``, which TPE, NSGA-II and GP read); under Optuna 4 a
+    sampler that takes ``constraints_func`` gets one reading the same values instead.
+    """
     from ensprune.study.samplers import make_sampler
 
-    return make_sampler(search.sampler, seed, **search.sampler_params)
+    constraints = None
+    if search.min_accuracy is not None or search.min_sparsity is not None:
+        from ensprune.study.constraints import TRIALS_SET_CONSTRAINTS, trial_constraints
+
+        constraints = None if TRIALS_SET_CONSTRAINTS else trial_constraints
+    return make_sampler(search.sampler, seed, constraints_func=constraints, **search.sampler_params)
+
+
+def make_study_pruner(search: SearchSpec) -> Any:
+    """The search's Optuna pruner with its ``pruner_params``, ``None`` for ``"none"``."""
+    from ensprune.study.pruners import make_pruner
+
+    return make_pruner(search.pruner, **search.pruner_params)
 
 
 def slot_sampler(search: SearchSpec, seed: int, slot: int) -> Any:
@@ -417,6 +435,7 @@ def check_spec(spec: StudySpec) -> None:
     """
     from ensprune.pruning import METHODS, make_method
     from ensprune.study.callbacks import resolve_factory
+    from ensprune.study.pruners import PRUNERS
     from ensprune.study.samplers import SAMPLERS
 
     search = spec.search
@@ -430,6 +449,8 @@ def check_spec(spec: StudySpec) -> None:
             raise SpecError(f"{where}: {exc}") from None
     for path in spec.callbacks:  # importable and callable; called per member study
         resolve_factory(path)
+    PRUNERS.check_knobs(search.pruner, search.pruner_params, "[search.pruner_params]")
+    make_study_pruner(search)
     SAMPLERS.check_knobs(search.sampler, search.sampler_params, "[search.sampler_params]")
     try:
         check_knob_types(

@@ -130,18 +130,25 @@ def _open_studies(storage_url: str, names: Sequence[str]) -> list[Any]:
 
 
 def fail_running_trials(storage_url: str, names: Sequence[str], run_id: str) -> int:
-    """Mark FAIL every RUNNING trial of this run's studies ``names``; returns the COMPLETE count.
+    """Mark FAIL the RUNNING trials a killed or interrupted run left in this run's studies
+    ``names``; returns the COMPLETE count.
 
-    Only safe while holding the run directory's lock (no other process of this run is alive).
+    Called while holding the run directory's lock. On a storage only this run writes, every
+    RUNNING trial is such a leftover; on a shared one (``--join`` workers may be adding trials)
+    only those whose worker process is gone (see :func:`ensprune.study.claims.worker_is_gone`).
     """
     from optuna.trial import TrialState
 
+    from ensprune.storage import is_shared
+    from ensprune.study.claims import worker_is_gone
+
+    shared = is_shared(storage_url)
     complete = 0
     for study in _open_studies(storage_url, names):
         if run_id and study.user_attrs.get(RUN_ID_ATTR) not in (None, run_id):
             continue  # another run's study: never touch it
         for trial in study.get_trials(deepcopy=False):
-            if trial.state == TrialState.RUNNING:
+            if trial.state == TrialState.RUNNING and (not shared or worker_is_gone(trial)):
                 study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
                 logger.info(
                     "[%s] trial %d was cut short: marked FAIL", study.study_name, trial.number

@@ -49,12 +49,14 @@ from ensprune.models import (
 )
 from ensprune.models.named import build_named
 from ensprune.parallel import parallel_map
-from ensprune.storage import default_storage_url, open_storage
+from ensprune.storage import default_storage_url, is_shared, open_storage
 from ensprune.study import guard
 from ensprune.study.annotate import record_choices, record_joint_choices
-from ensprune.study.build import slot_sampler, train_config
+from ensprune.study.build import make_study_pruner, slot_sampler, train_config
 from ensprune.study.callbacks import Callback, make_callbacks
 from ensprune.study.checkpoints import repair_trial_checkpoints
+from ensprune.study.claims import SURPLUS_ATTR
+from ensprune.study.constraints import is_feasible
 from ensprune.study.guard import default_run_dir, follow_parent, guarded
 from ensprune.study.menus import build_menus
 from ensprune.study.search import (
@@ -104,7 +106,15 @@ def _search_fingerprint(spec: StudySpec) -> str:
     if search["distill"] == 0:  # no distillation: T is unused, and run dirs from before it match
         search.pop("distill")
         search.pop("temperature")
-    for knob, default in (("lr_schedule", "constant"), ("clean_epochs", 0), ("sampler_params", {})):
+    for knob, default in (
+        ("lr_schedule", "constant"),
+        ("clean_epochs", 0),
+        ("sampler_params", {}),
+        ("pruner", "none"),
+        ("pruner_params", {}),
+        ("min_accuracy", None),
+        ("min_sparsity", None),
+    ):
         if search[knob] == default:  # unset: run dirs from before the knob still match
             search.pop(knob)
     return json.dumps(search, sort_keys=True)
@@ -412,8 +422,10 @@ def _search_member(
     caller: _Caller,
     threads: int | None,
     callbacks: Sequence[Callback] = (),
+    joining: bool = False,
 ) -> list[dict[str, Any]]:
-    """Run (or resume) one member's study; returns its rows of trials.csv."""
+    """Run (or resume) one member's study; returns its rows of trials.csv (none when
+    ``joining``: a joining worker adds trials and leaves the rest to the run that leads)."""
     _mirror_caller(caller, threads)
     member = spec.members[index][0]
     trained = pool[member]
@@ -429,10 +441,16 @@ def _search_member(
         functools.partial(slot_sampler, spec.search, seed),  # fresh per trial: see the docstring
         # the spec's factories are called here, in the process that runs this study
         [*make_callbacks(spec.callbacks), *callbacks],
+        pruner=make_study_pruner(spec.search),
+        shared=is_shared(storage_url),
+        wait_for_others=not joining,
     )
+    if joining:
+        return []
     repair_trial_checkpoints(study, objective)  # missing, corrupt or foreign: rebuilt
     study.set_user_attr("dense_val_accuracy", trained.val_accuracy)
-    trials = study.get_trials(deepcopy=False)
+    # a surplus trial raced another worker for the last slot and ran nothing
+    trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(SURPLUS_ATTR)]
     chosen = choose_operating_point(trials, trained.val_accuracy, spec.search.accuracy_tolerance)
     front = {t.number for t in pareto_front(trials)}
     checkpoints = trial_dir.relative_to(run_dir)
@@ -448,6 +466,7 @@ def _search_member(
             "val_accuracy": t.values[0] if t.values else np.nan,
             "sparsity": t.values[1] if t.values else np.nan,
             "duration_s": t.duration.total_seconds() if t.duration else np.nan,
+            "feasible": is_feasible(t),
             "pareto": t.number in front,
             "chosen": t.number == chosen.number,
             "checkpoint": (
@@ -469,8 +488,12 @@ def search_pool(
     workers: int = 1,
     search_suffix: str = "",
     callbacks: Sequence[Callback] = (),
+    joining: bool = False,
 ) -> pd.DataFrame:
     """Run (or resume) every member's study; returns trials.csv's frame with the chosen trials marked.
+
+    With ``joining`` (``ensprune run --join``) this process only adds trials to studies that
+    the leading run owns: it writes no trials.csv and returns an empty frame.
 
     ``callbacks`` (Optuna callbacks) run after every trial of every member study, besides the
     spec's ``[study] callbacks``; with ``workers > 1`` they must be picklable.
@@ -502,8 +525,11 @@ def search_pool(
         caller=caller,
         threads=1 if n_jobs > 1 else None,
         callbacks=tuple(callbacks),
+        joining=joining,
     )
     per_member = parallel_map(task, range(len(spec.members)), n_jobs=n_jobs)
+    if joining:
+        return pd.DataFrame()
     frame = pd.DataFrame([row for rows in per_member for row in rows])
     rd.write_csv(run_dir / rd.TRIALS_CSV, frame)
     return frame
@@ -650,6 +676,7 @@ def run_study(
     progress: bool = True,
     workers: int | None = None,
     callbacks: Sequence[Callback] = (),
+    scheduler: str | None = None,
 ) -> RunResult:
     """Run the whole flow of ``spec`` (resuming whatever an earlier run of it finished).
 
@@ -666,11 +693,58 @@ def run_study(
             member study (e.g. a tracker), besides the spec's ``[study] callbacks``; picklable
             when member studies run in worker processes.
         workers: member studies searched at once (default: the spec's); see :func:`search_pool`.
+        scheduler: a dask scheduler address (default: the spec's ``[study] scheduler``); member
+            studies, and selectors' parallel scoring, then run on that cluster's workers, which
+            must see the run directory at the same path. Without one: the caller's
+            :func:`~ensprune.parallel.parallel_config` backend (loky processes by default).
     """
-    from ensprune.report import build_report, format_summary, summary
-
     if workers is not None and (isinstance(workers, bool) or workers < 1):
         raise SpecError(f"workers must be an integer >= 1; got {workers}")
+    address = scheduler or spec.scheduler
+    if address is None:
+        return _run_study(
+            spec,
+            spec_text,
+            spec_file,
+            run_dir,
+            storage,
+            data_dir,
+            download,
+            progress,
+            workers,
+            callbacks,
+        )
+    from ensprune.parallel import dask_scheduler
+
+    with dask_scheduler(address):  # connected before any training: a bad address fails now
+        return _run_study(
+            spec,
+            spec_text,
+            spec_file,
+            run_dir,
+            storage,
+            data_dir,
+            download,
+            progress,
+            workers,
+            callbacks,
+        )
+
+
+def _run_study(
+    spec: StudySpec,
+    spec_text: str | None,
+    spec_file: str | Path | None,
+    run_dir: str | Path | None,
+    storage: str | None,
+    data_dir: str | Path | None,
+    download: bool,
+    progress: bool,
+    workers: int | None,
+    callbacks: Sequence[Callback],
+) -> RunResult:
+    from ensprune.report import build_report, format_summary, summary
+
     target = default_run_dir(spec, run_dir)
     text = spec_text if spec_text is not None else json.dumps(spec.to_dict(), indent=2)
     run_path, url, suffix = prepare_run_dir(

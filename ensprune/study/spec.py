@@ -105,6 +105,14 @@ class SearchSpec:
 
     ``sampler`` names an Optuna sampler (``ensprune list samplers``); ``sampler_params`` its knobs.
 
+    ``pruner`` names an Optuna pruner that stops trials whose validation accuracy falls behind
+    during fine-tuning (``"none"``, ``"median"``, ``"successive_halving"``, ``"hyperband"``;
+    ``ensprune list pruners``); ``pruner_params`` its knobs.
+
+    ``min_accuracy`` and ``min_sparsity`` are constraints: a trial below either is kept and
+    marked infeasible (``feasible`` in trials.csv), never becomes an operating point, and the
+    samplers that take Optuna constraints (TPE, NSGA-II) steer away from it.
+
     ``lr_schedule`` (``"constant"`` or ``"cosine"``) and ``clean_epochs`` (the last epochs of
     fine-tuning without ``[pool] augment``) shape every trial's fine-tuning, e.g. for
     ``[search.method_params.lamp] schedule = "gradual"``; see ``TrainConfig``.
@@ -117,6 +125,10 @@ class SearchSpec:
     finetune_lr: float = 1e-3
     sampler: str = "tpe"
     sampler_params: dict[str, Any] = field(default_factory=dict)
+    pruner: str = "none"
+    pruner_params: dict[str, Any] = field(default_factory=dict)
+    min_accuracy: float | None = None
+    min_sparsity: float | None = None
     accuracy_tolerance: float = 0.01
     distill: float = 0.0
     temperature: float = 4.0
@@ -164,6 +176,7 @@ class StudySpec:
     device: str = "cpu"
     workers: int = 1
     callbacks: tuple[str, ...] = ()
+    scheduler: str | None = None
     data: DataSpec = field(default_factory=DataSpec)
     pool: PoolSpec = field(default_factory=PoolSpec)
     search: SearchSpec = field(default_factory=SearchSpec)
@@ -212,7 +225,16 @@ class StudySpec:
         study = _section(raw, "study", source)
         top: dict[str, Any] = {
             k: study.pop(k)
-            for k in ("name", "seed", "storage", "run_dir", "device", "workers", "callbacks")
+            for k in (
+                "name",
+                "seed",
+                "storage",
+                "run_dir",
+                "device",
+                "workers",
+                "callbacks",
+                "scheduler",
+            )
             if k in study
         }
         if "callbacks" in top:
@@ -260,6 +282,7 @@ class StudySpec:
         from ensprune.models.factory import is_factory_path
         from ensprune.models.training import LR_SCHEDULES, OPTIMIZERS
         from ensprune.pruning import METHODS
+        from ensprune.study.pruners import PRUNERS
         from ensprune.study.samplers import SAMPLERS
 
         def names(values: tuple[str, ...], registry: Any) -> tuple[str, ...]:
@@ -289,6 +312,7 @@ class StudySpec:
                 self.search,
                 methods=names(self.search.methods, METHODS),
                 sampler=SAMPLERS.canonical(self.search.sampler),
+                pruner=PRUNERS.canonical(self.search.pruner),
                 lr_schedule=LR_SCHEDULES.canonical(self.search.lr_schedule),
                 method_params=method_params,
             ),
@@ -346,6 +370,13 @@ class StudySpec:
         if self.storage is not None:
             check_storage_url(self.storage, "[study] storage")
         _check_int(self.workers, "[study] workers", fail, minimum=1)
+        if self.scheduler is not None and (
+            not isinstance(self.scheduler, str) or "://" not in self.scheduler
+        ):
+            fail(
+                "[study] scheduler must be a dask scheduler address such as "
+                f"'tcp://HOST:8786'; got {self.scheduler!r}"
+            )
         if self.device not in ("cpu", "cuda", "auto"):
             fail(f"[study] device must be cpu, cuda or auto; got {self.device!r}")
         DATASETS.get(self.data.dataset)
@@ -427,6 +458,14 @@ class StudySpec:
                 f"got {self.search.finetune_lr!r}"
             )
         SAMPLERS.get(self.search.sampler)
+        for bound in ("min_accuracy", "min_sparsity"):
+            value = getattr(self.search, bound)
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not 0.0 <= value < 1.0
+            ):
+                fail(f"[search] {bound} must be a number in [0, 1) (a constraint); got {value!r}")
         # _build has already refused non-numbers; only the ranges are left to check.
         if not 0.0 <= self.search.distill <= 1.0:
             fail(

@@ -57,6 +57,10 @@ KEY_DOCS: dict[tuple[str, str], KeyDoc] = {
         "Optuna callbacks run after every trial of every member study, as factories "
         "'package.module:function' returning a callback (e.g. a tracker)"
     ),
+    ("study", "scheduler"): KeyDoc(
+        "a dask scheduler address: member studies run on that cluster (overridden by --scheduler)",
+        "tcp://HOST:PORT",
+    ),
     ("data", "dataset"): KeyDoc("the dataset", names="datasets"),
     ("data", "val_fraction"): KeyDoc(
         "share of the training data held out for validation (early stopping, the operating "
@@ -121,6 +125,23 @@ KEY_DOCS: dict[tuple[str, str], KeyDoc] = {
     ("search", "method_params"): KeyDoc(
         "fixed knobs per method, as tables [search.method_params.METHOD] (checked at load; "
         "a knob fixed here is not searched)"
+    ),
+    ("search", "pruner"): KeyDoc(
+        "an Optuna pruner that stops trials whose validation accuracy falls behind during "
+        "fine-tuning; pruned trials never become operating points",
+        names="pruners",
+    ),
+    ("search", "pruner_params"): KeyDoc(
+        "the pruner's knobs, as a table [search.pruner_params] (checked at load)"
+    ),
+    ("search", "min_accuracy"): KeyDoc(
+        "constraint: trials below this validation accuracy are kept, marked infeasible and "
+        "never chosen",
+        "[0, 1]",
+    ),
+    ("search", "min_sparsity"): KeyDoc(
+        "constraint: trials below this sparsity are kept, marked infeasible and never chosen",
+        "[0, 1)",
     ),
     ("selection", "selector"): KeyDoc("the sub-ensemble selector", names="selectors"),
     ("selection", "metric"): KeyDoc(

@@ -1,0 +1,116 @@
+"""The dask cluster path: a real LocalCluster runs the member studies; clear lines when it cannot."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ensprune.cli import main
+
+SPEC = """
+[study]
+name = "dist"
+seed = 2
+
+[data]
+dataset = "digits"
+val_fraction = 0.2
+test_fraction = 0.25
+
+[pool]
+architectures = ["model_a"]
+seeds = [0, 1]
+epochs = 2
+lr = 0.003
+
+[search]
+methods = ["magnitude", "random"]
+sparsity = [0.3, 0.9]
+trials = 3
+finetune_epochs = 1
+
+[selection]
+selector = "hq"
+metric = "gd"
+max_size = 2
+"""
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+@pytest.fixture
+def spec_file(tmp_path: Path) -> Path:
+    path = tmp_path / "spec.toml"
+    path.write_text(SPEC)
+    return path
+
+
+def test_a_missing_dask_names_the_extra_before_any_training(
+    spec_file: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)  # import fails as if absent
+    run_dir = tmp_path / "run"
+    code = main(["run", str(spec_file), "--run-dir", str(run_dir), "--scheduler", "tcp://h:8786"])
+    assert code == 2
+    assert "pip install 'ensprune[dask]'" in one_line_error(capsys)
+    assert not run_dir.exists()  # refused before the run directory was even made
+
+
+def test_an_unreachable_scheduler_is_one_line(spec_file: Path, tmp_path: Path, capsys) -> None:
+    pytest.importorskip("dask.distributed")
+    code = main(
+        [
+            "run",
+            str(spec_file),
+            "--run-dir",
+            str(tmp_path / "r"),
+            "--scheduler",
+            "tcp://127.0.0.1:1",
+        ]
+    )
+    assert code == 2
+    assert "cannot reach the dask scheduler at 'tcp://127.0.0.1:1'" in one_line_error(capsys)
+
+
+def test_a_spec_scheduler_that_is_not_an_address_fails_at_load(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(SPEC.replace("seed = 2\n", 'seed = 2\nscheduler = "localhost"\n', 1))
+    assert main(["run", str(path), "--run-dir", str(tmp_path / "r")]) == 2
+    assert "[study] scheduler must be a dask scheduler address" in one_line_error(capsys)
+
+
+@pytest.mark.slow
+def test_a_dask_local_cluster_gives_the_same_trials_and_team_as_a_local_run(
+    spec_file: Path, tmp_path: Path
+) -> None:
+    distributed = pytest.importorskip("dask.distributed")
+    local, remote = tmp_path / "local", tmp_path / "dask"
+    assert main(["run", str(spec_file), "--run-dir", str(local), "--quiet"]) == 0
+    with (
+        distributed.LocalCluster(
+            processes=True,
+            host="127.0.0.1",
+            n_workers=2,
+            threads_per_worker=1,
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as observer,
+    ):
+        args = ["--run-dir", str(remote), "--workers", "2", "--quiet"]
+        with distributed.get_task_stream(client=observer) as stream:  # every task it runs
+            code = main(["run", str(spec_file), *args, "--scheduler", cluster.scheduler_address])
+        assert code == 0
+        ran_on = {task["worker"] for task in stream.data}
+    assert len(ran_on) == 2  # both cluster workers ran member studies
+    cols = ["member", "number", "state", "method", "target_sparsity", "val_accuracy", "sparsity"]
+    a = pd.read_csv(local / "trials.csv")[cols]
+    b = pd.read_csv(remote / "trials.csv")[cols]
+    pd.testing.assert_frame_equal(a, b)
+    assert (local / "selection.json").read_text() == (remote / "selection.json").read_text()

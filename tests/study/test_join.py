@@ -1,0 +1,113 @@
+"""Several processes on one member study (`ensprune run --join`): exactly the trials asked for."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+
+from ensprune.cli import main
+from ensprune.storage import open_storage
+
+REPO = Path(__file__).resolve().parents[2]
+
+SPEC = """
+[study]
+name = "joined"
+seed = 4
+
+[data]
+dataset = "digits"
+val_fraction = 0.2
+test_fraction = 0.25
+
+[pool]
+architectures = ["model_a"]
+seeds = [0, 1]
+epochs = 2
+lr = 0.003
+
+[search]
+methods = ["magnitude", "random"]
+sparsity = [0.3, 0.9]
+trials = 6
+finetune_epochs = 1
+
+[selection]
+selector = "hq"
+metric = "gd"
+max_size = 2
+"""
+
+
+def test_join_refuses_sqlite_before_any_work(tmp_path: Path, capsys) -> None:
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC)
+    run_dir = tmp_path / "run"
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    assert main(["run", str(spec), "--run-dir", str(run_dir), "--storage", url, "--join"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "SQLite is never written by concurrent processes" in err
+    assert not run_dir.exists() and not (tmp_path / "study.db").exists()
+
+
+def test_join_without_a_lead_gives_up_with_a_hint(tmp_path: Path) -> None:
+    from ensprune.errors import RunDirError
+    from ensprune.study import StudySpec
+    from ensprune.study.join import join_run
+
+    spec_file = tmp_path / "spec.toml"
+    spec_file.write_text(SPEC)
+    with pytest.raises(RunDirError, match="start the lead first"):
+        join_run(
+            StudySpec.from_toml(spec_file),
+            run_dir=tmp_path / "run",
+            storage=str(tmp_path / "journal.log"),
+            wait_s=0.2,
+            poll_s=0.1,
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_three_processes_on_one_study_run_exactly_the_trials_asked_for(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC)
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    base = [sys.executable, "-m", "ensprune", "run", str(spec), "--run-dir", str(run_dir)]
+    base += ["--storage", postgres_url]
+    # the joiners start first and wait for the lead's pool
+    joiners = [
+        subprocess.Popen([*base, "--join"], env=env, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    lead = subprocess.run([*base, "--quiet"], env=env, capture_output=True, text=True)
+    assert lead.returncode == 0, lead.stderr
+    logs = [j.communicate(timeout=600)[1] for j in joiners]
+    assert [j.returncode for j in joiners] == [0, 0], logs
+    for log in logs:  # the lead's pool, loaded, never trained again
+        assert log.count("dense model reused") == 2 and "trained" not in log
+
+    storage = open_storage(postgres_url)
+    workers = set()
+    for member in ("model_a-s0", "model_a-s1"):
+        study = optuna.load_study(study_name=f"joined.{member}", storage=storage)
+        trials = [t for t in study.get_trials() if not t.user_attrs.get("surplus")]
+        assert len(trials) == 6  # none lost, none duplicated
+        assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
+        assert sorted(t.number for t in study.get_trials()) == list(range(len(study.trials)))
+        workers |= {t.user_attrs["worker"]["pid"] for t in trials}
+    assert len(workers) >= 2  # the studies' trials were shared out between processes
+    table = pd.read_csv(run_dir / "trials.csv")
+    assert table.groupby("member").size().to_dict() == {"model_a-s0": 6, "model_a-s1": 6}
+    assert table.chosen.sum() == 2
