@@ -7,14 +7,16 @@
   weights of the dense layer, non-zero weights kept, sparsity (read from ``members/<m>/pruned.pt``
   and ``dense.pt``, so weights removed by compaction count as pruned).
 * :func:`ga_progress_frame`: the per-generation log a GA selector recorded at selection time
-  (``gen``, ``best``, ``mean``, ``median`` fitness, teams scored), or None for other selectors.
+  (``gen``, ``best``, ``mean``, ``median`` fitness, teams scored; ``ga``, ``nsga2``, joint
+  ``ga``), or None for other selectors.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -134,18 +136,25 @@ def layer_sparsity_frame(run: RunDir, members: Iterable[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["member", "layer", "weights", "nonzero", "sparsity"])
 
 
-def ga_progress_frame(table: pd.DataFrame | None) -> pd.DataFrame | None:
-    """The GA's per-generation log from the selector's table (``teams.csv``), or None.
+def ga_progress_frame(
+    table: pd.DataFrame | None, selection: Mapping[str, Any] | None = None
+) -> pd.DataFrame | None:
+    """An evolutionary selector's per-generation progress, or None for other selectors.
 
-    The GA selectors (``ga``, and ``joint`` with ``search = "ga"``) write the GA toolkit's logbook
-    as their table: ``gen``, ``n_evaluated``, ``best``, ``mean`` (absent in older runs) and
-    ``median`` fitness of each generation's population. Infeasible genomes score ``-inf``, shown
-    as missing.
+    Read from ``selection.json``'s ``history`` (``ga`` and ``nsga2`` record it at selection
+    time; NSGA-II's numbers are the first front's accuracy, with ``front_size``), else from the
+    selector's table (``teams.csv``) when that is the GA toolkit's logbook (``joint`` with
+    ``search = "ga"``, and ``ga`` runs of older versions): ``gen``, ``n_evaluated``, ``best``,
+    ``mean`` (absent in older runs) and ``median`` fitness of each generation's population.
+    Infeasible genomes score ``-inf`` (``null`` in JSON), shown as missing.
     """
+    history = (selection or {}).get("history")
+    if isinstance(history, list) and history and all(isinstance(r, dict) for r in history):
+        table = pd.DataFrame(history)
     if table is None or not all(c in table.columns for c in GA_LOG_COLUMNS):
         return None
-    keep = [c for c in ("gen", "n_evaluated", "best", "mean", "median") if c in table.columns]
-    log = table[keep].copy()
+    stats = ("gen", "n_evaluated", "front_size", "best", "mean", "median")
+    log = table[[c for c in stats if c in table.columns]].copy()
     for column in ("best", "mean", "median"):
         if column in log.columns:
             values = pd.to_numeric(log[column], errors="coerce").astype(float)

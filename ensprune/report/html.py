@@ -206,7 +206,7 @@ def _page(
         k: v
         for k, v in selection.items()
         if k
-        not in {"selector", "members", "names", "scores", "val_accuracy", "voting"}
+        not in {"selector", "members", "names", "scores", "val_accuracy", "voting", "history"}
         | _JOINT_SHOWN_APART
     }
     script = f"<script>{interactive.plotly_script()}</script>" if divs or extra else ""
@@ -471,15 +471,21 @@ def _breakdown_sections(
                     "</details>",
                 ]
             )
-    progress = breakdown.ga_progress_frame(teams)
+    progress = breakdown.ga_progress_frame(teams, run.selection)
     if progress is not None and len(progress):
         write_table(progress, out / "ga_progress")
         last = progress.iloc[-1]
         sections["ga_progress"] = "\n".join(
             [
                 "<h3>The GA's progress</h3>",
-                f"<p class='note'>{len(progress) - 1} generations; the best fitness of each "
-                "generation's population on validation, with its mean and median"
+                f"<p class='note'>{int(progress['gen'].max())} generations; "
+                + (
+                    "validation accuracy of the teams on each generation's first Pareto front: "
+                    "the best, mean and median"
+                    if "front_size" in progress.columns
+                    else "the best fitness of each generation's population on validation, with "
+                    "its mean and median"
+                )
                 + (
                     f"; {int(last['n_evaluated']):,} candidates scored in all"
                     if "n_evaluated" in progress.columns

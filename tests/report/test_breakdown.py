@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from ensprune.ensemble import PredictionSet
-from ensprune.ensemble.selection import GeneticSelector
+from ensprune.ensemble.selection import GeneticSelector, NSGA2Selector
 from ensprune.errors import RunDirError
 from ensprune.report import build_report, frames, interactive
 from ensprune.report.breakdown import (
@@ -159,9 +159,42 @@ def test_a_real_ga_selection_records_its_progress() -> None:
     selection = GeneticSelector(population=8, generations=4, patience=4, seed=1).select(preds)
     log = ga_progress_frame(selection.table)
     assert log is not None and list(log.gen) == list(range(len(log)))
+    # the same numbers go to selection.json, with -inf as null
+    history = selection.to_dict()["history"]
+    assert [r["best"] for r in history] == pytest.approx(log["best"].tolist())
+    assert ga_progress_frame(None, selection.to_dict())["best"].tolist() == pytest.approx(
+        log["best"].tolist()
+    )
     assert (log["mean"] <= log["best"] + 1e-12).all() and (log["median"] <= log["best"]).all()
     fig = interactive.ga_progress_figure(log)
     assert [t.name for t in fig.data] == ["best fitness", "mean fitness", "median fitness"]
+
+
+def test_nsga2_records_its_first_fronts_and_the_report_draws_them(
+    make_run: Callable[..., Path],
+) -> None:
+    import json
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 60)
+    proba = rng.dirichlet(np.ones(3), size=(6, 60))
+    proba[:, np.arange(60), y] += rng.uniform(0, 0.8, (6, 60))
+    preds = PredictionSet(proba / proba.sum(-1, keepdims=True), y, cost=np.arange(1.0, 7.0))
+    selection = NSGA2Selector(population=8, generations=3, patience=3, seed=0).select(preds)
+    record = selection.to_dict()["history"]
+    assert [r["gen"] for r in record] == list(range(1, len(record) + 1))
+    assert all(r["mean"] <= r["best"] and r["front_size"] >= 1 for r in record)
+    assert all(isinstance(r["gen"], int) for r in record)
+
+    run = make_run()  # the run's selection.json now carries that history
+    payload = json.loads((run / "selection.json").read_text())
+    payload.update(selector="nsga2", history=record)
+    (run / "selection.json").write_text(json.dumps(payload))
+    log = ga_progress_frame(frames.teams_frame(run), payload)
+    assert log is not None and log["best"].tolist() == [r["best"] for r in record]
+    page = build_report(run).read_text(encoding="utf-8")
+    assert 'id="ga-progress"' in page and "first Pareto front" in page
+    assert "<th>history</th>" not in page  # not dumped into the options table
 
 
 def test_report_shows_latency_spread_repeats_and_threads(make_run: Callable[..., Path]) -> None:
