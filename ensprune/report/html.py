@@ -429,8 +429,10 @@ def _breakdown_sections(
     for stale in ("method_comparison", "layer_sparsity", "ga_progress"):
         for suffix in (".csv", ".parquet"):
             (out / f"{stale}{suffix}").unlink(missing_ok=True)
+        (out / FIGURES_DIR / f"{stale}.png").unlink(missing_ok=True)
     if len(methods):
         write_table(methods, out / "method_comparison")
+        _write_png(plots.plot_method_comparison(methods), out / FIGURES_DIR / "method_comparison")
         sections["methods"] = "\n".join(
             [
                 "<h3>Methods compared at equal sparsity</h3>",
@@ -455,6 +457,7 @@ def _breakdown_sections(
     else:
         if len(layers):
             write_table(layers, out / "layer_sparsity")
+            _write_png(plots.plot_layer_sparsity(layers), out / FIGURES_DIR / "layer_sparsity")
             sections["layers"] = "\n".join(
                 [
                     "<h3>Per-layer sparsity of the chosen models</h3>",
@@ -501,6 +504,12 @@ def _breakdown_sections(
             ]
         )
     return sections
+
+
+def _write_png(figure: Figure, stem: Path) -> None:
+    """A figure for papers as ``stem.png`` (not embedded: the page shows the interactive one)."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".png").write_bytes(plots.figure_png(figure))
 
 
 def _importances(run: RunDir, members: pd.DataFrame) -> pd.DataFrame | None:

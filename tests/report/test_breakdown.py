@@ -203,6 +203,8 @@ def test_report_shows_latency_spread_repeats_and_threads(make_run: Callable[...,
     assert "0.500 (IQR 0.040)" in page and "0.300 (IQR 0.020)" in page
     assert re.search(r"batch of\s+256, the median over 10 timed blocks", page)
     assert "2 torch thread(s)" in page
+    for name in ("method_comparison", "layer_sparsity"):  # PNG versions for papers
+        assert (run / "report" / "figures" / f"{name}.png").read_bytes().startswith(b"\x89PNG")
     members = pd.read_csv(run / "report" / "members.csv")
     assert {"dense_latency_iqr_ms", "pruned_latency_iqr_ms", "latency_repeats"} <= set(
         members.columns
