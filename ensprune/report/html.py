@@ -463,7 +463,13 @@ def _breakdown_sections(
                     "<h3>Per-layer sparsity of the chosen models</h3>",
                     "<p class='note'>Each member's chosen pruned network "
                     "(<code>members/&lt;member&gt;/pruned.pt</code>): the share of each prunable "
-                    "layer's dense weights that is zero or removed.</p>",
+                    "layer's dense weights that is zero or removed."
+                    + (
+                        " These are the members' own operating points; the joint choice's "
+                        "points are listed in the joint table above.</p>"
+                        if is_joint(run)
+                        else "</p>"
+                    ),
                     "<div class='plot'>"
                     + interactive.figure_div(
                         interactive.layer_sparsity_figure(layers), "layer-sparsity"
@@ -648,7 +654,10 @@ Formatter = Callable[[object], str]
 
 
 def _number(digits: int) -> Formatter:
-    return lambda v: "" if _missing(v) else f"{float(v):.{digits}f}"  # type: ignore[arg-type]
+    # cells already written as text ("0.8000 [0.70, 0.88]", "0.300 (IQR 0.020)") stay as they are
+    return lambda v: (
+        v if isinstance(v, str) else "" if _missing(v) else f"{float(v):.{digits}f}"  # type: ignore[arg-type]
+    )
 
 
 def _percent(v: object) -> str:
@@ -680,9 +689,8 @@ _COMPARISON_FORMAT: dict[str, Formatter] = {
 _MEMBER_FORMAT: dict[str, Formatter] = {
     **{f"{k}_{s}_accuracy": _ACC for k in ("dense", "pruned") for s in ("val", "test")},
     **{f"{k}_{c}": _count for k in ("dense", "pruned") for c in ("params", "macs")},
-    # already text ("median (IQR spread)") when the run recorded the spread
-    "dense_latency_ms": lambda v: v if isinstance(v, str) else _number(3)(v),
-    "pruned_latency_ms": lambda v: v if isinstance(v, str) else _number(3)(v),
+    "dense_latency_ms": _number(3),
+    "pruned_latency_ms": _number(3),
     "sparsity": _percent,
     "target_sparsity": _percent,
 }

@@ -201,6 +201,9 @@ def test_report_shows_latency_spread_repeats_and_threads(make_run: Callable[...,
     run = make_run()
     page = build_report(run).read_text(encoding="utf-8")
     assert "0.500 (IQR 0.040)" in page and "0.300 (IQR 0.020)" in page
+    # test accuracies keep their interval text (they used to be formatted away to blanks)
+    members_table = page[page.index("Members: dense vs pruned") :]
+    assert len(re.findall(r"<td>0\.\d{4} \[0\.\d{4}, 0\.\d{4}\]</td>", members_table)) >= 8
     assert re.search(r"batch of\s+256, the median over 10 timed blocks", page)
     assert "2 torch thread(s)" in page
     for name in ("method_comparison", "layer_sparsity"):  # PNG versions for papers
