@@ -203,7 +203,10 @@ def test_report_shows_latency_spread_repeats_and_threads(make_run: Callable[...,
     assert "0.500 (IQR 0.040)" in page and "0.300 (IQR 0.020)" in page
     # test accuracies keep their interval text (they used to be formatted away to blanks)
     members_table = page[page.index("Members: dense vs pruned") :]
-    assert len(re.findall(r"<td>0\.\d{4} \[0\.\d{4}, 0\.\d{4}\]</td>", members_table)) >= 8
+    interval = r"<td>[01]\.\d{4} \[[01]\.\d{4}, [01]\.\d{4}\]</td>"
+    assert len(re.findall(interval, members_table)) >= 8  # dense and pruned, 4 members
+    comparison_table = page[page.index("Selected team") : page.index("Members: dense vs pruned")]
+    assert len(re.findall(interval, comparison_table)) >= 8  # val and test, 4 ensembles
     assert re.search(r"batch of\s+256, the median over 10 timed blocks", page)
     assert "2 torch thread(s)" in page
     for name in ("method_comparison", "layer_sparsity"):  # PNG versions for papers
