@@ -35,6 +35,7 @@ from ensprune.errors import RunDirError
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+    from torch import nn
 
     from ensprune.ensemble.menu import Menu
     from ensprune.ensemble.predictions import PredictionSet
@@ -45,6 +46,7 @@ RUN_JSON = "run.json"
 LOCK_FILE = ".lock"
 SPEC_TOML = "spec.toml"
 MEMBERS_DIR = "members"
+MEMBER_CHECKPOINTS = {"dense": "train", "pruned": "evaluate"}  # kind -> the stage writing it
 TRIALS_CSV = "trials.csv"
 MEMBERS_CSV = "members.csv"
 TEAMS_CSV = "teams.csv"
@@ -420,6 +422,29 @@ class RunDir:
         if split not in self._menus:
             self._menus[split] = Menu.load(self.require(MENUS[split]))
         return self._menus[split]
+
+    def member_model(self, member: str, kind: str = "pruned") -> nn.Module:
+        """A member's checkpoint, ``members/<member>/<kind>.pt`` (``dense`` or ``pruned``), loaded
+        with ``weights_only=True``; a missing one says which stage writes it.
+
+        Raises:
+            RunDirError: unknown ``kind`` or missing checkpoint.
+            CheckpointError: the checkpoint is corrupt.
+        """
+        from ensprune.models.checkpoint import load_model
+
+        if kind not in MEMBER_CHECKPOINTS:
+            raise RunDirError(
+                f"unknown member checkpoint {kind!r}; valid kinds: {', '.join(MEMBER_CHECKPOINTS)}"
+            )
+        path = self.path / MEMBERS_DIR / member / f"{kind}.pt"
+        if not path.is_file():
+            raise RunDirError(
+                f"{path} is missing: the '{MEMBER_CHECKPOINTS[kind]}' stage writes it; finish the "
+                f"run with {resume_hint(self.path, self.info)}, then report again"
+            )
+        model, _ = load_model(path)
+        return model
 
     @property
     def voting(self) -> str:

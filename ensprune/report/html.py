@@ -20,8 +20,8 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ensprune.errors import RunDirError
-from ensprune.report import frames, interactive, plots
+from ensprune.errors import CheckpointError, RunDirError
+from ensprune.report import breakdown, frames, interactive, plots
 from ensprune.report.importance import param_importances
 from ensprune.report.joint import (
     is_joint,
@@ -152,6 +152,7 @@ def build_report(run_dir: str | Path | RunDir, out_dir: str | Path | None = None
     tolerance = _tolerance(run)
     plotly_divs = _interactive(run, trials, members, comparison, teams, selection, tolerance)
     plotly_divs.update(joint_divs)
+    sections = _breakdown_sections(run, trials, members, teams, out)
     (out / SUMMARY_JSON).write_text(json.dumps(facts, indent=2, allow_nan=False), encoding="utf-8")
     page = _page(
         info,
@@ -166,6 +167,7 @@ def build_report(run_dir: str | Path | RunDir, out_dir: str | Path | None = None
         plotly_divs,
         tolerance,
         joint_html,
+        sections,
     )
     html_path = out / REPORT_HTML
     html_path.write_text(page, encoding="utf-8")
@@ -185,9 +187,11 @@ def _page(
     plotly_divs: Mapping[str, str] | None = None,
     tolerance: float = 0.01,
     joint_html: str = "",
+    sections: Mapping[str, str] | None = None,
 ) -> str:
     e = html.escape
     divs = dict(plotly_divs or {})
+    extra = dict(sections or {})
 
     def plot(key: str) -> str:
         return f"<div class='plot'>{divs[key]}</div>" if key in divs else ""
@@ -210,10 +214,10 @@ def _page(
         k: v
         for k, v in selection.items()
         if k
-        not in {"selector", "members", "names", "scores", "val_accuracy", "voting"}
+        not in {"selector", "members", "names", "scores", "val_accuracy", "voting", "history"}
         | _JOINT_SHOWN_APART
     }
-    script = f"<script>{interactive.plotly_script()}</script>" if divs else ""
+    script = f"<script>{interactive.plotly_script()}</script>" if divs or extra else ""
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -254,8 +258,10 @@ def _page(
         "<h2>Members: dense vs pruned</h2>",
         "<p class='note'>Validation accuracies as measured by the search; test accuracies "
         "(95 % Wilson intervals) computed by the report from the prediction files.</p>",
+        _latency_note(members),
         _scroll(_table(_members_display(members), _MEMBER_FORMAT)),
         figure("members"),
+        extra.get("layers", ""),
         "<h2>Pruning search</h2>",
         "<p class='note'>Per member: validation accuracy against sparsity (and MACs when the "
         "trials recorded them), the Pareto front, the chosen trial (star) and the tolerance band "
@@ -263,6 +269,7 @@ def _page(
         "double-click a plot to see every trial.</p>",
         *[plot(k) for k in divs if k.startswith("front:")],
         plot("importance"),
+        extra.get("methods", ""),
         "<details><summary>All trials (also in trials.csv / trials.parquet)</summary>",
         _scroll(_table(trials, _TRIAL_FORMAT)),
         "</details>",
@@ -276,6 +283,7 @@ def _page(
         parts += [
             "<h2>Candidate teams</h2>" if "teams" in images else "<h2>Selector's table</h2>",
             plot("teams") or figure("teams"),
+            extra.get("ga_progress", ""),
             "<details><summary>Table"
             + (f" (first {len(shown)} of {len(teams)} rows; all in teams.csv)" if more else "")
             + "</summary>",
@@ -414,6 +422,110 @@ def _interactive(
     return divs
 
 
+def _breakdown_sections(
+    run: RunDir,
+    trials: pd.DataFrame,
+    members: pd.DataFrame,
+    teams: pd.DataFrame | None,
+    out: Path,
+) -> dict[str, str]:
+    """HTML of the breakdowns (methods at equal sparsity, per-layer sparsity, GA progress), each a
+    plotly figure with its table; the tables are also written next to the page."""
+    e = html.escape
+    sections: dict[str, str] = {}
+    methods = breakdown.method_comparison_frame(trials, members)
+    for stale in ("method_comparison", "layer_sparsity", "ga_progress"):
+        for suffix in (".csv", ".parquet"):
+            (out / f"{stale}{suffix}").unlink(missing_ok=True)
+        (out / FIGURES_DIR / f"{stale}.png").unlink(missing_ok=True)
+    if len(methods):
+        write_table(methods, out / "method_comparison")
+        _write_png(plots.plot_method_comparison(methods), out / FIGURES_DIR / "method_comparison")
+        sections["methods"] = "\n".join(
+            [
+                "<h3>Methods compared at equal sparsity</h3>",
+                "<p class='note'>Every completed trial, binned by the sparsity it reached "
+                f"(bins of {breakdown.SPARSITY_BIN:g}), per architecture: the best and the median "
+                "validation accuracy of each method in each bin.</p>",
+                "<div class='plot'>"
+                + interactive.figure_div(
+                    interactive.method_comparison_figure(methods), "method-comparison"
+                )
+                + "</div>",
+                "<details><summary>Table (also in method_comparison.csv)</summary>",
+                _scroll(_table(methods, _METHODS_FORMAT)),
+                "</details>",
+            ]
+        )
+    try:
+        layers = breakdown.layer_sparsity_frame(run, members["member"].astype(str))
+    except (RunDirError, CheckpointError) as exc:  # checkpoints moved or never written
+        logger.info("per-layer sparsity skipped: %s", exc)
+        sections["layers"] = f"<p class='note'>Per-layer sparsity not shown: {e(str(exc))}</p>"
+    else:
+        if len(layers):
+            write_table(layers, out / "layer_sparsity")
+            _write_png(plots.plot_layer_sparsity(layers), out / FIGURES_DIR / "layer_sparsity")
+            sections["layers"] = "\n".join(
+                [
+                    "<h3>Per-layer sparsity of the chosen models</h3>",
+                    "<p class='note'>Each member's chosen pruned network "
+                    "(<code>members/&lt;member&gt;/pruned.pt</code>): the share of each prunable "
+                    "layer's dense weights that is zero or removed."
+                    + (
+                        " These are the members' own operating points; the joint choice's "
+                        "points are listed in the joint table above.</p>"
+                        if is_joint(run)
+                        else "</p>"
+                    ),
+                    "<div class='plot'>"
+                    + interactive.figure_div(
+                        interactive.layer_sparsity_figure(layers), "layer-sparsity"
+                    )
+                    + "</div>",
+                    "<details><summary>Table (also in layer_sparsity.csv)</summary>",
+                    _scroll(_table(layers, _LAYER_FORMAT)),
+                    "</details>",
+                ]
+            )
+    progress = breakdown.ga_progress_frame(teams, run.selection)
+    if progress is not None and len(progress):
+        write_table(progress, out / "ga_progress")
+        last = progress.iloc[-1]
+        sections["ga_progress"] = "\n".join(
+            [
+                "<h3>The GA's progress</h3>",
+                f"<p class='note'>{int(progress['gen'].max())} generations; "
+                + (
+                    "validation accuracy of the teams on each generation's first Pareto front: "
+                    "the best, mean and median"
+                    if "front_size" in progress.columns
+                    else "the best fitness of each generation's population on validation, with "
+                    "its mean and median"
+                )
+                + (
+                    f"; {int(last['n_evaluated']):,} candidates scored in all"
+                    if "n_evaluated" in progress.columns
+                    else ""
+                )
+                + ".</p>",
+                "<div class='plot'>"
+                + interactive.figure_div(
+                    interactive.ga_progress_figure(progress, "GA progress: fitness per generation"),
+                    "ga-progress",
+                )
+                + "</div>",
+            ]
+        )
+    return sections
+
+
+def _write_png(figure: Figure, stem: Path) -> None:
+    """A figure for papers as ``stem.png`` (not embedded: the page shows the interactive one)."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".png").write_bytes(plots.figure_png(figure))
+
+
 def _importances(run: RunDir, members: pd.DataFrame) -> pd.DataFrame | None:
     """Parameter importances of the member studies, or None (logged) when they cannot be read."""
     url = storage_or_none(run.path, run.info)
@@ -429,6 +541,22 @@ def _importances(run: RunDir, members: pd.DataFrame) -> pd.DataFrame | None:
     studies = dict(zip(members["member"], members["study_name"].astype(str), strict=True))
     frame, _ = param_importances(storage, studies)
     return frame if len(frame) else None
+
+
+def _latency_note(members: pd.DataFrame) -> str:
+    """How the members' latencies were measured (batch, repeats, threads), when recorded."""
+    needed = ("latency_batch", "latency_repeats", "latency_threads")
+    if not all(c in members.columns for c in needed) or not len(members):
+        return ""
+
+    def values(column: str) -> str:
+        return "/".join(str(int(v)) for v in sorted(set(members[column].dropna())))
+
+    return (
+        "<p class='note'>Latency: CPU milliseconds per forward pass of a batch of "
+        f"{values('latency_batch')}, the median over {values('latency_repeats')} timed blocks "
+        f"with its interquartile range (IQR), {values('latency_threads')} torch thread(s).</p>"
+    )
 
 
 def _scroll(table: str) -> str:
@@ -499,6 +627,13 @@ def _members_display(members: pd.DataFrame) -> pd.DataFrame:
         if f"{column}_low" in shown.columns:
             shown[column] = _with_interval(shown, column)
             shown = shown.drop(columns=[f"{column}_low", f"{column}_high"])
+        latency, spread = f"{kind}_latency_ms", f"{kind}_latency_iqr_ms"
+        if spread in shown.columns:  # median with its spread (runs before measure(): no IQR)
+            shown[latency] = [
+                "" if _missing(m) else f"{float(m):.3f} (IQR {float(q):.3f})"
+                for m, q in zip(shown[latency], shown[spread], strict=True)
+            ]
+            shown = shown.drop(columns=[spread])
     return shown[_lead(shown, _MEMBER_LEAD)]
 
 
@@ -527,7 +662,10 @@ Formatter = Callable[[object], str]
 
 
 def _number(digits: int) -> Formatter:
-    return lambda v: "" if _missing(v) else f"{float(v):.{digits}f}"  # type: ignore[arg-type]
+    # cells already written as text ("0.8000 [0.70, 0.88]", "0.300 (IQR 0.020)") stay as they are
+    return lambda v: (
+        v if isinstance(v, str) else "" if _missing(v) else f"{float(v):.{digits}f}"  # type: ignore[arg-type]
+    )
 
 
 def _percent(v: object) -> str:
@@ -571,6 +709,13 @@ _TRIAL_FORMAT: dict[str, Formatter] = {
     "duration_s": _number(1),
 }
 _TEAM_FORMAT: dict[str, Formatter] = {"val_accuracy": _ACC}
+_METHODS_FORMAT: dict[str, Formatter] = {
+    "sparsity_low": _percent,
+    "sparsity_high": _percent,
+    "best_val_accuracy": _ACC,
+    "median_val_accuracy": _ACC,
+}
+_LAYER_FORMAT: dict[str, Formatter] = {"weights": _count, "nonzero": _count, "sparsity": _percent}
 _JOINT_FORMAT: dict[str, Formatter] = {
     "trial": _count,  # empty for the dense network or a member out of the team
     "sparsity": _percent,

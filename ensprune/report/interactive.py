@@ -16,6 +16,9 @@ Figures:
   size, kept and pruned teams with different symbols, the selected team marked.
 * :func:`comparison_figure`: the team and its references, test accuracy with 95 % intervals
   against total MACs (the accuracy-cost front).
+* :func:`method_comparison_figure`: pruning methods at equal sparsity, per architecture.
+* :func:`layer_sparsity_figure`: per-layer sparsity of the chosen pruned members.
+* :func:`ga_progress_figure`: a GA selector's best, mean and median fitness per generation.
 """
 
 from __future__ import annotations
@@ -475,6 +478,130 @@ def joint_front_figure(
         },
         yaxis={"title": {"text": "ensemble test accuracy"}},
         height=420,
+        margin={"l": 60, "r": 20, "t": 60, "b": 50},
+    )
+    return fig
+
+
+def method_comparison_figure(table: pd.DataFrame) -> go.Figure:
+    """Pruning methods at equal sparsity: best (solid) and median (dotted) validation accuracy
+    per sparsity bin, one panel per architecture (frame of
+    :func:`~ensprune.report.breakdown.method_comparison_frame`)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    architectures = sorted(table["architecture"].astype(str).unique()) or ["all"]
+    fig = make_subplots(
+        rows=1,
+        cols=len(architectures),
+        shared_yaxes=True,
+        horizontal_spacing=0.05,
+        subplot_titles=[html.escape(a) for a in architectures],
+    )
+    colours = _colours(table["method"].tolist())
+    for col, arch in enumerate(architectures, start=1):
+        rows = table[table["architecture"].astype(str) == arch]
+        for method, group in rows.groupby(rows["method"].astype(str), sort=True):
+            centre = (group["sparsity_low"] + group["sparsity_high"]) / 2
+            hover = _hover(
+                group,
+                [
+                    "method",
+                    "sparsity_low",
+                    "sparsity_high",
+                    "n_trials",
+                    "best_val_accuracy",
+                    "median_val_accuracy",
+                ],
+            )
+            for stat, dash, show in (("best", "solid", col == 1), ("median", "dot", False)):
+                fig.add_trace(
+                    go.Scatter(
+                        x=centre,
+                        y=group[f"{stat}_val_accuracy"],
+                        mode="lines+markers",
+                        name=html.escape(str(method)),
+                        legendgroup=str(method),
+                        showlegend=show,
+                        line={"color": colours[str(method)], "dash": dash},
+                        marker={"size": 7 if stat == "best" else 5},
+                        hovertext=[f"{stat}<br>{h}" for h in hover],
+                        hoverinfo="text",
+                    ),
+                    row=1,
+                    col=col,
+                )
+        fig.update_xaxes(title_text="sparsity (bin centre)", range=[0, 1], row=1, col=col)
+    fig.update_yaxes(title_text="validation accuracy", row=1, col=1)
+    fig.update_layout(
+        title={"text": "Methods at equal sparsity: best (solid) and median (dotted) trial"},
+        height=380,
+        margin={"l": 60, "r": 20, "t": 70, "b": 50},
+        legend={"orientation": "h", "y": -0.25},
+    )
+    return fig
+
+
+def layer_sparsity_figure(layers: pd.DataFrame) -> go.Figure:
+    """Per-layer sparsity of the chosen pruned members, one bar group per layer (frame of
+    :func:`~ensprune.report.breakdown.layer_sparsity_frame`)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    colours = _colours(layers["member"].tolist())
+    for member, group in layers.groupby(layers["member"].astype(str), sort=False):
+        fig.add_trace(
+            go.Bar(
+                x=[html.escape(str(name)) for name in group["layer"]],
+                y=group["sparsity"],
+                name=html.escape(str(member)),
+                marker={"color": colours[str(member)]},
+                hovertext=_hover(group, ["member", "layer", "weights", "nonzero", "sparsity"]),
+                hoverinfo="text",
+            )
+        )
+    fig.update_layout(
+        barmode="group",
+        title={"text": "Per-layer sparsity of the chosen pruned members"},
+        xaxis={"title": {"text": "prunable layer (qualified name)"}},
+        yaxis={"title": {"text": "share of the layer's weights removed"}, "range": [0, 1]},
+        height=400,
+        margin={"l": 60, "r": 20, "t": 60, "b": 90},
+    )
+    return fig
+
+
+def ga_progress_figure(log: pd.DataFrame, title: str = "GA progress") -> go.Figure:
+    """Best, mean and median fitness of each generation's population (frame of
+    :func:`~ensprune.report.breakdown.ga_progress_frame`)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    styles = {
+        "best": ("solid", PALETTE[0]),
+        "mean": ("dash", PALETTE[1]),
+        "median": ("dot", "grey"),
+    }
+    for stat, (dash, colour) in styles.items():
+        if stat not in log.columns:
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=log["gen"],
+                y=log[stat],
+                mode="lines+markers",
+                name=f"{stat} fitness",
+                line={"dash": dash, "color": colour},
+                marker={"size": 5},
+                hovertext=_hover(log, ["gen", stat, "n_evaluated"]),
+                hoverinfo="text",
+            )
+        )
+    fig.update_layout(
+        title={"text": html.escape(title)},
+        xaxis={"title": {"text": "generation"}},
+        yaxis={"title": {"text": "fitness (validation)"}},
+        height=360,
         margin={"l": 60, "r": 20, "t": 60, "b": 50},
     )
     return fig

@@ -300,3 +300,50 @@ def plot_joint_front(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return fig
+
+
+def plot_method_comparison(table: pd.DataFrame) -> Figure:
+    """Methods at equal sparsity, one panel per architecture: best (solid) and median (dashed)
+    validation accuracy per sparsity bin (:func:`~ensprune.report.breakdown.method_comparison_frame`).
+    """
+    architectures = sorted(table["architecture"].astype(str).unique()) or ["all"]
+    fig = _figure(4.2 * len(architectures), 3.4)
+    axes = fig.subplots(1, len(architectures), squeeze=False, sharey=True)[0]
+    colours = _method_colours(table["method"].astype(str).tolist())
+    for ax, arch in zip(axes, architectures, strict=True):
+        rows = table[table["architecture"].astype(str) == arch]
+        for method, group in rows.groupby(rows["method"].astype(str), sort=True):
+            centre = (group["sparsity_low"] + group["sparsity_high"]) / 2
+            colour = colours[str(method)]
+            ax.plot(centre, group["best_val_accuracy"], "o-", color=colour, ms=4, label=method)
+            ax.plot(centre, group["median_val_accuracy"], "--", color=colour, lw=1)
+        ax.set_title(arch, fontsize=10)
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("sparsity (bin centre)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("validation accuracy")
+    axes[0].legend(fontsize=8, title="best (solid), median (dashed)", title_fontsize=8)
+    return fig
+
+
+def plot_layer_sparsity(layers: pd.DataFrame) -> Figure:
+    """Per-layer sparsity of the chosen pruned members as grouped bars
+    (:func:`~ensprune.report.breakdown.layer_sparsity_frame`)."""
+    names = list(dict.fromkeys(layers["layer"].astype(str)))
+    members = list(dict.fromkeys(layers["member"].astype(str)))
+    fig = _figure(max(5.0, 0.9 * len(names) * max(1, len(members)) ** 0.5 + 2), 3.6)
+    ax = fig.subplots()
+    width = 0.8 / max(1, len(members))
+    palette = colormaps["tab10"]
+    x = np.arange(len(names))
+    for i, member in enumerate(members):
+        rows = layers[layers["member"].astype(str) == member].set_index("layer")["sparsity"]
+        heights = [float(rows.get(name, np.nan)) for name in names]
+        ax.bar(x + (i - (len(members) - 1) / 2) * width, heights, width, label=member,
+               color=palette(i % 10))  # fmt: skip
+    ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("share of the layer's weights removed")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return fig

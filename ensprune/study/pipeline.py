@@ -38,11 +38,9 @@ from ensprune.data import Dataset, load_dataset
 from ensprune.ensemble.predictions import PredictionSet
 from ensprune.errors import CheckpointError, RunDirError, SpecError
 from ensprune.models import (
-    count_macs,
-    count_parameters,
     evaluate,
     load_model,
-    measure_latency_ms,
+    measure,
     predict_proba,
     save_model,
     train_model,
@@ -83,6 +81,7 @@ RUN_FORMAT = rd.FORMAT
 # accuracy tolerance and selection settings may change freely between resumes.
 _COMPAT_SECTIONS = ("seed", "data", "pool")
 LATENCY_BATCH = 256
+LATENCY_REPEATS = 10  # timed blocks per latency: the median and IQR are over them
 EARLY_EPOCH = 1  # the early checkpoint kept for lottery-ticket rewinding
 
 
@@ -569,30 +568,35 @@ def evaluate_members(
             {"member": member, "trial": int(chosen.number)},
         )
         _, pruned_val = evaluate(pruned, data.x_val, data.y_val, device=spec.device)
-        dense_counts, pruned_counts = count_parameters(dense), count_parameters(pruned)
-        macs = count_macs(pruned, shape, effective=True)
-        pruned_macs.append(macs)
+        # measure() is the one measurement: latency as median, IQR, repeats and thread count.
+        dense_m = measure(dense, shape, batch_sizes=(LATENCY_BATCH,), repeats=LATENCY_REPEATS)
+        pruned_m = measure(
+            pruned, shape, reference=dense, batch_sizes=(LATENCY_BATCH,), repeats=LATENCY_REPEATS
+        )
+        dense_t, pruned_t = dense_m.latency[0], pruned_m.latency[0]
+        pruned_macs.append(pruned_m.macs_effective)
         rows.append(
             {
                 "member": member,
                 "architecture": arch,
                 "seed": seed,
                 "dense_val_accuracy": dense_acc,
-                "dense_params": dense_counts.prunable_nonzero,
-                "dense_macs": count_macs(dense, shape),
-                "dense_latency_ms": measure_latency_ms(
-                    dense, shape, batch_size=LATENCY_BATCH, repeats=10
-                ),
+                "dense_params": dense_m.prunable_nonzero,
+                "dense_macs": dense_m.macs_dense,
+                "dense_latency_ms": dense_t.median_ms,
+                "dense_latency_iqr_ms": dense_t.iqr_ms,
                 "method": chosen.method,
                 "method_params": chosen.params,
                 "target_sparsity": chosen.target_sparsity,
-                "sparsity": 1.0 - pruned_counts.prunable_nonzero / dense_counts.prunable,
+                "sparsity": pruned_m.sparsity,
                 "pruned_val_accuracy": pruned_val,
-                "pruned_params": pruned_counts.prunable_nonzero,
-                "pruned_macs": macs,
-                "pruned_latency_ms": measure_latency_ms(
-                    pruned, shape, batch_size=LATENCY_BATCH, repeats=10
-                ),
+                "pruned_params": pruned_m.prunable_nonzero,
+                "pruned_macs": pruned_m.macs_effective,
+                "pruned_latency_ms": pruned_t.median_ms,
+                "pruned_latency_iqr_ms": pruned_t.iqr_ms,
+                "latency_batch": LATENCY_BATCH,
+                "latency_repeats": pruned_t.repeats,
+                "latency_threads": pruned_t.threads,
                 "study_name": chosen.study_name,
                 "n_trials": int(((trials.member == member) & (trials.state == "COMPLETE")).sum()),
                 "chosen_trial": int(chosen.number),

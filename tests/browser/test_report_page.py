@@ -27,6 +27,19 @@ _FIGURES_JS = """() => {
 }"""
 
 
+# The ids of the plotly figures that drew their SVG layers.
+_DRAWN_IDS_JS = """() => [...document.querySelectorAll('.plotly-graph-div')]
+  .filter(p => p.querySelector('svg.main-svg')).map(p => p.id)"""
+
+
+def test_ga_progress_renders(tmp_path: Path, page: tuple[Any, PageLog]) -> None:
+    run = rundir_helper().make_run_dir(tmp_path, selector="ga", study=False)
+    tab, log = page
+    tab.goto(build_report(run).resolve().as_uri(), wait_until="load")
+    assert log.errors == []
+    assert "ga-progress" in tab.evaluate(_DRAWN_IDS_JS)
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = rundir_helper().make_run_dir(tmp_path_factory.mktemp("browser"))
@@ -44,5 +57,11 @@ def test_report_opens_offline_without_errors(report: Path, page: tuple[Any, Page
     assert figures["images"] + figures["plots"] >= 3, figures
     assert figures["imagesDrawn"] == figures["images"], figures
     assert figures["plotsDrawn"] == figures["plots"], figures
+    # every interactive figure the report promises is on the page and drawn
+    drawn = tab.evaluate(_DRAWN_IDS_JS)
+    names = rundir_helper().NAMES
+    expected = {"comparison", "method-comparison", "layer-sparsity", "teams"}
+    expected |= {f"front-{i}" for i in range(len(names))}
+    assert expected <= set(drawn), sorted(expected - set(drawn))
     # the run's name, escaped, is the page's heading
     assert "tiny<run>" in tab.inner_text("h1")

@@ -155,6 +155,12 @@ def test_evolve_and_hill_climb_find_the_enumerated_optimum() -> None:
         assert space.feasible(genes)
         assert float(fitness([genes])[0]) == pytest.approx(best)
         assert result.logbook[-1]["gen"] == result.generations
+        # the progress the report draws: per generation, mean and median never above the best,
+        # and (with elitism) the best never falls
+        top = np.array(result.logbook.select("best"))
+        assert (np.array(result.logbook.select("mean")) <= top + 1e-12).all()
+        assert (np.array(result.logbook.select("median")) <= top + 1e-12).all()
+        assert (np.diff(top) >= -1e-12).all()
 
 
 def test_evolve_is_deterministic_per_seed() -> None:

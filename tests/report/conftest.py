@@ -42,9 +42,11 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory, rundir: ModuleType) -> Pat
 def make_run(tmp_path: Path, rundir: ModuleType) -> Callable[..., Path]:
     """A fresh run directory per call (for tests that change or break it); no SQLite study."""
 
-    def make(voting: str = "plurality", teams: bool = True) -> Path:
-        root = tmp_path / f"{voting}-{teams}"
+    def make(voting: str = "plurality", teams: bool = True, selector: str = "hq") -> Path:
+        root = tmp_path / f"{voting}-{teams}-{selector}"
         root.mkdir()
-        return Path(rundir.make_run_dir(root, voting=voting, teams=teams, study=False))
+        return Path(
+            rundir.make_run_dir(root, voting=voting, teams=teams, study=False, selector=selector)
+        )
 
     return make

@@ -31,6 +31,20 @@ TEAM = (0, 2, 3)
 DENSE_PARAMS = (100_000, 100_000, 60_000, 60_000)
 DENSE_MACS = (100_000, 100_000, 900_000, 900_000)
 SPARSITY = (0.8, 0.7, 0.5, 0.6)
+# Member checkpoints: lenet300 on 8x8 inputs (prunable layers fc1, fc2, fc3) with exactly this
+# share of each layer's weights zeroed in pruned.pt (dense.pt keeps every weight).
+CHECKPOINT_SHAPE = (1, 8, 8)
+LAYER_SPARSITY = (0.9, 0.5, 0.0)
+# A GA's per-generation log (selector "ga": teams.csv is the GA toolkit's logbook).
+GA_LOG = pd.DataFrame(
+    {
+        "gen": [0, 1, 2, 3],
+        "n_evaluated": [10, 18, 25, 30],
+        "best": [0.80, 0.86, 0.90, 0.90],
+        "mean": [0.60, float("-inf"), 0.75, 0.80],
+        "median": [0.62, 0.70, 0.78, 0.82],
+    }
+)
 
 
 def member_proba(y: np.ndarray, n_correct: int, rng: np.random.Generator) -> np.ndarray:
@@ -64,10 +78,40 @@ def reference_accuracy(ps: PredictionSet, members: list[int] | tuple[int, ...], 
     return float(np.mean(reference_vote(ps.proba[list(members)], rule) == ps.y))
 
 
+def write_checkpoints(run: Path, names: tuple[str, ...] = NAMES) -> None:
+    """members/<m>/dense.pt and pruned.pt; pruned zeroes the first LAYER_SPARSITY share of each
+    prunable layer's weights."""
+    import torch
+
+    from ensprune.models import build_model, prunable_parameters, save_model
+
+    for i, name in enumerate(names):
+        torch.manual_seed(i)
+        model = build_model("lenet300", CHECKPOINT_SHAPE, N_CLASSES)
+        with torch.no_grad():  # no exact zeros in the dense weights
+            for weight in prunable_parameters(model).values():
+                weight.copy_(weight.sign() * (weight.abs() + 1e-3))
+        save_model(run / "members" / name / "dense.pt", model)
+        with torch.no_grad():
+            for share, weight in zip(
+                LAYER_SPARSITY, prunable_parameters(model).values(), strict=True
+            ):
+                weight.view(-1)[: round(share * weight.numel())] = 0.0
+        save_model(run / "members" / name / "pruned.pt", model)
+
+
 def make_run_dir(
-    root: Path, voting: str = "plurality", teams: bool = True, study: bool = True
+    root: Path,
+    voting: str = "plurality",
+    teams: bool = True,
+    study: bool = True,
+    selector: str = "hq",
+    checkpoints: bool = True,
 ) -> Path:
-    """Write a complete run directory under ``root`` and return it."""
+    """Write a complete run directory under ``root`` and return it.
+
+    ``selector="ga"`` writes a GA's selection: teams.csv holds :data:`GA_LOG`.
+    """
     rng = np.random.default_rng(7)
     run = root / "run"
     (run / "predictions").mkdir(parents=True)
@@ -108,6 +152,7 @@ def make_run_dir(
                 "dense_params": DENSE_PARAMS[i],
                 "dense_macs": DENSE_MACS[i],
                 "dense_latency_ms": 0.5,
+                "dense_latency_iqr_ms": 0.04,
                 "method": "magnitude" if i % 2 == 0 else "random",
                 "method_params": json.dumps({"scope": "global"}),
                 "target_sparsity": SPARSITY[i],
@@ -116,6 +161,10 @@ def make_run_dir(
                 "pruned_params": int(DENSE_PARAMS[i] * (1 - SPARSITY[i])),
                 "pruned_macs": pruned_macs[i],
                 "pruned_latency_ms": 0.3,
+                "pruned_latency_iqr_ms": 0.02,
+                "latency_batch": 256,
+                "latency_repeats": 10,
+                "latency_threads": 2,
                 "study_name": f"tiny-{name}",
                 "n_trials": 6,
                 "chosen_trial": 2,
@@ -148,7 +197,7 @@ def make_run_dir(
     (run / "selection.json").write_text(
         json.dumps(
             {
-                "selector": "hq",
+                "selector": selector,
                 "members": list(TEAM),
                 "names": [NAMES[i] for i in TEAM],
                 "size": len(TEAM),
@@ -163,7 +212,11 @@ def make_run_dir(
             }
         )
     )
-    if teams:
+    if checkpoints:
+        write_checkpoints(run)
+    if teams and selector == "ga":
+        GA_LOG.to_csv(run / "teams.csv", index=False)
+    elif teams:
         rows = [
             ((0, 1), 2, "pruned", 0.82, 0.31),
             ((0, 2), 2, "kept", 0.86, 0.55),

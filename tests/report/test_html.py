@@ -43,15 +43,17 @@ def test_report_files_tables_and_embedded_images(
     assert summary["run"]["report_html"] == str(html_path.resolve())
 
     page = html_path.read_text(encoding="utf-8")
-    assert page.count("<table") == 5  # selector options, comparison, members, trials, teams
+    # selector options, comparison, members, per-layer sparsity, methods, trials, teams
+    assert page.count("<table") == 7
     images = re.findall(r'<img [^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     assert len(images) == 1  # the members' dumbbells; the other figures are interactive
     assert all(base64.b64decode(img).startswith(PNG_MAGIC) for img in images)
     # Self-contained: plotly.js embedded exactly once, nothing fetched from elsewhere.
     assert page.count("* plotly.js v") == 1
-    # comparison, one front per member, teams (this run has no study storage: no importances)
+    # comparison, one front per member, methods at equal sparsity, per-layer sparsity, teams
+    # (this run has no study storage: no importances; HQ selector: no GA progress)
     # (figure divs, not "Plotly.newPlot(" calls: plotly.js itself holds that text in some versions)
-    assert page.count('class="plotly-graph-div"') == 1 + len(rundir.NAMES) + 1
+    assert page.count('class="plotly-graph-div"') == 1 + len(rundir.NAMES) + 3
     # (plotly.js's own source mentions URLs; the browser test checks that none is requested)
     markup = re.sub(r"<script\b.*?</script>", "", page, flags=re.S | re.I)
     assert not re.search(r"https?://", markup)

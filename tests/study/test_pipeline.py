@@ -72,6 +72,19 @@ def test_every_stage_leaves_its_files(finished_run: tuple[Path, object]) -> None
     assert list(members.member) == ["model_a-s0", "model_a-s1", "lenet300-s0", "lenet300-s1"]
     assert ((members.sparsity > 0.25) & (members.sparsity < 0.95)).all()
     assert (members.pruned_params < members.dense_params).all()
+    # latency through measure(): median with its spread, repeats and thread count
+    for kind in ("dense", "pruned"):
+        assert (members[f"{kind}_latency_ms"] > 0).all()
+        assert (members[f"{kind}_latency_iqr_ms"] >= 0).all()
+    assert (members.latency_batch == 256).all() and (members.latency_repeats == 10).all()
+    assert (members.latency_threads >= 1).all()
+    # the report reads the pruned checkpoints: one row per prunable layer of each member
+    layers = pd.read_csv(run_dir / "report" / "layer_sparsity.csv")
+    assert set(layers.member) == set(members.member)
+    assert ((layers.sparsity >= 0) & (layers.sparsity <= 1)).all()
+    kept = layers.groupby("member").nonzero.sum()
+    assert (kept.loc[members.member].to_numpy() == members.pruned_params.to_numpy()).all()
+    assert (run_dir / "report" / "method_comparison.csv").is_file()
     trials = pd.read_csv(run_dir / "trials.csv")
     assert len(trials) == 12 and trials.chosen.sum() == 4
     assert set(trials.method) <= {"magnitude", "random"}

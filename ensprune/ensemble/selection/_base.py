@@ -81,6 +81,9 @@ class Selection:
             NSGA-II's Pareto front, the GA's per-generation log, ...), or None.
         n_evaluated: number of distinct teams scored during the search.
         params: the selector's settings.
+        history: an evolutionary search's progress, one row per generation (``gen``,
+            ``n_evaluated``, ``best``, ``mean``, ``median`` validation fitness; NSGA-II: of the
+            first front's accuracy, with ``front_size``), or None.
 
     Example:
         >>> sel = HQSelector(beta=0.1, max_size=5).select(val_preds)
@@ -99,6 +102,7 @@ class Selection:
     table: pd.DataFrame | None = None
     n_evaluated: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    history: pd.DataFrame | None = None
 
     @property
     def size(self) -> int:
@@ -125,8 +129,9 @@ class Selection:
         return float(np.mean(self.predict(preds) == preds.y))
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able summary (the table is summarised by its row count)."""
-        return {
+        """A JSON-able summary (the table is summarised by its row count; the history, when
+        there is one, is a list of per-generation records)."""
+        summary = {
             "selector": self.selector,
             "members": [int(i) for i in self.members],
             "names": list(self.names),
@@ -139,6 +144,15 @@ class Selection:
             "table_rows": None if self.table is None else len(self.table),
             "params": {k: _json_value(v) for k, v in self.params.items()},
         }
+        if self.history is not None:
+            summary["history"] = [
+                {
+                    str(k): int(v) if isinstance(v, int | np.integer) else _json_number(v)
+                    for k, v in row.items()
+                }
+                for row in self.history.to_dict(orient="records")
+            ]
+        return summary
 
     def to_json(self, indent: int | None = None) -> str:
         """:meth:`to_dict` as a JSON string."""
@@ -275,6 +289,7 @@ class Selector(ABC):
         table: pd.DataFrame | None = None,
         n_evaluated: int | None = None,
         voting: str | None = None,
+        history: pd.DataFrame | None = None,
     ) -> Selection:
         """Build the :class:`Selection` of ``members``, computing its validation accuracy."""
         idx = sorted(int(i) for i in members)
@@ -302,6 +317,7 @@ class Selector(ABC):
             table=table,
             n_evaluated=n_evaluated,
             params=self.params(),
+            history=history,
         )
 
 

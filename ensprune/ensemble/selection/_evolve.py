@@ -447,7 +447,7 @@ class EvolveResult:
     Attributes:
         best: the fittest genome seen.
         fitness: its fitness values.
-        logbook: per generation: ``gen``, ``best`` and ``median`` of the first objective, plus
+        logbook: per generation: ``gen``, ``best``, ``mean`` and ``median`` of the first objective, plus
             whatever the ``record`` callback added.
         generations: generations run.
     """
@@ -505,6 +505,7 @@ def evolve(
     cls = fitness_class(weights)
     stats = tools.Statistics(lambda ind: ind.fitness.values[0])
     stats.register("best", np.max)
+    stats.register("mean", np.mean)
     stats.register("median", np.median)
     logbook = tools.Logbook()
     hof = tools.HallOfFame(1)

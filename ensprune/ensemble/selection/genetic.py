@@ -140,7 +140,12 @@ class GeneticSelector(ObjectiveSelector):
         table = pd.DataFrame(result.logbook)
         if not self.evolve_weights:
             return self.make_selection(
-                preds, team, scores=scores, table=table, n_evaluated=evaluator.n_evaluated
+                preds,
+                team,
+                scores=scores,
+                table=table,
+                n_evaluated=evaluator.n_evaluated,
+                history=table,
             )
         weights, _ = evolve_weights(preds, team, seed=self.seed)
         return self.make_selection(
@@ -151,4 +156,5 @@ class GeneticSelector(ObjectiveSelector):
             n_evaluated=evaluator.n_evaluated,
             weights=weights,
             voting="weighted",
+            history=table,
         )

@@ -18,8 +18,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ensprune.ensemble.objective import TeamScores
 from ensprune.ensemble.predictions import PredictionSet
@@ -74,6 +76,21 @@ class NSGA2Selector(ObjectiveSelector):
             preds.cost, m, budget=self.budget, max_active=self.size_limit(preds)
         )
         seen: dict[bytes, TeamScores] = {}
+        progress: list[dict[str, float]] = []
+
+        def on_generation(gen: int, first: list[Any]) -> None:
+            accuracy = np.array([ind.fitness.values[0] for ind in first], dtype=np.float64)
+            progress.append(
+                {
+                    "gen": gen,
+                    "n_evaluated": evaluator.n_evaluated,
+                    "front_size": len(first),
+                    "best": float(accuracy.max()),
+                    "mean": float(accuracy.mean()),
+                    "median": float(np.median(accuracy)),
+                }
+            )
+            self.log(f"gen {gen}: first front {len(first)} teams, {evaluator.n_evaluated} scored")
 
         def objectives(genomes: list[list[int]]) -> np.ndarray:
             masks = np.asarray(genomes, dtype=bool)
@@ -92,9 +109,7 @@ class NSGA2Selector(ObjectiveSelector):
             repair=partial(space.repair, rng=rng),
             fitness=objectives,
             weights=(1.0, 1.0, -1.0),
-            on_generation=lambda gen, first: self.log(
-                f"gen {gen}: first front {len(first)} teams, {evaluator.n_evaluated} teams scored"
-            ),
+            on_generation=on_generation,
         )
         everything = TeamScores.concat(list(seen.values()))
         cost = (
@@ -127,4 +142,5 @@ class NSGA2Selector(ObjectiveSelector):
             scores=scores,
             table=table.reset_index(drop=True),
             n_evaluated=evaluator.n_evaluated,
+            history=pd.DataFrame(progress),
         )
