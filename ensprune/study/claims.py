@@ -106,12 +106,13 @@ def fail_dead_trials(
 def worker_is_gone(trial: FrozenTrial) -> bool:
     """True when the RUNNING ``trial``'s worker ran on this host and its process is gone.
 
-    A trial without a worker record (written before workers were recorded) counts as gone; a
-    worker on another host is never judged from here (Optuna's heartbeat does that).
+    A trial without a worker record is kept: on a shared storage a worker records itself right
+    after asking for the trial, so another process may see it in between. A worker on another
+    host is never judged from here (Optuna's heartbeat does that).
     """
     worker = trial.user_attrs.get(WORKER_ATTR) or {}
     if "pid" not in worker:
-        return True
+        return False
     return worker.get("host") == socket.gethostname() and not _alive(int(worker["pid"]))
 
 
