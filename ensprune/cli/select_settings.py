@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ensprune import rundir as rd
 from ensprune.errors import RunDirError, SpecError
-from ensprune.study.spec import SelectionSpec
+from ensprune.study.spec import SelectionSpec, StudySpec
 
 #: flags that set a shared [selection] key rather than one of the selector's own options
 _SHARED_FLAGS = {"metric": "metric", "max_size": "max_size", "voting": "voting"}
+#: the keys of a spec's [study] section (top-level keys of StudySpec.to_dict())
+_STUDY_KEYS = ("name", "seed", "storage", "run_dir", "device", "workers", "callbacks")
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,6 @@ def resolve_source(path: str | Path, mode: str | None) -> SelectSource:
         SpecError: the run's ``spec.toml`` is no longer a valid spec.
     """
     from ensprune.cli._checks import npz_file
-    from ensprune.study.spec import StudySpec
 
     path = Path(path)
     if not path.is_dir():
@@ -60,7 +62,7 @@ def resolve_source(path: str | Path, mode: str | None) -> SelectSource:
             f"{spec_path} is missing, so the run's [selection] settings are unknown; select "
             f"from {run.path / rd.PREDICTIONS['val']} with the settings as flags"
         )
-    spec = StudySpec.from_toml(spec_path)
+    spec = run_spec(spec_path)
     selection = spec.selection
     if mode is not None and (mode == "joint") != (selection.mode == "joint"):
         # another mode than the run's: its options belong to the other kind of selector
@@ -76,6 +78,37 @@ def resolve_source(path: str | Path, mode: str | None) -> SelectSource:
             f"{rd.resume_hint(run.path, run.info)}, then select again"
         )
     return SelectSource(preds, selection, seed=spec.seed, run=run.path)
+
+
+def run_spec(path: Path) -> StudySpec:
+    """The spec a run was made from: ``spec.toml`` as the user wrote it (``ensprune run``), or
+    the JSON rendering that ``run_study`` writes when it is given a :class:`StudySpec` object.
+
+    Raises:
+        SpecError: neither form parses into a valid spec.
+    """
+    from ensprune.study.spec import StudySpec
+
+    try:
+        return StudySpec.from_toml(path)
+    except SpecError as toml_error:
+        try:
+            rendered = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            raise toml_error from None
+        if not isinstance(rendered, dict):
+            raise toml_error from None
+    # StudySpec.to_dict(): the [study] keys at the top level, None for keys left out
+    study = {key: rendered.pop(key) for key in _STUDY_KEYS if key in rendered}
+    return StudySpec.from_dict(_without_none({"study": study, **rendered}), source=str(path))
+
+
+def _without_none(section: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: _without_none(value) if isinstance(value, dict) else value
+        for key, value in section.items()
+        if value is not None
+    }
 
 
 def team_settings(

@@ -174,3 +174,19 @@ def test_a_flag_the_selector_lacks_is_one_line(
 ) -> None:
     assert main(["select", str(run), "--population", "8"]) == 2
     assert "--population does not apply to selector 'hq'" in _one_line_error(capsys)
+
+
+def test_a_spec_rendered_by_the_python_api_is_read(
+    run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # run_study(StudySpec) copies the spec as JSON (StudySpec.to_dict) into spec.toml
+    import tomllib
+
+    from ensprune.study import StudySpec
+
+    spec = StudySpec.from_dict(tomllib.loads(SPEC))
+    (run / "spec.toml").write_text(json.dumps(spec.to_dict(), indent=2))
+    assert main(["select", str(run), "--json", "--quiet"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["names"] == json.loads((run / "selection.json").read_text())["names"]
+    assert doc["voting"] == "plurality" and doc["params"]["beta"] == 0.3
