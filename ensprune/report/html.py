@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ensprune.errors import RunDirError
+from ensprune.errors import EnsPruneError
 from ensprune.report import frames, interactive, plots
 from ensprune.report.importance import param_importances
 from ensprune.report.joint import (
@@ -30,7 +30,8 @@ from ensprune.report.joint import (
     joint_front_frame,
     joint_references,
 )
-from ensprune.rundir import REPORT_DIR, STAGE_OF, RunDir, missing, open_run, resume_hint
+from ensprune.report.partial import READ_ERRORS, build_partial_report
+from ensprune.rundir import REPORT_DIR, RunDir, missing, open_run, resume_hint
 
 logger = logging.getLogger(__name__)
 
@@ -66,22 +67,48 @@ def build_report(run_dir: str | Path | RunDir, out_dir: str | Path | None = None
     (with test accuracies), comparison.csv, teams.csv (when the run has one), summary.json, and
     the figures as PNG files under ``figures/``.
 
+    A run that lacks some of these files (killed half-way), or whose files this version cannot
+    read (an older version wrote them), gets a partial report instead: what exists, with a
+    "Missing" section naming each absent file, the stage that writes it and how to resume
+    (:func:`ensprune.report.partial.build_partial_report`); a warning is logged.
+
     Raises:
-        RunDirError: the run directory or one of its files is missing or unreadable.
+        RunDirError: ``run_dir`` is not a run directory (it does not exist, or has no run.json).
 
     Example:
         >>> build_report("runs/mnist")
         PosixPath('runs/mnist/report/report.html')
     """
     run = open_run(run_dir)  # every file below is parsed once, however many frames use it
-    absent = missing(run.path)
-    if absent:  # name everything that is missing at once, and the stage to finish
-        more = f" (and {', '.join(absent[1:])})" if len(absent) > 1 else ""
-        raise RunDirError(
-            f"{run.path / absent[0]} is missing{more}: the '{STAGE_OF[absent[0]]}' stage writes "
-            f"it; finish the run with {resume_hint(run.path, run.info)}, then report again"
-        )
     out = Path(out_dir) if out_dir is not None else run.path / REPORT_DIR
+    run.info  # noqa: B018 -- an unreadable run.json is no run directory: one line, exit 2
+    absent = missing(run.path)
+    if absent:
+        return _partial_report(run, out, absent, [])
+    try:
+        return _full_report(run, out)
+    except READ_ERRORS as exc:  # a file of another version, or half-written: report the rest
+        logger.debug("full report failed", exc_info=True)
+        problem = str(exc) if isinstance(exc, EnsPruneError) else f"{type(exc).__name__}: {exc}"
+        return _partial_report(run, out, [], [problem])
+
+
+def _partial_report(run: RunDir, out: Path, absent: list[str], problems: list[str]) -> Path:
+    """The report of what an incomplete run holds, with one warning naming what is missing."""
+    path = build_partial_report(run, out, absent, problems)
+    what = ", ".join([*absent, *(f"unreadable: {p}" for p in problems)])
+    logger.warning(
+        "run %s is incomplete (missing %s); wrote a report of what exists to %s; resume with %s",
+        run.path,
+        what,
+        path,
+        resume_hint(run.path, run.info),
+    )
+    return path
+
+
+def _full_report(run: RunDir, out: Path) -> Path:
+    """The report of a complete run (every input present)."""
     info = run.info
     trials = frames.trials_frame(run)
     members = frames.members_frame(run)
