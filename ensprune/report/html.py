@@ -31,6 +31,7 @@ from ensprune.report.joint import (
     joint_references,
 )
 from ensprune.report.partial import READ_ERRORS, build_partial_report
+from ensprune.report.tables import write_table
 from ensprune.rundir import REPORT_DIR, RunDir, missing, open_run, resume_hint
 
 logger = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def build_report(run_dir: str | Path | RunDir, out_dir: str | Path | None = None
 
 def _partial_report(run: RunDir, out: Path, absent: list[str], problems: list[str]) -> Path:
     """The report of what an incomplete run holds, with one warning naming what is missing."""
-    path = build_partial_report(run, out, absent, problems)
+    path = build_partial_report(run, out, absent, problems, tolerance=_tolerance(run))
     what = ", ".join([*absent, *(f"unreadable: {p}" for p in problems)])
     logger.warning(
         "run %s is incomplete (missing %s); wrote a report of what exists to %s; resume with %s",
@@ -368,22 +369,6 @@ def _joint_parts(
         interactive.joint_front_figure(front, references, budget_value, cost_name), "joint"
     )
     return section, fig, {"joint": div}
-
-
-def write_table(frame: pd.DataFrame, stem: Path) -> None:
-    """``stem.csv`` and ``stem.parquet`` (typed columns: booleans, integers, NaN stay what they are)."""
-    frame.to_csv(stem.with_suffix(".csv"), index=False)
-    typed = frame.copy()
-    for column in typed.columns:
-        # mixed-type object columns (e.g. a parameter that is a number for one method and a
-        # string for another) are written as text, which Parquet can type
-        if typed[column].dtype == object and typed[column].map(type).nunique() > 1:
-            typed[column] = typed[column].map(lambda v: None if _missing_value(v) else str(v))
-    typed.to_parquet(stem.with_suffix(".parquet"), index=False)
-
-
-def _missing_value(v: object) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
 
 
 def _tolerance(run: RunDir) -> float:

@@ -21,10 +21,23 @@ import pandas as pd
 from ensprune import rundir as rd
 from ensprune.errors import EnsPruneError
 from ensprune.report import frames, interactive
+from ensprune.report.tables import write_table
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# the full report's look, in short (this page has no figures but the fronts)
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
+       max-width: 1200px; padding: 0 1rem; color: #222; line-height: 1.4; }
+h2 { font-size: 1.25rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 0.85rem; margin: 0.5rem 0; white-space: nowrap; }
+th, td { padding: 0.25rem 0.6rem; border-bottom: 1px solid #eee; text-align: right; }
+th { background: #f5f5f5; } .scroll { overflow-x: auto; max-width: 100%; }
+.note { color: #555; font-size: 0.9rem; } .rule { background: #fff8e1; padding: 0.5rem 0.8rem; }
+.plot { width: 100%; margin: 0.5rem 0 1rem; } code { background: #f3f3f3; padding: 0 0.2rem; }
+"""
 
 #: what a file of another version or a half-written run may raise while it is read
 READ_ERRORS = (EnsPruneError, KeyError, ValueError, TypeError)
@@ -39,6 +52,8 @@ def build_partial_report(
     out: Path,
     absent: Sequence[str],
     problems: Sequence[str] = (),
+    *,
+    tolerance: float = 0.01,
 ) -> Path:
     """Write the report of what ``run`` holds into ``out`` and return its ``report.html``.
 
@@ -47,6 +62,7 @@ def build_partial_report(
         out: the report directory.
         absent: the report inputs the run lacks (relative names, see :func:`rundir.missing`).
         problems: files that exist but could not be read (one message each).
+        tolerance: the run's accuracy tolerance, drawn as a band under the dense accuracy.
     """
     problems = list(problems)
     info = _read(run_info, run, problems) or {}
@@ -59,8 +75,6 @@ def build_partial_report(
     trials = _read(frames.trials_frame, run, problems) if run.has(rd.TRIALS_CSV) else None
     members = _members(run, problems) if run.has(rd.MEMBERS_CSV) else None
     selection = _read(selection_info, run, problems) if run.has(rd.SELECTION_JSON) else None
-    from ensprune.report.html import write_table
-
     for name, frame in (("trials", trials), ("members", members)):
         if frame is not None:
             write_table(frame, out / name)
@@ -89,7 +103,7 @@ def build_partial_report(
         "selection": selection,
     }
     rd.write_json(out / "summary.json", facts)
-    page = _page(facts, trials, members, run)
+    page = _page(facts, trials, members, tolerance)
     return rd.write_text(out / "report.html", page)
 
 
@@ -134,20 +148,11 @@ def _page(
     facts: Mapping[str, Any],
     trials: pd.DataFrame | None,
     members: pd.DataFrame | None,
-    run: rd.RunDir,
+    tolerance: float,
 ) -> str:
-    from ensprune.report.html import (
-        _CSS,
-        _MEMBER_FORMAT,
-        _TRIAL_FORMAT,
-        _scroll,
-        _table,
-        _tolerance,
-    )
-
     e = html.escape
     name = str(facts["run"]["name"])
-    divs = _fronts(trials, members, _tolerance(run)) if trials is not None else []
+    divs = _fronts(trials, members, tolerance) if trials is not None else []
     missing_rows = "".join(
         f"<li><code>{e(m['file'])}</code> (the '{e(m['stage'])}' stage writes it)</li>"
         for m in facts["missing"]
@@ -184,7 +189,7 @@ def _page(
     if members is not None:
         parts += [
             "<h2>Members: dense vs pruned</h2>",
-            _scroll(_table(members, _MEMBER_FORMAT)),
+            _table(members),
         ]
     if trials is not None:
         parts += [
@@ -193,11 +198,19 @@ def _page(
             "and the chosen trial.</p>",
             *[f"<div class='plot'>{div}</div>" for div in divs],
             "<details><summary>All trials (also in trials.csv / trials.parquet)</summary>",
-            _scroll(_table(trials, _TRIAL_FORMAT)),
+            _table(trials),
             "</details>",
         ]
     parts.append("</body></html>")
     return "\n".join(p for p in parts if p)
+
+
+def _table(frame: pd.DataFrame) -> str:
+    """A DataFrame as an escaped HTML table in a box that scrolls sideways when it is wide."""
+    table = frame.to_html(
+        index=False, escape=True, border=0, na_rep="", float_format=lambda v: f"{v:.4f}"
+    )
+    return f"<div class='scroll'>{table}</div>"
 
 
 def _fronts(trials: pd.DataFrame, members: pd.DataFrame | None, tolerance: float) -> list[str]:
