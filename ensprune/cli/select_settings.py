@@ -55,7 +55,12 @@ def resolve_source(path: str | Path, mode: str | None) -> SelectSource:
         npz_file(path, "PREDS.npz")  # an .npy, a PNG or a missing file fails here, in one line
         joint = mode == "joint"
         return SelectSource(path, SelectionSpec(mode="joint" if joint else "two_stage"), seed=0)
-    run = rd.RunDir(path)  # not a run directory: one line naming what to give instead
+    if not (path / rd.RUN_JSON).is_file():
+        raise RunDirError(
+            f"{path} is a directory but not an ensprune run directory (it has no {rd.RUN_JSON}); "
+            "give a prediction file (PREDS.npz) or a directory that `ensprune run` created"
+        )
+    run = rd.RunDir(path)
     spec_path = run.path / rd.SPEC_TOML
     if not spec_path.is_file():
         raise RunDirError(

@@ -140,7 +140,8 @@ def test_not_a_run_directory_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["select", str(tmp_path)]) == 2
-    assert "is not an ensprune run directory" in _one_line_error(capsys)
+    line = _one_line_error(capsys)
+    assert "is a directory but not an ensprune run directory" in line and "PREDS.npz" in line
 
 
 @pytest.mark.parametrize(
