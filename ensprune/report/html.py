@@ -32,7 +32,7 @@ from ensprune.report.joint import (
 )
 from ensprune.report.partial import READ_ERRORS, build_partial_report
 from ensprune.report.tables import write_table
-from ensprune.rundir import REPORT_DIR, RunDir, missing, open_run, resume_hint
+from ensprune.rundir import MENU_CSV, MENUS, REPORT_DIR, RunDir, missing, open_run, resume_hint
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def build_report(run_dir: str | Path | RunDir, out_dir: str | Path | None = None
     run = open_run(run_dir)  # every file below is parsed once, however many frames use it
     out = Path(out_dir) if out_dir is not None else run.path / REPORT_DIR
     run.info  # noqa: B018 -- an unreadable run.json is no run directory: one line, exit 2
-    absent = missing(run.path)
+    absent = missing(run.path) or _missing_menus(run)
     if absent:
         return _partial_report(run, out, absent, [])
     try:
@@ -92,6 +92,15 @@ def build_report(run_dir: str | Path | RunDir, out_dir: str | Path | None = None
         logger.debug("full report failed", exc_info=True)
         problem = str(exc) if isinstance(exc, EnsPruneError) else f"{type(exc).__name__}: {exc}"
         return _partial_report(run, out, [], [problem])
+
+
+def _missing_menus(run: RunDir) -> list[str]:
+    """The menu files a joint run's report also reads, where absent."""
+    try:
+        joint = is_joint(run)
+    except EnsPruneError:  # an unreadable selection.json: the full report names it
+        return []
+    return [name for name in (MENU_CSV, *MENUS.values()) if joint and not run.has(name)]
 
 
 def _partial_report(run: RunDir, out: Path, absent: list[str], problems: list[str]) -> Path:

@@ -113,6 +113,15 @@ def test_a_file_of_another_version_is_named_and_the_rest_reported(
     assert "unreadable" in page and "Selected team" in page and "Pruning search" not in page
 
 
+def test_a_joint_run_without_its_menus(make_run: Callable[..., Path]) -> None:
+    run = make_run()
+    selection = json.loads((run / "selection.json").read_text())
+    (run / "selection.json").write_text(json.dumps({**selection, "mode": "joint"}))
+    build_report(run)
+    missing = {m["file"]: m["stage"] for m in _summary(run)["missing"]}
+    assert missing == {"menu.csv": "menu", "menus/val.npz": "menu", "menus/test.npz": "menu"}
+
+
 def test_a_rebuild_leaves_no_stale_full_report_tables(make_run: Callable[..., Path]) -> None:
     run = make_run()
     build_report(run)
