@@ -53,8 +53,8 @@ def resolve_source(path: str | Path, mode: str | None) -> SelectSource:
     path = Path(path)
     if not path.is_dir():
         npz_file(path, "PREDS.npz")  # an .npy, a PNG or a missing file fails here, in one line
-        joint = mode == "joint"
-        return SelectSource(path, SelectionSpec(mode="joint" if joint else "two_stage"), seed=0)
+        base = SelectionSpec(mode="joint" if mode == "joint" else "two_stage")  # a spec's defaults
+        return SelectSource(path, base, seed=0)
     if not (path / rd.RUN_JSON).is_file():
         raise RunDirError(
             f"{path} is a directory but not an ensprune run directory (it has no {rd.RUN_JSON}); "
@@ -74,12 +74,11 @@ def resolve_source(path: str | Path, mode: str | None) -> SelectSource:
         selection = dataclasses.replace(
             selection, mode="joint" if mode == "joint" else "two_stage", options={}
         )
-    key = "val" if selection.mode != "joint" else None
-    preds = run.path / (rd.PREDICTIONS["val"] if key else rd.MENUS["val"])
+    relative = rd.MENUS["val"] if selection.mode == "joint" else rd.PREDICTIONS["val"]
+    preds = run.path / relative
     if not preds.is_file():
-        stage = rd.STAGE_OF[rd.PREDICTIONS["val"] if key else rd.MENUS["val"]]
         raise RunDirError(
-            f"{preds} is missing: the '{stage}' stage writes it; finish the run with "
+            f"{preds} is missing: the '{rd.STAGE_OF[relative]}' stage writes it; finish the run with "
             f"{rd.resume_hint(run.path, run.info)}, then select again"
         )
     return SelectSource(preds, selection, seed=spec.seed, run=run.path)
@@ -92,8 +91,6 @@ def run_spec(path: Path) -> StudySpec:
     Raises:
         SpecError: neither form parses into a valid spec.
     """
-    from ensprune.study.spec import StudySpec
-
     try:
         return StudySpec.from_toml(path)
     except SpecError as toml_error:
