@@ -1,5 +1,8 @@
 """``ensprune select MENU.npz --mode joint``: every member's operating point and the team, under a budget.
 
+A run directory of a joint run (``[selection] mode = "joint"``) selects from its
+``menus/val.npz`` with the run's own settings, each flag overriding one.
+
 MENU.npz holds ``proba`` (points, samples, classes), ``member`` (points,), ``cost`` (points,),
 ``y`` (samples,), optionally ``names`` (points,) and ``cost_name``; see
 :mod:`ensprune.ensemble.menu`. ``--selector`` is the joint search: ``ga`` (default), ``nsga2``
@@ -15,13 +18,11 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from ensprune.errors import SpecError
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ensprune.cli.select_settings import SelectSource
     from ensprune.ensemble.menu import Menu
     from ensprune.ensemble.selection.joint import JointSelection
 
@@ -29,38 +30,24 @@ if TYPE_CHECKING:
 _NOT_JOINT = ("beta", "k", "normalize", "evolve_weights")
 
 
-def joint_kwargs(args: argparse.Namespace, options: dict[str, str]) -> dict[str, Any]:
-    """The JointSelector settings given on the command line (``options``: flag -> setting).
+def run_joint(args: argparse.Namespace, source: SelectSource, options: dict[str, str]) -> int:
+    """Load the menu, run the joint search, print a summary or JSON; 0 on success.
 
-    Raises:
-        SpecError: a flag the joint search does not take.
+    ``source`` gives the menu and the base ``[selection]`` settings (a run's, or a spec's
+    defaults); ``options`` maps CLI flags to settings, each flag overriding one.
     """
-    from ensprune.ensemble.selection.joint import JOINT_SEARCHES, JointSelector
-
-    fields = {f.name for f in dataclasses.fields(JointSelector)}
-    kwargs: dict[str, Any] = {"search": JOINT_SEARCHES.canonical(args.selector or "ga")}
-    for flag, setting in options.items():
-        value = vars(args).get(flag)
-        if value is None or flag == "budget":
-            continue
-        if flag in _NOT_JOINT or setting not in fields:
-            raise SpecError(f"--{flag.replace('_', '-')} does not apply to --mode joint")
-        if setting == "metrics":
-            value = tuple(m.strip() for m in str(value).split(",") if m.strip())
-        kwargs[setting] = value
-    kwargs["progress"] = not args.quiet
-    return kwargs
-
-
-def run_joint(args: argparse.Namespace, options: dict[str, str]) -> int:
-    """Load the menu, run the joint search, print a summary or JSON; 0 on success."""
+    from ensprune.cli.select_settings import joint_selection
     from ensprune.ensemble.menu import Menu, resolve_budget
-    from ensprune.ensemble.selection.joint import JointSelector
+    from ensprune.study.build import make_joint_selector
 
-    kwargs = joint_kwargs(args, options)  # bad flags fail before the menu is read
-    menu = Menu.load(args.preds)
-    budget = resolve_budget(args.budget, menu.dense_cost())
-    choice = JointSelector(budget=budget, **kwargs).select_menu(menu)
+    # bad flags fail before the menu is read
+    selection, seed = joint_selection(args, source, options, _NOT_JOINT)
+    make_joint_selector(selection, seed)  # bad settings fail before the menu is read
+    menu = Menu.load(source.preds)
+    budget = resolve_budget(selection.options.get("budget"), menu.dense_cost())
+    selector = make_joint_selector(selection, seed, budget)
+    selector.progress = not args.quiet
+    choice = selector.select_menu(menu)
     table = choice.front if choice.front is not None else choice.selection.table
     if args.table and table is not None:
         path = Path(args.table)

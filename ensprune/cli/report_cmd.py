@@ -16,7 +16,9 @@ def add_parser(subparsers: Any) -> None:
         description=(
             "Build RUN_DIR/report/ (report.html with embedded figures, CSV tables, summary.json) "
             "and print the summary: dense vs pruned members, the selected team, and its test "
-            "accuracy against the full pool and the best single member."
+            "accuracy against the full pool and the best single member. An incomplete run (killed "
+            "half-way, or written by another version) gets a report of what exists, with what is "
+            "missing and how to resume it (exit 0 with a warning)."
         ),
     )
     parser.add_argument("run_dir", type=Path, help="run directory written by `ensprune run`")
@@ -40,5 +42,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     # The report wrote its summary already; reading it back keeps both outputs identical.
     facts = json.loads((html_path.parent / SUMMARY_JSON).read_text(encoding="utf-8"))
-    print(json.dumps(facts, indent=2) if args.json else format_summary(facts))
+    if args.json:
+        print(json.dumps(facts, indent=2))
+    elif facts.get("partial"):  # an incomplete run: what exists, what is missing, how to resume
+        from ensprune.report.partial import format_partial_summary
+
+        print(format_partial_summary(facts))
+    else:
+        print(format_summary(facts))
     return 0

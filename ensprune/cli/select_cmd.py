@@ -1,10 +1,16 @@
-"""``ensprune select PREDS.npz``: choose a sub-ensemble from member predictions of any framework.
+"""``ensprune select PREDS.npz|RUN_DIR``: choose a sub-ensemble from member predictions.
 
 PREDS.npz holds ``proba`` (members, samples, classes) and ``y`` (samples,), optionally ``names``
-and ``cost`` (one per member); selection runs on these (validation) predictions.
+and ``cost`` (one per member), from any framework; its settings default to a spec's defaults
+(``[selection]`` of :class:`~ensprune.study.spec.SelectionSpec`). RUN_DIR is a directory that
+``ensprune run`` wrote: its validation predictions (``menus/val.npz`` for ``mode = "joint"``)
+with the run's own ``[selection]`` settings and seed, so the run's team comes out again. Either
+way, each flag overrides one setting. Selection runs on validation predictions only.
 
 Examples::
 
+    ensprune select runs/quickstart                      # the run's team, from its own settings
+    ensprune select runs/quickstart --beta 0.3 --json    # the same with one setting changed
     ensprune select val.npz --selector hq --metric gd,kw --beta 0.1 --max-size 5
     ensprune select val.npz --selector ga --budget 2e6 --seed 3 --n-jobs 2 --json
     ensprune select val.npz --selector nsga2 --table front.csv --quiet
@@ -19,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ensprune.cli._checks import finite_float, seed
-from ensprune.errors import PredictionError, SpecError
+from ensprune.errors import PredictionError
 
 if TYPE_CHECKING:
     from ensprune.ensemble.predictions import PredictionSet
@@ -51,34 +57,45 @@ def add_parser(subparsers: Any) -> None:
     """Add the ``select`` subcommand."""
     parser = subparsers.add_parser(
         "select",
-        help="choose a sub-ensemble from member predictions (PREDS.npz)",
+        help="choose a sub-ensemble from member predictions (PREDS.npz or a run directory)",
         description=(
             "Choose a sub-ensemble on validation predictions. PREDS.npz holds 'proba' "
-            "(members, samples, classes) and 'y' (samples,), optionally 'names' and 'cost'."
+            "(members, samples, classes) and 'y' (samples,), optionally 'names' and 'cost'; "
+            "its settings default to a spec's defaults. A run directory gives its validation "
+            "predictions and its own [selection] settings and seed, so the run's team comes out "
+            "again. Each flag overrides one setting."
         ),
     )
-    parser.add_argument("preds", metavar="PREDS.npz", help="member predictions (numpy .npz)")
+    parser.add_argument(
+        "preds",
+        metavar="PREDS.npz|RUN_DIR",
+        help="member predictions (numpy .npz), or a run directory of `ensprune run`",
+    )
     # Names are checked (in any case) when the command runs, not by argparse choices: building
     # the parser must not import the selectors and metrics (see `ensprune list selectors`).
     parser.add_argument(
         "--selector",
-        help="selection algorithm, any case (default: hq; with --mode joint: ga, nsga2 or exhaustive, "
-        "default ga)",
+        help="selection algorithm, any case (default: the run's, else hq; with --mode joint: ga, "
+        "nsga2 or exhaustive, default ga)",
     )
     parser.add_argument(
         "--metric",
         help="focal-diversity metric(s), comma-separated for a consensus, any case "
-        "(default entropy; see `ensprune list metrics`)",
+        "(default: the run's, else entropy; see `ensprune list metrics`)",
     )
-    parser.add_argument("--beta", type=finite_float, help="HQ prune ratio in [0, 1) (default 0.1)")
-    parser.add_argument("--max-size", type=int, help="largest team size")
+    parser.add_argument(
+        "--beta", type=finite_float, help="HQ prune ratio in [0, 1) (default: the run's, else 0.1)"
+    )
+    parser.add_argument(
+        "--max-size", type=int, help="largest team size (default: the run's, else 5)"
+    )
     parser.add_argument(
         "--mode",
-        default="team",
         type=str.lower,
         choices=("team", "joint"),
         help="team: choose members of PREDS.npz (default); joint: PREDS.npz is a menu of "
-        "operating points, choose each member's point (or out) and the team under --budget",
+        "operating points, choose each member's point (or out) and the team under --budget "
+        "(default for a run directory: the run's [selection] mode)",
     )
     parser.add_argument(
         "--budget",
@@ -89,10 +106,11 @@ def add_parser(subparsers: Any) -> None:
         parser.add_argument(
             f"--w-{term}", type=finite_float, help=f"objective weight of the team's {term}"
         )
-    parser.add_argument("--seed", type=seed, help="random seed (default 0)")
+    parser.add_argument("--seed", type=seed, help="random seed (default: the run's, else 0)")
     parser.add_argument(
         "--voting",
-        help="voting rule, any case (default: soft; caruana: weighted; see `ensprune list voting`)",
+        help="voting rule, any case (default: the run's, else soft; caruana: weighted; see "
+        "`ensprune list voting`)",
     )
     parser.add_argument("--n-jobs", type=int, help="joblib workers for team scoring")
     parser.add_argument("--k", type=int, help="team size for topk and random")
@@ -126,65 +144,42 @@ def add_parser(subparsers: Any) -> None:
         "--table", metavar="CSV", help="write the selector's table to this CSV file"
     )
     parser.add_argument("--json", action="store_true", help="print the selection as JSON")
-    parser.add_argument("--names", action="store_true", help="list member names in the summary")
+    parser.add_argument(
+        "--names", action="store_true", help="no effect: the summary always lists member names"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.set_defaults(handler=run)
 
 
-def selector_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """The selector settings given on the command line, checked against the selector's knobs.
-
-    Raises:
-        SpecError: a flag that the chosen selector does not take.
-    """
-    from ensprune.ensemble.selection import SELECTORS
-    from ensprune.study.build import selector_kwargs as build_kwargs
-
-    selector = SELECTORS.canonical(args.selector)
-    knobs = SELECTORS.knobs(selector) or ()
-    settings: dict[str, Any] = {}
-    for flag, setting in _OPTIONS.items():
-        value = vars(args).get(flag)
-        if value is None:
-            continue
-        if setting not in knobs:
-            raise SpecError(f"--{flag.replace('_', '-')} does not apply to selector {selector!r}")
-        settings[setting] = value
-    kwargs = build_kwargs(selector, settings)
-    kwargs["progress"] = not args.quiet
-    return kwargs
-
-
 def run(args: argparse.Namespace) -> int:
     """Load the predictions, run the selector, print a summary or JSON; 0 on success."""
-    from ensprune.cli._checks import npz_file, output_file
+    from ensprune.cli._checks import output_file
     from ensprune.cli._logging import configure_logging
+    from ensprune.cli.select_settings import resolve_source, team_settings
 
-    npz_file(args.preds, "PREDS.npz")  # a directory, an .npy or a PNG fails here, in one line
+    source = resolve_source(args.preds, args.mode)  # bad paths fail here, in one line
     if args.table:
         output_file(args.table, "--table")
     configure_logging(verbose=not args.quiet)  # progress lines on stderr
-    if args.mode == "joint":
+    if source.selection.mode == "joint":
         from ensprune.cli.joint_select import run_joint
 
-        return run_joint(args, _OPTIONS)
+        return run_joint(args, source, _OPTIONS)
     from ensprune.ensemble.predictions import PredictionSet
     from ensprune.ensemble.selection import SELECTORS
 
-    args.selector = args.selector or "hq"
-    preds = PredictionSet.load(args.preds)
+    preds = PredictionSet.load(source.preds)
     if preds.n_members < 2:
         raise PredictionError(
-            f"{args.preds} holds {preds.n_members} member; selection needs at least 2"
+            f"{source.preds} holds {preds.n_members} member; selection needs at least 2"
         )
-    args.selector = args.selector or "hq"
     if args.budget is not None:  # relative budgets are shares of the members' costs
         from ensprune.ensemble.menu import resolve_budget
 
         member_cost = preds.cost if preds.cost is not None else np.zeros(1)
         args.budget = resolve_budget(args.budget, member_cost)
-    selector = SELECTORS.get(args.selector)(**selector_kwargs(args))
-    selection = selector.select(preds)
+    selector_name, kwargs = team_settings(args, source, _OPTIONS)
+    selection = SELECTORS.get(selector_name)(**kwargs).select(preds)
     if args.table and selection.table is not None:
         path = Path(args.table)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -192,19 +187,32 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(selection.to_json(indent=2))
     else:
-        print(summary(selection, preds, show_names=args.names))
+        print(summary(selection, preds))
+        if source.run is not None:
+            print(compare_with_run(selection, source.run))
     return 0
 
 
-def summary(selection: Selection, preds: PredictionSet, *, show_names: bool = False) -> str:
-    """A few human-readable lines describing the selection."""
+def compare_with_run(selection: Selection, run: Path) -> str:
+    """One line: whether ``selection`` is the team the run chose (its selection.json)."""
+    from ensprune import rundir as rd
+
+    if not (run / rd.SELECTION_JSON).is_file():
+        return "the run has no selection.json yet (its select stage has not finished)"
+    names = rd.RunDir(run).selection.get("names") or []
+    if list(names) == list(selection.names):
+        return "same team as the run (selection.json)"
+    return f"differs from the run's team (selection.json): {', '.join(map(str, names))}"
+
+
+def summary(selection: Selection, preds: PredictionSet) -> str:
+    """A few human-readable lines describing the selection (member indices and names)."""
     lines = [
         f"selector {selection.selector}: {selection.size} of {preds.n_members} members, "
         f"{selection.voting} voting",
         f"members: {', '.join(str(i) for i in selection.members)}",
+        f"names: {', '.join(selection.names)}",
     ]
-    if show_names:
-        lines.append(f"names: {', '.join(selection.names)}")
     if selection.weights is not None:
         lines.append(f"weights: {', '.join(f'{w:.3f}' for w in selection.weights)}")
     best = max(range(preds.n_members), key=lambda i: preds.accuracies()[i])

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ensprune.errors import CheckpointError, RunDirError
+from ensprune.errors import CheckpointError, EnsPruneError, RunDirError
 from ensprune.report import breakdown, frames, interactive, plots
 from ensprune.report.importance import param_importances
 from ensprune.report.joint import (
@@ -30,9 +30,12 @@ from ensprune.report.joint import (
     joint_front_frame,
     joint_references,
 )
+from ensprune.report.partial import READ_ERRORS, build_partial_report
+from ensprune.report.tables import write_table
 from ensprune.rundir import (
+    MENU_CSV,
+    MENUS,
     REPORT_DIR,
-    STAGE_OF,
     RunDir,
     missing,
     open_run,
@@ -74,22 +77,57 @@ def build_report(run_dir: str | Path | RunDir, out_dir: str | Path | None = None
     (with test accuracies), comparison.csv, teams.csv (when the run has one), summary.json, and
     the figures as PNG files under ``figures/``.
 
+    A run that lacks some of these files (killed half-way), or whose files this version cannot
+    read (an older version wrote them), gets a partial report instead: what exists, with a
+    "Missing" section naming each absent file, the stage that writes it and how to resume
+    (:func:`ensprune.report.partial.build_partial_report`); a warning is logged.
+
     Raises:
-        RunDirError: the run directory or one of its files is missing or unreadable.
+        RunDirError: ``run_dir`` is not a run directory (it does not exist, or has no run.json).
 
     Example:
         >>> build_report("runs/mnist")
         PosixPath('runs/mnist/report/report.html')
     """
     run = open_run(run_dir)  # every file below is parsed once, however many frames use it
-    absent = missing(run.path)
-    if absent:  # name everything that is missing at once, and the stage to finish
-        more = f" (and {', '.join(absent[1:])})" if len(absent) > 1 else ""
-        raise RunDirError(
-            f"{run.path / absent[0]} is missing{more}: the '{STAGE_OF[absent[0]]}' stage writes "
-            f"it; finish the run with {resume_hint(run.path, run.info)}, then report again"
-        )
     out = Path(out_dir) if out_dir is not None else run.path / REPORT_DIR
+    run.info  # noqa: B018 -- an unreadable run.json is no run directory: one line, exit 2
+    absent = missing(run.path) or _missing_menus(run)
+    if absent:
+        return _partial_report(run, out, absent, [])
+    try:
+        return _full_report(run, out)
+    except READ_ERRORS as exc:  # a file of another version, or half-written: report the rest
+        logger.debug("full report failed", exc_info=True)
+        problem = str(exc) if isinstance(exc, EnsPruneError) else f"{type(exc).__name__}: {exc}"
+        return _partial_report(run, out, [], [problem])
+
+
+def _missing_menus(run: RunDir) -> list[str]:
+    """The menu files a joint run's report also reads, where absent."""
+    try:
+        joint = is_joint(run)
+    except EnsPruneError:  # an unreadable selection.json: the full report names it
+        return []
+    return [name for name in (MENU_CSV, *MENUS.values()) if joint and not run.has(name)]
+
+
+def _partial_report(run: RunDir, out: Path, absent: list[str], problems: list[str]) -> Path:
+    """The report of what an incomplete run holds, with one warning naming what is missing."""
+    path = build_partial_report(run, out, absent, problems, tolerance=_tolerance(run))
+    what = ", ".join([*absent, *(f"unreadable: {p}" for p in problems)])
+    logger.warning(
+        "run %s is incomplete (missing %s); wrote a report of what exists to %s; resume with %s",
+        run.path,
+        what,
+        path,
+        resume_hint(run.path, run.info),
+    )
+    return path
+
+
+def _full_report(run: RunDir, out: Path) -> Path:
+    """The report of a complete run (every input present)."""
     info = run.info
     trials = frames.trials_frame(run)
     members = frames.members_frame(run)
@@ -357,22 +395,6 @@ def _joint_parts(
         interactive.joint_front_figure(front, references, budget_value, cost_name), "joint"
     )
     return section, fig, {"joint": div}
-
-
-def write_table(frame: pd.DataFrame, stem: Path) -> None:
-    """``stem.csv`` and ``stem.parquet`` (typed columns: booleans, integers, NaN stay what they are)."""
-    frame.to_csv(stem.with_suffix(".csv"), index=False)
-    typed = frame.copy()
-    for column in typed.columns:
-        # mixed-type object columns (e.g. a parameter that is a number for one method and a
-        # string for another) are written as text, which Parquet can type
-        if typed[column].dtype == object and typed[column].map(type).nunique() > 1:
-            typed[column] = typed[column].map(lambda v: None if _missing_value(v) else str(v))
-    typed.to_parquet(stem.with_suffix(".parquet"), index=False)
-
-
-def _missing_value(v: object) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
 
 
 def _tolerance(run: RunDir) -> float:

@@ -218,3 +218,15 @@ def test_latency_cost_is_measured_per_point_and_named(joint_run: Path) -> None:
     selection = json.loads((joint_run / "selection.json").read_text())
     assert selection["cost"] == "latency" and selection["cost_name"] == "latency_ms"
     assert selection["total_cost"] <= selection["budget"]
+
+
+def test_select_on_the_joint_run_dir_picks_the_runs_points(
+    joint_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ensprune.cli import main
+
+    chosen = json.loads((joint_run / "selection.json").read_text())
+    assert main(["select", str(joint_run), "--json", "--quiet"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["points"] == chosen["points"] and doc["members"] == chosen["members"]
+    assert doc["total_cost"] == pytest.approx(chosen["total_cost"])

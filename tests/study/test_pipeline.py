@@ -341,3 +341,16 @@ def test_a_user_factory_enters_the_pool(tmp_path: Path, monkeypatch: pytest.Monk
         "target": "user_nets_pipeline:make_net",
         "kwargs": {"input_shape": [1, 8, 8], "num_classes": 10},
     }
+
+
+def test_select_on_the_run_dir_picks_the_runs_team(
+    finished_run: tuple[Path, object], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ensprune.cli import main
+
+    run_dir, _ = finished_run
+    chosen = json.loads((run_dir / "selection.json").read_text())
+    assert main(["select", str(run_dir), "--json", "--quiet"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["members"] == chosen["members"] and doc["names"] == chosen["names"]
+    assert doc["val_accuracy"] == pytest.approx(chosen["val_accuracy"])
