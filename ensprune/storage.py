@@ -60,14 +60,7 @@ def open_storage(url: str) -> BaseStorage:
         engine_kwargs["connect_args"] = {"connect_timeout": 10}  # never hang on a dead host
     shared = is_shared(url)
     try:
-        with warnings.catch_warnings():  # Optuna calls its heartbeat experimental
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=HEARTBEAT_INTERVAL_S if shared else None,
-                grace_period=GRACE_PERIOD_S if shared else None,
-            )
+        return _rdb_storage(url, engine_kwargs, shared)
     except ImportError as exc:
         raise StorageError(
             f"the driver for storage {redact(url)} is not installed ({exc}); for PostgreSQL run "
@@ -82,6 +75,34 @@ def open_storage(url: str) -> BaseStorage:
                 f"{path}.bad`) and re-run: the trained pool is reused and the trials are redone"
             ) from None
         raise StorageError(f"cannot open storage {redact(url)}: {reason}") from None
+
+
+def _rdb_storage(url: str, engine_kwargs: dict[str, object], shared: bool) -> RDBStorage:
+    """RDBStorage(url), retried when another process is creating the same schema at that moment.
+
+    Processes that open a fresh database together (a lead and its ``--join`` workers) race on
+    Optuna's CREATE TABLE statements; the loser gets an IntegrityError (PostgreSQL: duplicate
+    key in pg_type) and succeeds once the winner's tables exist.
+    """
+    import time
+
+    from sqlalchemy.exc import IntegrityError
+
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():  # Optuna calls its heartbeat experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=HEARTBEAT_INTERVAL_S if shared else None,
+                    grace_period=GRACE_PERIOD_S if shared else None,
+                )
+        except IntegrityError:
+            if attempt == 4:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _journal_path(url: str) -> Path | None:

@@ -667,7 +667,6 @@ def _reuse_evaluation(run_dir: Path, signature: str) -> pd.DataFrame | None:
     return members
 
 
-@guarded  # holds the run directory's lock; Ctrl-C -> RunInterrupted (what was kept, how to resume)
 def run_study(
     spec: StudySpec,
     *,
@@ -708,35 +707,37 @@ def run_study(
     if address is None:
         return _run_study(
             spec,
-            spec_text,
-            spec_file,
-            run_dir,
-            storage,
-            data_dir,
-            download,
-            progress,
-            workers,
-            callbacks,
+            spec_text=spec_text,
+            spec_file=spec_file,
+            run_dir=run_dir,
+            storage=storage,
+            data_dir=data_dir,
+            download=download,
+            progress=progress,
+            workers=workers,
+            callbacks=callbacks,
         )
     from ensprune.parallel import dask_scheduler
 
     with dask_scheduler(address):  # connected before any training: a bad address fails now
         return _run_study(
             spec,
-            spec_text,
-            spec_file,
-            run_dir,
-            storage,
-            data_dir,
-            download,
-            progress,
-            workers,
-            callbacks,
+            spec_text=spec_text,
+            spec_file=spec_file,
+            run_dir=run_dir,
+            storage=storage,
+            data_dir=data_dir,
+            download=download,
+            progress=progress,
+            workers=workers,
+            callbacks=callbacks,
         )
 
 
+@guarded  # holds the run directory's lock; Ctrl-C -> RunInterrupted (what was kept, how to resume)
 def _run_study(
     spec: StudySpec,
+    *,
     spec_text: str | None,
     spec_file: str | Path | None,
     run_dir: str | Path | None,

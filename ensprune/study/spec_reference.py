@@ -307,14 +307,16 @@ def render_example() -> str:
             line = f"# {f.name} = ...  (default: none)"
         where = f" (`ensprune list {doc.names}`)" if doc.names else ""
         out.append(f"{line:<44}# {doc.meaning}{where}")
-    out += [
-        "",
-        "# Tables (optional): the sampler's knobs, fixed knobs per method, the selector's knobs",
-        "# [search.sampler_params]",
-        "# n_startup_trials = 5",
-        "# [search.method_params.magnitude]",
-        '# scope = "layer"',
-        "# [selection.options]   (or directly under [selection])",
-        "# beta = 0.1",
-    ]
+    out += ["", "# Tables (optional), e.g. a knob of the sampler, a method, the selector:"]
+    examples = {
+        ("search", "sampler_params"): "n_startup_trials = 5",
+        ("search", "pruner_params"): "n_warmup_steps = 1",
+        ("search", "method_params"): 'scope = "layer"',
+        ("selection", "options"): "beta = 0.1",
+    }
+    for section, f in spec_keys():
+        if isinstance(_default(f), dict):
+            table = f"{section}.{f.name}" + (".magnitude" if f.name == "method_params" else "")
+            note = "   (or directly under [selection])" if f.name == "options" else ""
+            out += [f"# [{table}]{note}", f"# {examples.get((section, f.name), 'knob = ...')}"]
     return "\n".join(out) + "\n"
