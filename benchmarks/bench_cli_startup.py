@@ -30,6 +30,7 @@ KINDS = (
     "lr_schedules",
     "augmentations",
     "samplers",
+    "pruners",
     "metrics",
     "selectors",
     "voting",

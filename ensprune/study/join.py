@@ -37,7 +37,7 @@ def join_run(
     progress: bool = True,
     workers: int | None = None,
     wait_s: float = 3600.0,
-    poll_s: float = 5.0,
+    poll_s: float = 1.0,  # a stat and a small JSON read per second
 ) -> Path:
     """Add this process's work to the member studies of the run led elsewhere; returns its dir.
 

@@ -36,8 +36,8 @@ lr = 0.003
 [search]
 methods = ["magnitude", "random"]
 sparsity = [0.3, 0.9]
-trials = 6
-finetune_epochs = 1
+trials = 8
+finetune_epochs = 6
 
 [selection]
 selector = "hq"
@@ -86,7 +86,8 @@ def test_three_processes_on_one_study_run_exactly_the_trials_asked_for(
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     base = [sys.executable, "-m", "ensprune", "run", str(spec), "--run-dir", str(run_dir)]
     base += ["--storage", postgres_url]
-    # the joiners start first and wait for the lead's pool
+    # the joiners start first and wait for the lead's pool (they look every second); trials of
+    # 6 fine-tuning epochs keep the lead from finishing a study before they arrive
     joiners = [
         subprocess.Popen([*base, "--join"], env=env, stderr=subprocess.PIPE, text=True)
         for _ in range(2)
@@ -103,11 +104,11 @@ def test_three_processes_on_one_study_run_exactly_the_trials_asked_for(
     for member in ("model_a-s0", "model_a-s1"):
         study = optuna.load_study(study_name=f"joined.{member}", storage=storage)
         trials = [t for t in study.get_trials() if not t.user_attrs.get("surplus")]
-        assert len(trials) == 6  # none lost, none duplicated
+        assert len(trials) == 8  # none lost, none duplicated
         assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
         assert sorted(t.number for t in study.get_trials()) == list(range(len(study.trials)))
         workers |= {t.user_attrs["worker"]["pid"] for t in trials}
     assert len(workers) >= 2  # the studies' trials were shared out between processes
     table = pd.read_csv(run_dir / "trials.csv")
-    assert table.groupby("member").size().to_dict() == {"model_a-s0": 6, "model_a-s1": 6}
+    assert table.groupby("member").size().to_dict() == {"model_a-s0": 8, "model_a-s1": 8}
     assert table.chosen.sum() == 2
