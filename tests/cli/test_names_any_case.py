@@ -39,8 +39,9 @@ def _prune(capsys: pytest.CaptureFixture[str], flags: dict[str, str]) -> dict[st
     result = json.loads(capsys.readouterr().out)
     for row in (result["dense"], result["pruned"]):
         _drop_timings(row)
-    # where the dense network came from (trained here or the dense cache) is not a result
-    for key in ("source", "cache_file"):
+    # where the dense network came from (trained here or the dense cache) and how long its
+    # training took are not results
+    for key in ("source", "cache_file", "train_seconds"):
         result.get("recipe", {}).get("dense", {}).pop(key, None)
     return result
 
@@ -68,8 +69,9 @@ def lower_prune() -> dict[str, Any]:
     result = json.loads(out.getvalue())
     for row in (result["dense"], result["pruned"]):
         _drop_timings(row)
-    # where the dense network came from (trained here or the dense cache) is not a result
-    for key in ("source", "cache_file"):
+    # where the dense network came from (trained here or the dense cache) and how long its
+    # training took are not results
+    for key in ("source", "cache_file", "train_seconds"):
         result.get("recipe", {}).get("dense", {}).pop(key, None)
     return result
 
