@@ -703,23 +703,14 @@ def run_study(
     """
     if workers is not None and (isinstance(workers, bool) or workers < 1):
         raise SpecError(f"workers must be an integer >= 1; got {workers}")
-    address = scheduler or spec.scheduler
-    if address is None:
-        return _run_study(
-            spec,
-            spec_text=spec_text,
-            spec_file=spec_file,
-            run_dir=run_dir,
-            storage=storage,
-            data_dir=data_dir,
-            download=download,
-            progress=progress,
-            workers=workers,
-            callbacks=callbacks,
-        )
-    from ensprune.parallel import dask_scheduler
+    import contextlib
 
-    with dask_scheduler(address):  # connected before any training: a bad address fails now
+    address = scheduler or spec.scheduler
+    if address is not None:
+        from ensprune.parallel import dask_scheduler
+    # connected before any training: a bad address fails now
+    cluster = contextlib.nullcontext() if address is None else dask_scheduler(address)
+    with cluster:
         return _run_study(
             spec,
             spec_text=spec_text,
