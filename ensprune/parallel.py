@@ -16,16 +16,26 @@ spread over a dask or ray cluster:
 
 Results never depend on the number of jobs: work is split into an ordered list of tasks and the
 results come back in that order.
+
+Log messages of worker processes reach the caller's handlers (``--log-file``, the console at its
+own level), whole records at a time: loky and multiprocessing workers put them on a queue that the
+caller drains (:func:`forward_worker_logs`, :meth:`WorkerLogs.installed`); a dask cluster's workers
+send them through the client (:func:`dask_scheduler` calls ``Client.forward_logging``).
 """
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from logging.handlers import QueueHandler, QueueListener
 from typing import Any, TypeVar
 
 import joblib
+from joblib._parallel_backends import LokyBackend, MultiprocessingBackend
 
 from ensprune.errors import SpecError
 
@@ -36,12 +46,15 @@ DEFAULT_BACKEND = "loky"
 
 __all__ = [
     "DEFAULT_BACKEND",
+    "WorkerLogs",
     "dask_scheduler",
+    "forward_worker_logs",
     "parallel_config",
     "parallel_map",
     "resolve_n_jobs",
 ]
 CONNECT_TIMEOUT_S = 10
+FORWARDED_LOGGER = "ensprune"
 
 
 def resolve_n_jobs(n_jobs: int | None) -> int:
@@ -111,6 +124,8 @@ def dask_scheduler(address: str) -> Iterator[None]:
             f"`dask scheduler` and workers with `dask worker {address}`, or drop the scheduler"
         ) from None
     try:
+        # the workers' "ensprune" records are handled by this process's loggers (log file, console)
+        client.forward_logging(FORWARDED_LOGGER)
         with client.as_current(), joblib.parallel_config(backend="dask"):
             yield
     finally:
@@ -131,3 +146,75 @@ def parallel_map(func: Callable[[T], R], items: Iterable[T], n_jobs: int | None 
     # backend=None: joblib uses the enclosing parallel_config's backend, else its default, loky
     runner = joblib.Parallel(n_jobs=jobs)
     return list(runner(joblib.delayed(func)(x) for x in tasks))
+
+
+class _Redispatch(logging.Handler):
+    """Hands a worker's record to the caller's logger of the same name (and so its handlers)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger(record.name).handle(record)
+
+
+@dataclass(frozen=True)
+class WorkerLogs:
+    """Where a worker process sends its log records; made by :func:`forward_worker_logs`.
+
+    Picklable: pass it to the task, and run the task's body inside :meth:`installed`.
+    """
+
+    queue: Any  # a multiprocessing Manager's queue proxy, reachable from any local process
+    level: int  # the caller's effective level: what the caller would not show is not sent
+    caller_pid: int
+    logger_name: str = FORWARDED_LOGGER
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        """In the worker: for the block, the logger's records go to the caller, and only there.
+
+        The handler is removed afterwards, since loky reuses a worker for the next call, whose
+        queue is another one. In the caller's own process it changes nothing.
+        """
+        if os.getpid() == self.caller_pid:  # its records would go round the queue forever
+            yield
+            return
+        logger = logging.getLogger(self.logger_name)
+        saved = logger.handlers[:], logger.level, logger.propagate
+        # QueueHandler formats the message into the record (no half lines, no unpicklable args)
+        logger.handlers = [QueueHandler(self.queue)]
+        logger.setLevel(self.level)
+        logger.propagate = False  # the worker's own handlers would print it a second time
+        try:
+            yield
+        finally:
+            logger.handlers, logger.propagate = saved[0], saved[2]
+            logger.setLevel(saved[1])
+
+
+@contextmanager
+def forward_worker_logs(
+    n_jobs: int, logger_name: str = FORWARDED_LOGGER
+) -> Iterator[WorkerLogs | None]:
+    """For the block, records that workers of the active joblib backend log to ``logger_name``
+    (and its children) are handled here, in order of arrival, one whole record at a time.
+
+    Yields ``None`` where nothing needs forwarding: one job (it runs here), threads (they share
+    this process's loggers), and any other backend (a dask cluster forwards through its client,
+    see :func:`dask_scheduler`).
+    """
+    backend = joblib.parallel.get_active_backend()[0]
+    if n_jobs <= 1 or not isinstance(backend, LokyBackend | MultiprocessingBackend):
+        yield None
+        return
+    # spawn: forking a process whose other threads may hold locks (torch, logging) can deadlock
+    manager = multiprocessing.get_context("spawn").Manager()
+    try:
+        queue = manager.Queue()
+        listener = QueueListener(queue, _Redispatch())
+        listener.start()
+        try:
+            level = logging.getLogger(logger_name).getEffectiveLevel()
+            yield WorkerLogs(queue, level, os.getpid(), logger_name)
+        finally:
+            listener.stop()  # handles every record the workers put before returning
+    finally:
+        manager.shutdown()

@@ -1,8 +1,9 @@
 """Library code never prints and never sets global logging levels; only the CLI does.
 
 Checked on the source (every module outside ``ensprune/cli``), so a new module is covered as soon
-as it exists. The one exception is the study pipeline's worker set-up, which copies the
-*caller's* levels into worker processes it started (``_mirror_caller``).
+as it exists. The exceptions copy the *caller's* levels into worker processes it started: the
+study pipeline's worker set-up (``_mirror_caller``) and the log forwarding of
+``WorkerLogs.installed``, which restores the worker's own level afterwards.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import ensprune
 
 ROOT = Path(ensprune.__file__).parent
 GLOBAL_LOGGING = {"set_verbosity", "basicConfig", "disable_default_handler", "setLevel"}
-ALLOWED = {("ensprune/study/pipeline.py", "_mirror_caller")}
+ALLOWED = {("ensprune/study/pipeline.py", "_mirror_caller"), ("ensprune/parallel.py", "installed")}
 
 
 def _library_modules() -> list[Path]:

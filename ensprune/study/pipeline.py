@@ -13,6 +13,7 @@ the caller configured with :func:`ensprune.parallel.parallel_config` (loky proce
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -46,7 +47,7 @@ from ensprune.models import (
     train_model,
 )
 from ensprune.models.named import build_named
-from ensprune.parallel import parallel_map
+from ensprune.parallel import WorkerLogs, forward_worker_logs, parallel_map
 from ensprune.storage import default_storage_url, is_shared, open_storage
 from ensprune.study import guard
 from ensprune.study.annotate import record_choices, record_joint_choices
@@ -382,11 +383,13 @@ def _load_state(path: Path) -> dict[str, torch.Tensor] | None:
 
 @dataclass(frozen=True)
 class _Caller:
-    """What a worker process mirrors from the caller: its pid and its logging levels."""
+    """What a worker process mirrors from the caller: its pid and its logging levels, and where
+    its log records go (``None``: nowhere to send them, e.g. one job or a dask cluster's client)."""
 
     pid: int
     level: int
     optuna_verbosity: int
+    logs: WorkerLogs | None = None
 
 
 def _mirror_caller(caller: _Caller, threads: int | None) -> None:
@@ -400,7 +403,7 @@ def _mirror_caller(caller: _Caller, threads: int | None) -> None:
     follow_parent()  # ignore Ctrl-C (the caller handles it), exit when the caller is gone
     optuna.logging.set_verbosity(caller.optuna_verbosity)
     ours = logging.getLogger("ensprune")
-    if not ours.handlers and not logging.getLogger().handlers:
+    if caller.logs is None and not ours.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
         ours.addHandler(handler)
@@ -410,6 +413,15 @@ def _mirror_caller(caller: _Caller, threads: int | None) -> None:
 
 
 def _search_member(
+    index: int, *, caller: _Caller, threads: int | None, **study: Any
+) -> list[dict[str, Any]]:
+    """:func:`_run_member_study` in a worker: the caller's settings, its log records sent back."""
+    _mirror_caller(caller, threads)
+    with caller.logs.installed() if caller.logs is not None else contextlib.nullcontext():
+        return _run_member_study(index, **study)
+
+
+def _run_member_study(
     index: int,
     *,
     spec: StudySpec,
@@ -418,14 +430,11 @@ def _search_member(
     run_dir: Path,
     storage_url: str,
     search_suffix: str,
-    caller: _Caller,
-    threads: int | None,
     callbacks: Sequence[Callback] = (),
     joining: bool = False,
 ) -> list[dict[str, Any]]:
     """Run (or resume) one member's study; returns its rows of trials.csv (none when
     ``joining``: a joining worker adds trials and leaves the rest to the run that leads)."""
-    _mirror_caller(caller, threads)
     member = spec.members[index][0]
     trained = pool[member]
     seed = _member_seed(spec, index)
@@ -507,26 +516,28 @@ def search_pool(
     # Create the storage's schema here, once: worker processes that open a fresh SQLite/RDB storage
     # at the same moment race on Optuna's schema tables (UNIQUE constraint on alembic_version).
     open_storage(storage_url)
-    caller = _Caller(
-        os.getpid(),
-        logging.getLogger("ensprune").getEffectiveLevel(),
-        optuna.logging.get_verbosity(),
-    )
     n_jobs = max(1, min(workers, len(spec.members)))
-    task = functools.partial(
-        _search_member,
-        spec=spec,
-        pool=pool,
-        split=split,
-        run_dir=run_dir,
-        storage_url=storage_url,
-        search_suffix=search_suffix,
-        caller=caller,
-        threads=1 if n_jobs > 1 else None,
-        callbacks=tuple(callbacks),
-        joining=joining,
-    )
-    per_member = parallel_map(task, range(len(spec.members)), n_jobs=n_jobs)
+    with forward_worker_logs(n_jobs) as logs:  # the workers' trial lines reach our log file
+        caller = _Caller(
+            os.getpid(),
+            logging.getLogger("ensprune").getEffectiveLevel(),
+            optuna.logging.get_verbosity(),
+            logs,
+        )
+        task = functools.partial(
+            _search_member,
+            spec=spec,
+            pool=pool,
+            split=split,
+            run_dir=run_dir,
+            storage_url=storage_url,
+            search_suffix=search_suffix,
+            caller=caller,
+            threads=1 if n_jobs > 1 else None,
+            callbacks=tuple(callbacks),
+            joining=joining,
+        )
+        per_member = parallel_map(task, range(len(spec.members)), n_jobs=n_jobs)
     if joining:
         return pd.DataFrame()
     frame = pd.DataFrame([row for rows in per_member for row in rows])
@@ -703,8 +714,6 @@ def run_study(
     """
     if workers is not None and (isinstance(workers, bool) or workers < 1):
         raise SpecError(f"workers must be an integer >= 1; got {workers}")
-    import contextlib
-
     address = scheduler or spec.scheduler
     if address is not None:
         from ensprune.parallel import dask_scheduler

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import joblib
 import pytest
 
 from ensprune.errors import SpecError
-from ensprune.parallel import parallel_config, parallel_map, resolve_n_jobs
+from ensprune.parallel import (
+    WorkerLogs,
+    forward_worker_logs,
+    parallel_config,
+    parallel_map,
+    resolve_n_jobs,
+)
 
 
 def _square(x: int) -> int:
@@ -30,3 +37,39 @@ def test_parallel_map_in_order_on_threads() -> None:
         assert joblib.parallel.get_active_backend()[0].__class__.__name__ == "ThreadingBackend"
         assert parallel_map(_square, range(7), n_jobs=2) == [x * x for x in range(7)]
     assert parallel_map(_square, range(4), n_jobs=1) == [0, 1, 4, 9]
+
+
+def _log_and_return(task: tuple[WorkerLogs, int]) -> tuple[int, int]:
+    logs, value = task
+    with logs.installed():
+        logging.getLogger("ensprune.test").info("task %d from pid %d", value, os.getpid())
+        logging.getLogger("ensprune.test").debug("below the caller's level")
+    return value, os.getpid()
+
+
+def test_loky_workers_log_records_reach_the_callers_handlers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="ensprune")
+    with forward_worker_logs(2) as logs:
+        assert logs is not None and logs.level == logging.INFO
+        results = parallel_map(_log_and_return, [(logs, i) for i in range(4)], n_jobs=2)
+        _log_and_return((logs, 9))  # in the caller's own process: logged once, not looped
+    worker_pids = {pid for _, pid in results}
+    assert os.getpid() not in worker_pids  # the tasks really ran in other processes
+    forwarded = [r for r in caplog.records if r.name == "ensprune.test"]
+    expected = [f"task {i} from pid {pid}" for i, pid in results] + [
+        f"task 9 from pid {os.getpid()}"
+    ]
+    assert sorted(r.getMessage() for r in forwarded) == sorted(expected)
+    assert {r.process for r in forwarded} == worker_pids | {
+        os.getpid()
+    }  # records keep their origin
+    assert all(r.levelno == logging.INFO for r in forwarded)  # DEBUG was not sent
+
+
+def test_nothing_to_forward_for_one_job_or_threads() -> None:
+    with forward_worker_logs(1) as logs:
+        assert logs is None
+    with parallel_config(backend="threading"), forward_worker_logs(2) as logs:
+        assert logs is None
