@@ -17,8 +17,10 @@ from ensprune.study.spec import SelectionSpec
 
 
 def select_team(preds: PredictionSet, spec: SelectionSpec, seed: int) -> Selection:
-    """Run the spec's selector on validation predictions."""
-    return make_selector(spec, seed).select(preds)
+    """Run the spec's selector on validation predictions (its steps logged at INFO)."""
+    selector = make_selector(spec, seed)
+    selector.progress = True
+    return selector.select(preds)
 
 
 def write_selection(selection: Selection, spec: SelectionSpec, run_dir: Path) -> None:
@@ -42,7 +44,9 @@ def select_joint(run_dir: Path, spec: SelectionSpec, seed: int) -> JointSelectio
 
     menu = rd.RunDir(run_dir).menu("val")
     budget = resolve_budget(spec.options.get("budget"), menu.dense_cost())
-    return make_joint_selector(spec, seed, budget).select_menu(menu)
+    selector = make_joint_selector(spec, seed, budget)
+    selector.progress = True  # one INFO line per generation, as the ordinary selectors log
+    return selector.select_menu(menu)
 
 
 def write_joint_selection(

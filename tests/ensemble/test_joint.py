@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -176,6 +177,46 @@ def test_json_and_test_split(menu5: Menu) -> None:
     other = make_menu(n_members=5, n_points=3, n_samples=300, seed=9)
     test_menu = menu5.with_split(other.points)
     assert 0.0 <= sel.accuracy(test_menu) <= 1.0
+
+
+@pytest.mark.parametrize("search", ["nsga2", "ga"])
+def test_progress_per_generation_is_recorded_and_logged(
+    search: str, menu5: Menu, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="ensprune.ensemble")
+    budget = menu5.dense_cost().mean()
+    choice = JointSelector(
+        search=search, budget=budget, seed=2, progress=True, **SMALL_GA
+    ).select_menu(menu5)
+    history = choice.selection.history
+    assert history is not None
+    first = int(history["gen"].iloc[0])  # the GA logs its initial population as generation 0
+    assert first in (0, 1) and list(history["gen"]) == list(range(first, first + len(history)))
+    assert np.all(np.diff(history["n_evaluated"]) >= 0)
+    assert np.all(history["median"] <= history["best"]) and np.all(
+        history["mean"] <= history["best"]
+    )
+    lines = [r.getMessage() for r in caplog.records if r.name == "ensprune.ensemble"]
+    generations = [line for line in lines if line.startswith("[joint] gen ")]
+    assert len(generations) == int((history["gen"] >= 1).sum())  # one line per generation run
+    if search == "nsga2":
+        assert {"front_size", "best_fitness"} <= set(history.columns)
+        # the fittest choice so far only improves, and the final pick (hill-climbed) is at least it
+        assert np.all(np.diff(history["best_fitness"]) >= 0)
+        assert choice.selection.scores["fitness"] >= history["best_fitness"].iloc[-1] - 1e-12
+        last = history.iloc[-1]
+        assert generations[-1] == (
+            f"[joint] gen {int(last.gen)}: best val_acc {last.best:.5f}, best fitness "
+            f"{last.best_fitness:.5f}, first front {int(last.front_size)} choices, "
+            f"{int(last.n_evaluated)} choices scored"
+        )
+        # the first front's best accuracy is the best of every choice scored so far
+        assert last.best == pytest.approx(choice.front["val_accuracy"].max())
+    else:
+        assert f"best {history['best'].iloc[-1]:.5f}" in generations[-1]
+    saved = json.loads(choice.to_json())["history"]
+    assert [row["gen"] for row in saved] == list(history["gen"])
+    assert saved[-1]["best"] == pytest.approx(history["best"].iloc[-1])
 
 
 def test_joint_errors(menu5: Menu) -> None:

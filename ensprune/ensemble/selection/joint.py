@@ -24,6 +24,11 @@ Searches (``search=``, a registry like the selectors'):
 - ``exhaustive``: every choice (guarded by ``max_combinations``), the reference; it also returns
   the exact accuracy-cost front.
 
+``ga`` and ``nsga2`` record their progress in ``Selection.history``, one row per generation
+(``gen``, ``n_evaluated``, ``best``, ``mean``, ``median``; ``nsga2``'s are its first front's
+validation accuracy, with ``front_size`` and ``best_fitness``, the fittest choice so far), and
+with ``progress=True`` log one INFO line per generation (logger ``ensprune.ensemble``).
+
 With one point per member this is the ordinary team selection: ``ga`` returns the same team as
 :class:`~ensprune.ensemble.selection.genetic.GeneticSelector` for the same seed and settings.
 """
@@ -114,6 +119,8 @@ class JointSelection:
             "n_evaluated": sel.n_evaluated,
             "params": {k: _json_value(v) for k, v in sel.params.items()},
         }
+        if sel.history is not None:  # the GA's / NSGA-II's progress per generation
+            out["history"] = sel.to_dict()["history"]
         if self.front is not None:
             out["front"] = [
                 {
@@ -222,7 +229,10 @@ def accuracy_front(accuracy: np.ndarray, cost: np.ndarray) -> np.ndarray:
     return np.asarray(keep, dtype=np.int64)
 
 
-SearchResult = tuple[list[int], dict[str, float], pd.DataFrame | None, pd.DataFrame | None]
+# (genes, extra scores, table, front, per-generation progress)
+SearchResult = tuple[
+    list[int], dict[str, float], pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None
+]
 JOINT_SEARCHES: Registry[Callable[..., SearchResult]] = Registry("joint search")
 
 
@@ -254,7 +264,8 @@ def _search_ga(selector: JointSelector, problem: JointProblem, rng: random.Rando
     )
     genes, steps = _polish(selector, problem, result.best)
     extra = {"generations": float(result.generations), "local_search_steps": float(steps)}
-    return genes, extra, pd.DataFrame(result.logbook), None
+    logbook = pd.DataFrame(result.logbook)
+    return genes, extra, logbook, None, logbook
 
 
 @JOINT_SEARCHES.register("nsga2")
@@ -263,6 +274,7 @@ def _search_nsga2(
 ) -> SearchResult:
     space = problem.space
     archive: dict[tuple[int, ...], tuple[float, float, float]] = {}
+    progress: list[dict[str, float]] = []
 
     def objectives(genomes: list[list[int]]) -> np.ndarray:
         scores = problem.evaluator.evaluate(problem.masks(genomes))
@@ -270,6 +282,27 @@ def _search_nsga2(
         for g, a, c, f in zip(genomes, scores.accuracy, scores.cost, scores.fitness, strict=True):
             archive.setdefault(tuple(g), (float(a), float(c), float(f)))
         return np.column_stack([scores.accuracy, scores.cost])
+
+    def on_generation(gen: int, first: list[Any]) -> None:
+        """The first front's accuracy (as NSGA2Selector records it) and the best fitness so far:
+        the number the final pick maximises."""
+        accuracy = np.array([ind.fitness.values[0] for ind in first], dtype=np.float64)
+        fitness = max(f for _, _, f in archive.values())
+        progress.append(
+            {
+                "gen": gen,
+                "n_evaluated": problem.evaluator.n_evaluated,
+                "front_size": len(first),
+                "best": float(accuracy.max()),
+                "mean": float(accuracy.mean()),
+                "median": float(np.median(accuracy)),
+                "best_fitness": fitness,
+            }
+        )
+        selector.log(
+            f"gen {gen}: best val_acc {accuracy.max():.5f}, best fitness {fitness:.5f}, "
+            f"first front {len(first)} choices, {problem.evaluator.n_evaluated} choices scored"
+        )
 
     evolve_pareto(
         selector.ga_config,
@@ -280,10 +313,7 @@ def _search_nsga2(
         repair=partial(space.repair, rng=rng),
         fitness=objectives,
         weights=(1.0, -1.0),
-        on_generation=lambda gen, first: selector.log(
-            f"gen {gen}: first front {len(first)} choices, "
-            f"{problem.evaluator.n_evaluated} choices scored"
-        ),
+        on_generation=on_generation,
     )
     genomes = np.asarray(list(archive), dtype=np.int64)
     values = np.asarray(list(archive.values()), dtype=np.float64)
@@ -296,7 +326,7 @@ def _search_nsga2(
     genes, steps = _polish(selector, problem, genomes[pick].tolist())
     front = problem.frame(genomes[accuracy_front(values[:, 0], values[:, 1])])
     extra = {"front_size": float(len(front)), "local_search_steps": float(steps)}
-    return genes, extra, None, front
+    return genes, extra, None, front, pd.DataFrame(progress)
 
 
 @JOINT_SEARCHES.register("exhaustive")
@@ -342,7 +372,7 @@ def _search_exhaustive(
     front = problem.frame(
         genomes[accuracy_front(np.concatenate(acc_parts), np.concatenate(cost_parts))]
     )
-    return best_genes, {"front_size": float(len(front))}, None, front
+    return best_genes, {"front_size": float(len(front))}, None, front, None
 
 
 @dataclass(kw_only=True)
@@ -408,7 +438,7 @@ class JointSelector(ObjectiveSelector):
             )
         problem = JointProblem.build(menu, self)
         rng = random.Random(self.seed)
-        genes, extra, table, front = JOINT_SEARCHES.get(self.search)(self, problem, rng)
+        genes, extra, table, front, history = JOINT_SEARCHES.get(self.search)(self, problem, rng)
         mask = problem.masks([genes])
         final = problem.evaluator.evaluate(mask)
         scores = self.team_scores(final, 0)
@@ -420,6 +450,7 @@ class JointSelector(ObjectiveSelector):
             scores=scores,
             table=table if table is not None else front,
             n_evaluated=problem.evaluator.n_evaluated,
+            history=history,
         )
         selection.selector = f"joint-{self.search}"
         return JointSelection(

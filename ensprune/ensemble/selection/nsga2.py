@@ -90,7 +90,10 @@ class NSGA2Selector(ObjectiveSelector):
                     "median": float(np.median(accuracy)),
                 }
             )
-            self.log(f"gen {gen}: first front {len(first)} teams, {evaluator.n_evaluated} scored")
+            self.log(
+                f"gen {gen}: best val_acc {accuracy.max():.5f}, first front {len(first)} teams, "
+                f"{evaluator.n_evaluated} scored"
+            )
 
         def objectives(genomes: list[list[int]]) -> np.ndarray:
             masks = np.asarray(genomes, dtype=bool)
