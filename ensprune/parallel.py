@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from logging.handlers import QueueHandler, QueueListener
+from multiprocessing.managers import SyncManager
 from typing import Any, TypeVar
 
 import joblib
@@ -155,6 +156,14 @@ class _Redispatch(logging.Handler):
         logging.getLogger(record.name).handle(record)
 
 
+class _QuietQueueHandler(QueueHandler):
+    """A QueueHandler that drops a record it cannot send instead of printing a traceback: the
+    queue is gone only when the caller stops (Ctrl-C, killed), and then the line has no reader."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
 @dataclass(frozen=True)
 class WorkerLogs:
     """Where a worker process sends its log records; made by :func:`forward_worker_logs`.
@@ -180,7 +189,7 @@ class WorkerLogs:
         logger = logging.getLogger(self.logger_name)
         saved = logger.handlers[:], logger.level, logger.propagate
         # QueueHandler formats the message into the record (no half lines, no unpicklable args)
-        logger.handlers = [QueueHandler(self.queue)]
+        logger.handlers = [_QuietQueueHandler(self.queue)]
         logger.setLevel(self.level)
         logger.propagate = False  # the worker's own handlers would print it a second time
         try:
@@ -192,7 +201,10 @@ class WorkerLogs:
 
 @contextmanager
 def forward_worker_logs(
-    n_jobs: int, logger_name: str = FORWARDED_LOGGER
+    n_jobs: int,
+    logger_name: str = FORWARDED_LOGGER,
+    *,
+    server_init: Callable[[], None] | None = None,
 ) -> Iterator[WorkerLogs | None]:
     """For the block, records that workers of the active joblib backend log to ``logger_name``
     (and its children) are handled here, in order of arrival, one whole record at a time.
@@ -200,13 +212,18 @@ def forward_worker_logs(
     Yields ``None`` where nothing needs forwarding: one job (it runs here), threads (they share
     this process's loggers), and any other backend (a dask cluster forwards through its client,
     see :func:`dask_scheduler`).
+
+    Args:
+        server_init: a picklable function run first in the queue's server process, e.g. one
+            that ends it when this process is killed (it would otherwise outlive a SIGKILL).
     """
     backend = joblib.parallel.get_active_backend()[0]
     if n_jobs <= 1 or not isinstance(backend, LokyBackend | MultiprocessingBackend):
         yield None
         return
     # spawn: forking a process whose other threads may hold locks (torch, logging) can deadlock
-    manager = multiprocessing.get_context("spawn").Manager()
+    manager = SyncManager(ctx=multiprocessing.get_context("spawn"))
+    manager.start(server_init)
     try:
         queue = manager.Queue()
         listener = QueueListener(queue, _Redispatch())

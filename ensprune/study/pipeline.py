@@ -517,7 +517,8 @@ def search_pool(
     # at the same moment race on Optuna's schema tables (UNIQUE constraint on alembic_version).
     open_storage(storage_url)
     n_jobs = max(1, min(workers, len(spec.members)))
-    with forward_worker_logs(n_jobs) as logs:  # the workers' trial lines reach our log file
+    # the workers' trial lines reach our log file; the queue's server ends if we are killed
+    with forward_worker_logs(n_jobs, server_init=follow_parent) as logs:
         caller = _Caller(
             os.getpid(),
             logging.getLogger("ensprune").getEffectiveLevel(),
