@@ -23,7 +23,7 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -516,29 +516,29 @@ def search_pool(
     # Create the storage's schema here, once: worker processes that open a fresh SQLite/RDB storage
     # at the same moment race on Optuna's schema tables (UNIQUE constraint on alembic_version).
     open_storage(storage_url)
+    caller = _Caller(
+        os.getpid(),
+        logging.getLogger("ensprune").getEffectiveLevel(),
+        optuna.logging.get_verbosity(),
+    )
     n_jobs = max(1, min(workers, len(spec.members)))
+    task = functools.partial(
+        _search_member,
+        spec=spec,
+        pool=pool,
+        split=split,
+        run_dir=run_dir,
+        storage_url=storage_url,
+        search_suffix=search_suffix,
+        caller=caller,
+        threads=1 if n_jobs > 1 else None,
+        callbacks=tuple(callbacks),
+        joining=joining,
+    )
     # the workers' trial lines reach our log file; the queue's server ends if we are killed
     with forward_worker_logs(n_jobs, server_init=follow_parent) as logs:
-        caller = _Caller(
-            os.getpid(),
-            logging.getLogger("ensprune").getEffectiveLevel(),
-            optuna.logging.get_verbosity(),
-            logs,
-        )
-        task = functools.partial(
-            _search_member,
-            spec=spec,
-            pool=pool,
-            split=split,
-            run_dir=run_dir,
-            storage_url=storage_url,
-            search_suffix=search_suffix,
-            caller=caller,
-            threads=1 if n_jobs > 1 else None,
-            callbacks=tuple(callbacks),
-            joining=joining,
-        )
-        per_member = parallel_map(task, range(len(spec.members)), n_jobs=n_jobs)
+        forwarding = functools.partial(task, caller=replace(caller, logs=logs))
+        per_member = parallel_map(forwarding, range(len(spec.members)), n_jobs=n_jobs)
     if joining:
         return pd.DataFrame()
     frame = pd.DataFrame([row for rows in per_member for row in rows])
