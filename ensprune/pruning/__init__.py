@@ -23,6 +23,7 @@ from ensprune.pruning import (  # noqa: F401  (registers them)
     adaptive,
     apoz,
     dropnet,
+    eigendamage,
     evolutionary,
     kfac,
     lamp,
