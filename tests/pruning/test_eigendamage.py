@@ -43,6 +43,18 @@ class TinyNet(nn.Module):
         return self.fc2(torch.tanh(self.fc1(h)))
 
 
+class TinyNet1d(nn.Module):
+    """Strided, dilated Conv1d without bias -> Linear, on (2, 9) inputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(2, 4, 3, stride=2, padding=2, dilation=2, bias=False)
+        self.fc = nn.Linear(4 * 5, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.conv(x)).flatten(1))
+
+
 def _tiny() -> tuple[TinyNet, PruningContext]:
     torch.manual_seed(0)
     net = TinyNet()
@@ -112,10 +124,18 @@ def test_ekfac_costs_use_the_refitted_eigenvalues() -> None:
     assert torch.allclose(basis.costs, expected, rtol=1e-4, atol=1e-6 * float(expected.max()))
 
 
-def test_the_rebuilt_layers_without_pruning_compute_the_same_network() -> None:
+@pytest.mark.parametrize("kind", ["conv2d", "conv1d"])
+def test_the_rebuilt_layers_without_pruning_compute_the_same_network(kind: str) -> None:
     net, context = _tiny()
+    rebuilt: nn.Module = TinyNet()
+    if kind == "conv1d":
+        torch.manual_seed(0)
+        net, rebuilt = TinyNet1d(), TinyNet1d()
+        rng = np.random.default_rng(1)
+        x = rng.normal(size=(20, 2, 9)).astype(np.float32)
+        y = rng.integers(0, 3, size=20)
+        context = PruningContext(x, y, x[:4], y[:4])
     bases = EigenDamagePruning(samples=20).eigenbases(net, context)
-    rebuilt = TinyNet()
     rebuilt.load_state_dict(net.state_dict())
     for name, basis in bases.items():
         # the rotation round trip: Q_S W* Q_Aᵀ is W again
@@ -123,8 +143,9 @@ def test_the_rebuilt_layers_without_pruning_compute_the_same_network() -> None:
         w = layer_views(net)[name].matrix().double()
         assert torch.allclose(basis.reconstruct(*everything), w, atol=1e-12)
         install_eigen_factors(rebuilt, name.removesuffix(".weight"), basis, *everything)
-    assert isinstance(rebuilt.conv, nn.Sequential) and len(rebuilt.conv) == 3
-    x = torch.randn(16, 1, 4, 4, generator=torch.Generator().manual_seed(2))
+    conv = rebuilt.get_submodule("conv")
+    assert isinstance(conv, nn.Sequential) and len(conv) == 3
+    x = torch.as_tensor(context.x_train[:16])
     assert torch.allclose(rebuilt(x), net(x), atol=1e-5)
 
 
