@@ -11,9 +11,28 @@ read. Torch-Pruning's ``DependencyGraph`` traces the network once and groups cou
 :func:`mask_units` zeroes removed units in place (the *masked model*: every removed unit's output is
 exactly zero); :func:`compact` physically removes them from a copy (fewer channels in every coupled
 layer); both give the same outputs within float rounding. Groups that cannot be removed exactly
-stay whole: groups of the protected classifier head or of excluded layers, groups through a
-grouped (not depthwise) convolution, and groups holding a layer with parameters other than
-Linear / Conv / BatchNorm (its per-channel parameters could not be zeroed exactly).
+stay whole: groups of the protected classifier head or of excluded layers, groups holding a layer
+with parameters other than Linear / Conv / BatchNorm (its per-channel parameters could not be
+zeroed exactly), and some groups through grouped convolutions (below).
+
+Grouped convolutions (``1 < groups``, not depthwise). A conv with ``g`` groups splits its input
+and its output channels into ``g`` equal, contiguous channel groups; output group ``k`` reads input
+group ``k`` only. The rule: **a unit group touching a grouped convolution loses the same number of
+units from each of that convolution's channel groups** (any units within a channel group, not
+necessarily the same positions in each), and keeps at least one in each; the group count never
+changes. Then every channel group of the compacted conv still has equal width; its weight keeps,
+for output group ``k``, exactly the rows and columns of ``k``'s surviving channels; and the masked
+model's zero inputs meet exactly the columns compaction drops, so both give the same outputs. The
+constraint is :attr:`UnitGroup.blocks` (the units that must each lose the same number; with
+several grouped convs in one group, their channel groups' common refinement), checked by
+:meth:`UnitGraph.check`. Torch-Pruning takes any conv with one output per channel group for a
+depthwise one, so a grouped conv's outputs keep at least two per channel group
+(:attr:`UnitGroup.floor`). These stay whole: a unit group holding only part of a grouped conv's
+channels (a concatenation feeding it whose other part is another unit group: equal removal would
+tie two groups' choices together), a unit group only some of whose units reach grouped convs (e.g.
+a grouped conv's stream concatenated with another layer's outputs), and a conv with one output
+but several inputs per channel group. Whole channel groups are never removed (reducing ``groups``):
+a channel group's outputs and its inputs belong to different unit groups.
 
 Example:
     >>> groups = unit_layers(net)  # [UnitGroup(name="0.weight", width=300, ...), ...]
@@ -286,18 +305,18 @@ def _grouped_conv_blocks(
         if any(m.dep.target.type == tp.ops.OPTYPE.PARAMETER for m in group.items):
             # UnitGraph.remove prunes these groups item by item, without Torch-Pruning's
             # bookkeeping for unwrapped parameters
-            return (), 1, "an unwrapped parameter next to a grouped convolution"
+            return _whole("an unwrapped parameter next to a grouped convolution")
         out = is_out(item.dep.handler)
         channels = module.out_channels if out else module.in_channels
         side = f"{names[module]}:{'out' if out else 'in'}"
         idxs = [int(i) for i in item.idxs]
         if module.groups == module.out_channels:
-            return (), 1, (
+            return _whole(
                 f"convolution {names[module]!r} has one output per channel group but "
                 f"{module.in_channels // module.groups} inputs"
             )
         if sorted(idxs) != list(range(channels)):
-            return (), 1, (
+            return _whole(
                 f"covers part of grouped convolution {names[module]!r}'s channels (the rest "
                 "belong to another unit group)"
             )
@@ -307,16 +326,19 @@ def _grouped_conv_blocks(
             keys.setdefault(int(unit), []).append((side, channel // per_group))
     if not convs:
         return (), 1, ""
+    if len(keys) != len(group[0].idxs):
+        # units outside every channel group would need a selection rule of their own
+        return _whole("only part of its units reach its grouped convolutions")
     cells: dict[tuple[tuple[str, int], ...], list[int]] = {}
-    for unit, key in keys.items():
-        if len({side for side, _ in key}) != len(key):
-            return (), 1, "a unit reaches a grouped convolution through two channels"
-        cells.setdefault(tuple(sorted(key)), []).append(unit)
+    for unit, sides in keys.items():
+        if len({side for side, _ in sides}) != len(sides):
+            return _whole("a unit reaches a grouped convolution through two channels")
+        cells.setdefault(tuple(sorted(sides)), []).append(unit)
     blocks = tuple(tuple(sorted(units)) for _, units in sorted(cells.items()))
     # Equal loss per block must mean equal loss per channel group of every conv.
     misaligned = "grouped convolutions whose channel groups do not line up"
     if len({len(b) for b in blocks}) != 1:
-        return (), 1, misaligned
+        return _whole(misaligned)
     per_block = 1  # units each block keeps at least
     for side, count in convs.items():
         per: dict[int, int] = {}
@@ -325,10 +347,14 @@ def _grouped_conv_blocks(
                 if s == side:
                     per[g] = per.get(g, 0) + 1
         if len(per) != count or len(set(per.values())) != 1:
-            return (), 1, misaligned
+            return _whole(misaligned)
         if side.endswith(":out"):  # two outputs per channel group: blocks per group x kept
             per_block = max(per_block, -(-2 * count // len(blocks)))
     return blocks, per_block * len(blocks), ""
+
+
+def _whole(reason: str) -> tuple[tuple[tuple[int, ...], ...], int, str]:
+    return (), 1, reason
 
 
 def _remove_grouped_inputs(module: nn.Conv1d | nn.Conv2d, drop: list[int]) -> None:
@@ -441,7 +467,7 @@ def unit_weight_masks(
             continue
         for item in graph._group(name, drop).items:
             module = item.dep.target.module
-            if not isinstance(module, PRUNABLE_TYPES):
+            if not isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d):
                 continue
             key = graph._weight_name(module)
             idx = torch.as_tensor(item.idxs, dtype=torch.long)

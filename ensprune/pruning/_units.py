@@ -351,9 +351,7 @@ class UnitScoreMethod(PruningMethod):
                 "selection or choose a weight-pruning method"
             )
         widths = {g.name: g.width for g in groups}
-        floors = {
-            g.name: max(g.floor, math.ceil(self.min_units * g.width - 1e-9)) for g in groups
-        }
+        floors = {g.name: max(g.floor, math.ceil(self.min_units * g.width - 1e-9)) for g in groups}
         # Never overshoot the target: globally and (layer scope) within each layer.
         goal_total = math.floor(target * sum(widths.values()) + 1e-9)
         goal_layer = {

@@ -136,7 +136,9 @@ def test_compacted_equals_masked_and_round_trips(groups: int, tmp_path: Path) ->
     # Saved as factory path + shapes + weights, read back with weights_only=True.
     loaded, _ = load_model(save_model(tmp_path / "small.pt", small))
     loaded.eval()
-    assert loaded.grouped.groups == groups and loaded.grouped.in_channels == small.grouped.in_channels
+    assert (
+        loaded.grouped.groups == groups and loaded.grouped.in_channels == small.grouped.in_channels
+    )
     assert torch.allclose(loaded(x), small(x), atol=1e-7)
 
 
@@ -232,3 +234,40 @@ def test_unit_score_methods_remove_alike_from_each_channel_group(
     loaded, _ = load_model(save_model(tmp_path / "pruned.pt", result.model))
     loaded.eval()
     assert torch.allclose(loaded(x), result.model(x), atol=1e-6)
+
+
+class Grouped1d(nn.Module):
+    """The same rule on Conv1d: the 8x8 image read as 8 channels of length 8."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv1d(8, 16, 3, padding=1)
+        self.grouped = nn.Conv1d(16, 16, 3, padding=1, groups=4)
+        self.bn = nn.BatchNorm1d(16)
+        self.head = nn.Linear(16 * 8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.stem(x.flatten(1, 2)))
+        x = torch.relu(x + self.bn(self.grouped(x)))
+        return self.head(torch.flatten(x, 1))
+
+
+def test_grouped_conv1d_compacts_exactly(tmp_path: Path) -> None:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = build_from_factory(f"{__name__}:Grouped1d")
+    net.eval()
+    (stream,) = unit_layers(net, ONE)  # stem + grouped's outputs and inputs, one residual group
+    assert len(stream.blocks) == 4 and stream.floor == 8
+    keep = torch.ones(16, dtype=torch.bool)
+    keep[[0, 5, 10, 15]] = False  # one per channel group, at a different position in each
+    x = torch.randn(16, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    masked = copy.deepcopy(net)
+    mask_units(masked, {stream.name: keep}, ONE)
+    small = compact(net, {stream.name: keep}, ONE)
+    small.eval()
+    assert small.grouped.weight.shape == (12, 3, 3) and small.grouped.groups == 4
+    assert torch.allclose(small(x), masked(x), atol=1e-5)
+    loaded, _ = load_model(save_model(tmp_path / "small.pt", small))
+    loaded.eval()
+    assert torch.allclose(loaded(x), small(x), atol=1e-7)
