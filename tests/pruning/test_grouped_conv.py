@@ -271,3 +271,23 @@ def test_grouped_conv1d_compacts_exactly(tmp_path: Path) -> None:
     loaded, _ = load_model(save_model(tmp_path / "small.pt", small))
     loaded.eval()
     assert torch.allclose(loaded(x), small(x), atol=1e-7)
+
+
+@pytest.mark.parametrize("groups", GROUPS)
+def test_same_positions_match_torch_pruning_own_rule(groups: int) -> None:
+    # Torch-Pruning removes the same positions from every channel group of a grouped conv;
+    # where a mask does that, its own pruning and our compaction build the same network.
+    import torch_pruning as tp
+
+    net = make_grouped_net(groups)
+    net.eval()
+    stream = next(g for g in unit_layers(net, ONE) if len(g.producers) == 2)
+    drop = [block[0] for block in stream.blocks]
+    keep = torch.ones(stream.width, dtype=torch.bool)
+    keep[drop] = False
+    ours = compact(net, {stream.name: keep}, ONE)
+    theirs = copy.deepcopy(net)
+    graph = tp.DependencyGraph().build_dependency(theirs, example_inputs=ONE)
+    graph.get_pruning_group(theirs.stem, tp.prune_conv_out_channels, drop).prune()
+    for key, value in ours.state_dict().items():
+        assert torch.equal(value, theirs.state_dict()[key]), key
