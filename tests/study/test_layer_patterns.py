@@ -89,3 +89,15 @@ def test_trials_prune_only_the_included_layers(tmp_path: Path) -> None:
         share = sum(int(k.sum()) for k in kept) / sum(k.numel() for k in kept)
         assert share == pytest.approx(0.5, abs=0.01)
         assert torch.isfinite(state["1.weight"]).all()
+
+
+def test_patterns_change_the_search_only_when_set(tmp_path: Path) -> None:
+    from ensprune.study import StudySpec
+    from ensprune.study.pipeline import _search_fingerprint
+
+    plain = StudySpec.from_toml(_spec(tmp_path, ""))
+    narrowed = StudySpec.from_toml(_spec(tmp_path, 'exclude = ["5"]'))
+    # run directories from before the keys keep their search; a narrowed search is a new one
+    assert "exclude" not in _search_fingerprint(plain)
+    assert _search_fingerprint(narrowed) != _search_fingerprint(plain)
+    assert narrowed.search.exclude == ("5",)
