@@ -50,7 +50,12 @@ from ensprune.parallel import parallel_map
 from ensprune.storage import default_storage_url, is_shared, open_storage
 from ensprune.study import guard
 from ensprune.study.annotate import record_choices, record_joint_choices
-from ensprune.study.build import make_study_pruner, slot_sampler, train_config
+from ensprune.study.build import (
+    check_layer_patterns,
+    make_study_pruner,
+    slot_sampler,
+    train_config,
+)
 from ensprune.study.callbacks import Callback, make_callbacks
 from ensprune.study.checkpoints import repair_trial_checkpoints
 from ensprune.study.claims import SURPLUS_ATTR
@@ -113,6 +118,8 @@ def _search_fingerprint(spec: StudySpec) -> str:
         ("pruner_params", {}),
         ("min_accuracy", None),
         ("min_sparsity", None),
+        ("include", ()),
+        ("exclude", ()),
     ):
         if search[knob] == default:  # unset: run dirs from before the knob still match
             search.pop(knob)
@@ -768,6 +775,7 @@ def _run_study(
         len(data.y_test),
         data.num_classes,
     )
+    check_layer_patterns(spec, data.input_shape, data.num_classes)  # a typo fails before training
     pool = train_pool(spec, data, run_path, progress)
     rd.mark_stage(run_path, "train")
     trials = search_pool(
