@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -37,6 +38,14 @@ selector = "hq"
 metric = "gd"
 max_size = 2
 """
+
+
+def start(task: dict) -> float:
+    return min(part["start"] for part in task["startstops"])
+
+
+def stop(task: dict) -> float:
+    return max(part["stop"] for part in task["startstops"])
 
 
 def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
@@ -109,6 +118,18 @@ def test_a_dask_local_cluster_gives_the_same_trials_and_team_as_a_local_run(
         assert code == 0
         ran_on = {task["worker"] for task in stream.data}
     assert len(ran_on) == 2  # both cluster workers ran member studies
+    searched = max(stop(t) for t in stream.data if "_search_member" in t["key"])
+    # training before the search and predictions after it ran on the cluster too
+    assert any(start(t) < searched for t in stream.data if "_in_worker" in t["key"])
+    assert any(start(t) >= searched for t in stream.data if "_in_worker" in t["key"])
+    for name in ("val", "test", "dense_val", "dense_test"):
+        with (
+            np.load(local / "predictions" / f"{name}.npz", allow_pickle=False) as a,
+            np.load(remote / "predictions" / f"{name}.npz", allow_pickle=False) as b,
+        ):
+            assert a.files == b.files
+            for key in a.files:
+                np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}:{key}")
     cols = ["member", "number", "state", "method", "target_sparsity", "val_accuracy", "sparsity"]
     a = pd.read_csv(local / "trials.csv")[cols]
     b = pd.read_csv(remote / "trials.csv")[cols]
