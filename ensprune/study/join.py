@@ -20,7 +20,7 @@ import torch
 
 from ensprune import rundir as rd
 from ensprune.errors import RunDirError, SpecError
-from ensprune.storage import is_shared, redact
+from ensprune.storage import is_shared, redact, same_storage
 from ensprune.study.spec import StudySpec
 
 logger = logging.getLogger("ensprune.study")
@@ -79,9 +79,11 @@ def join_run(
             f"run directory {target} holds a run of a different spec (seed, data or pool differ); "
             "give --join the lead's spec file"
         )
-    if rd.storage_or_none(target, meta) != url:
+    lead_url = rd.storage_or_none(target, meta)
+    # one file named another way (relative, through a symlink, with ..) is the same storage
+    if not same_storage(lead_url, url):
         raise RunDirError(
-            f"run directory {target} stores its studies in {redact(str(meta.get('storage')))}, "
+            f"run directory {target} stores its studies in {redact(str(lead_url))}, "
             f"not {redact(url)}; give --join the lead's --storage"
         )
     suffix = next(k for k, v in meta["searches"].items() if v == fingerprint)

@@ -47,7 +47,13 @@ from ensprune.models import (
 )
 from ensprune.models.named import build_named
 from ensprune.parallel import parallel_map
-from ensprune.storage import default_storage_url, is_shared, open_storage
+from ensprune.storage import (
+    absolute_storage_url,
+    default_storage_url,
+    is_shared,
+    open_storage,
+    same_storage,
+)
 from ensprune.study import guard
 from ensprune.study.annotate import record_choices, record_joint_choices
 from ensprune.study.build import make_study_pruner, slot_sampler, train_config
@@ -166,7 +172,7 @@ def prepare_run_dir(
                 "choose another --run-dir, or delete that directory to start over"
             )
         url = rd.storage_url(run_dir, meta)
-        if storage and rd.storage_entry(run_dir, storage) != rd.storage_entry(run_dir, url):
+        if storage and not same_storage(storage, url):
             raise RunDirError(
                 f"run directory {run_dir} stores its studies in {url}, not {storage}; "
                 "drop --storage to resume it, or choose another --run-dir"
@@ -188,7 +194,8 @@ def prepare_run_dir(
                 f"{run_dir} exists and is not an ensprune run directory; choose another --run-dir"
             )
         run_dir.mkdir(parents=True, exist_ok=True)
-        url = storage or default_storage_url(run_dir)
+        # a relative file storage recorded absolute: a resume from elsewhere finds the same file
+        url = absolute_storage_url(storage) if storage else default_storage_url(run_dir)
         suffix, searches = "", {"": fingerprint}
         meta = {
             "format": RUN_FORMAT,
@@ -246,7 +253,7 @@ def _rebuild_run_json(
             "match this spec (seed, data or pool); run the spec in that file, or choose another "
             "--run-dir"
         )
-    url = storage or default_storage_url(run_dir)
+    url = absolute_storage_url(storage) if storage else default_storage_url(run_dir)
     ids = set()
     for name in optuna.get_all_study_names(open_storage(url)):
         if name.startswith(f"{spec.name}."):

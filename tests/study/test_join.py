@@ -45,6 +45,14 @@ metric = "gd"
 max_size = 2
 """
 
+# one trial per member: a joiner's whole job in a few seconds
+SMALL_SPEC = (
+    SPEC.replace('name = "joined"', 'name = "joinpath"')
+    .replace("epochs = 2", "epochs = 1")
+    .replace("trials = 8", "trials = 1")
+    .replace("finetune_epochs = 6", "finetune_epochs = 1")
+)
+
 
 def test_join_refuses_sqlite_before_any_work(tmp_path: Path, capsys) -> None:
     spec = tmp_path / "spec.toml"
@@ -112,3 +120,50 @@ def test_three_processes_on_one_study_run_exactly_the_trials_asked_for(
     table = pd.read_csv(run_dir / "trials.csv")
     assert table.groupby("member").size().to_dict() == {"model_a-s0": 8, "model_a-s1": 8}
     assert table.chosen.sum() == 2
+
+
+def _led_run(tmp_path: Path, journal: Path) -> Path:
+    """A run directory as its lead leaves it once the pool trained, on the journal file."""
+    from ensprune import rundir as rd
+    from ensprune.study import StudySpec
+    from ensprune.study.pipeline import prepare_run_dir
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SMALL_SPEC)
+    run_dir, _, _ = prepare_run_dir(
+        StudySpec.from_toml(spec), SMALL_SPEC, tmp_path / "run", str(journal)
+    )
+    rd.mark_stage(run_dir, "train")
+    return spec
+
+
+def test_join_recognises_the_journal_file_by_another_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "x").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "x")
+    spec = _led_run(tmp_path, tmp_path / "x" / "study.log")
+    monkeypatch.chdir(tmp_path)
+    for given in ("x/study.log", "link/study.log", "./x/../x/study.log", "journal://x/study.log"):
+        args = ["run", str(spec), "--run-dir", "run", "--storage", given, "--join", "--quiet"]
+        assert main(args) == 0, given
+    storage = open_storage(str(tmp_path / "x/study.log"))
+    for member in ("model_a-s0", "model_a-s1"):
+        study = optuna.load_study(study_name=f"joinpath.{member}", storage=storage)
+        assert [t.state for t in study.trials] == [TrialState.COMPLETE]  # one trial, not four
+    assert sorted(p.name for p in tmp_path.rglob("*.log")) == ["study.log"]  # no other journal
+
+
+def test_join_refuses_another_journal_file_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    spec = _led_run(tmp_path, tmp_path / "study.log")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "other").mkdir()
+    args = ["run", str(spec), "--run-dir", "run", "--storage", "other/study.log", "--join"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert f"stores its studies in {tmp_path / 'study.log'}, not other/study.log" in err
+    assert not (tmp_path / "run" / "members").exists()  # refused before any work
+    assert not (tmp_path / "other" / "study.log").exists()
