@@ -11,39 +11,23 @@ import torch
 
 from ensprune.cli import main
 
+from ._specs import spec_toml, write_spec
+
 # Two runs of a small joint-mode pool (training, search, predictions, menus): ~60 s on 2 busy cores.
 pytestmark = pytest.mark.slow
 
-SPEC = """
-[study]
-name = "stages"
-seed = 6
-
-[data]
-dataset = "digits"
-val_fraction = 0.2
-test_fraction = 0.25
-
-[pool]
-architectures = ["model_a"]
-seeds = [0, 1]
-epochs = 2
-lr = 0.003
-
-[search]
-methods = ["magnitude", "random"]
-sparsity = [0.3, 0.9]
-trials = 2
-finetune_epochs = 1
-
-[selection]
-mode = "joint"
-budget = "1x_member"
-search = "ga"
-max_size = 2
-population = 8
-generations = 4
-"""
+SPEC = spec_toml(
+    study={"name": "stages", "seed": 6},
+    search={"trials": 2},
+    selection={
+        "mode": "joint",
+        "budget": "1x_member",
+        "search": "ga",
+        "metric": None,
+        "population": 8,
+        "generations": 4,
+    },
+)
 
 PREDICTIONS = ["predictions/val.npz", "predictions/test.npz", "menus/val.npz", "menus/test.npz"]
 
@@ -65,8 +49,7 @@ def run(spec: Path, run_dir: Path, *extra: str) -> None:
 
 
 def test_two_workers_train_and_predict_what_one_does(tmp_path: Path) -> None:
-    spec = tmp_path / "spec.toml"
-    spec.write_text(SPEC)
+    spec = write_spec(tmp_path, SPEC)
     serial, parallel = tmp_path / "serial", tmp_path / "parallel"
     run(spec, serial)
     run(spec, parallel, "--workers", "2")
