@@ -47,8 +47,18 @@ def machine_info() -> str:
 
 
 def command_line() -> str:
-    """The command that is running, relative to the repository root, as a user would type it."""
-    return shlex.join(["python", os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
+    """The command that is running, relative to the repository root, as a user would type it.
+
+    An argument equal to ``$ENSPRUNE_DATA_DIR``'s value is written as the variable, so the
+    recorded command carries no machine's data path.
+    """
+    data_dir = os.environ.get("ENSPRUNE_DATA_DIR")
+    words = [os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]]
+    line = shlex.join(["python", *words])
+    if data_dir:
+        for value in {data_dir, data_dir.rstrip("/")}:
+            line = line.replace(f" {shlex.quote(value)}", ' "$ENSPRUNE_DATA_DIR"')
+    return line
 
 
 def today() -> str:

@@ -51,6 +51,10 @@ CATALOG: dict[str, tuple[tuple[str, str], ...]] = {
             "dropnet",
             "drop nodes/filters by mean post-activation each round, reset, retrain; compacted",
         ),
+        (
+            "eigendamage",
+            "EigenDamage: prune directions of K-FAC's eigenbasis, rebuild layers as 3 smaller ones",
+        ),
         ("ekfac", "OBD / OBS saliency (and OBS update) under EKFAC (re-fitted eigenvalues)"),
         (
             "evolutionary",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -45,7 +46,8 @@ def open_storage(url: str) -> BaseStorage:
     journal_path = _journal_path(url)
     if journal_path is not None:
         journal_path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(journal_path)))
+        # the real path: processes naming the file through a symlink share its lock file too
+        return JournalStorage(JournalFileBackend(str(journal_path.resolve())))
     if "://" not in url:
         raise StorageError(
             f"storage {url!r} is neither a database URL nor a journal file; use sqlite:///PATH.db, "
@@ -110,6 +112,46 @@ def _journal_path(url: str) -> Path | None:
         return Path(url.removeprefix("journal://"))
     if "://" not in url and url.endswith(JOURNAL_SUFFIXES):
         return Path(url)
+    return None
+
+
+def absolute_storage_url(url: str) -> str:
+    """``url`` with a file storage's relative path made absolute (symlinks kept), so that it
+    means the same file from any working directory; other URLs unchanged."""
+    path = _file_path(url)
+    if path is None or path.is_absolute():
+        return url
+    absolute = os.path.abspath(path)
+    for scheme in ("journal://", "sqlite:///"):
+        if url.startswith(scheme):
+            return scheme + absolute
+    return absolute  # a bare journal file path
+
+
+def same_storage(a: str | None, b: str | None) -> bool:
+    """True when two storage URLs name one storage: file storages (SQLite, journal) by their
+    real path (relative paths, ``..`` and symlinks resolved, ``journal://`` or not), others as
+    written."""
+    if a is None or b is None:
+        return a == b
+    return _storage_key(a) == _storage_key(b)
+
+
+def _storage_key(url: str) -> tuple[str, str]:
+    path = _file_path(url)
+    if path is None:
+        return ("url", url)
+    kind = "journal" if _journal_path(url) is not None else "sqlite"
+    return (kind, str(path.resolve()))
+
+
+def _file_path(url: str) -> Path | None:
+    """The file behind a journal or ``sqlite:///`` URL, as written; None for anything else."""
+    journal = _journal_path(url)
+    if journal is not None:
+        return journal
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        return Path(url.removeprefix("sqlite:///"))
     return None
 
 

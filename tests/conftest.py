@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from glob import glob
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -24,6 +27,20 @@ def _private_dense_cache(
 ) -> None:
     """Every test gets an empty dense-network cache (``ensprune prune`` caches what it trains)."""
     monkeypatch.setenv("ENSPRUNE_CACHE_DIR", str(tmp_path_factory.mktemp("ensprune-cache")))
+
+
+@pytest.fixture(scope="session")
+def rundir() -> ModuleType:
+    """tests/report/rundir.py: ``make_run_dir`` (a small but real run directory with known
+    accuracies), ``reference_accuracy`` and its constants. Loaded by path: importlib mode gives
+    tests no package to import from."""
+    name = "ensprune_tests_rundir"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "report" / "rundir.py")
+        assert spec is not None and spec.loader is not None
+        sys.modules[name] = module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 @pytest.fixture(scope="session")

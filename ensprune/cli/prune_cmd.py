@@ -92,6 +92,21 @@ def add_parser(subparsers: Any) -> None:
         help="a method knob, e.g. --param scope=layer (repeatable; values parsed as JSON when possible)",
     )
     parser.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="prune only layers whose module or weight name matches, e.g. 'layer3.*' "
+        "(fnmatch-style, case-sensitive; repeatable; default: every Linear/Conv layer)",
+    )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="never prune layers whose name matches, e.g. 'conv1' or '*.shortcut.*' (repeatable)",
+    )
+    parser.add_argument(
         "--max-train", type=int_at_least(1), default=None, help="subsample the training split"
     )
     parser.add_argument(
@@ -238,4 +253,6 @@ def _prune(args: argparse.Namespace) -> dict[str, Any]:
         model_args=parse_params(args.model_arg, "--model-arg"),
         dense_anneal=args.dense_anneal,
         cache=not args.no_cache,
+        include=args.include,
+        exclude=args.exclude,
     )

@@ -30,7 +30,16 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--workers",
         type=int_at_least(1),
-        help="member studies searched in parallel processes (default: spec's)",
+        help="parallel worker processes: pool members trained, member studies searched and "
+        "predictions computed at once (default: spec's [study] workers)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int_at_least(0),
+        default=1,
+        help="torch CPU threads of this process and of each worker: pool training, search, "
+        "predictions (default: 1; 0: torch's default, one per core). Small networks train "
+        "fastest on one thread; more threads on a busy machine can be 10x slower",
     )
     parser.add_argument(
         "--scheduler",
@@ -76,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
             download=not args.no_download,
             progress=not quiet,
             workers=args.workers,
+            threads=args.threads or None,
         )
         print(f"joined {run_dir}: its member studies have their trials")
         return 0
@@ -90,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not quiet,
         workers=args.workers,
         scheduler=args.scheduler,
+        threads=args.threads or None,
     )
     if args.json:
         print(json.dumps(result.summary, indent=2, default=str))

@@ -19,6 +19,7 @@ Labels are ``None`` when ``x`` is a Dataset or a DataLoader (they come with the 
 from __future__ import annotations
 
 import math
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence, Sized
 from typing import Any
@@ -293,7 +294,10 @@ def as_batch_source(x: Samples, y: Any = None, what: str = "data") -> BatchSourc
         raise DataError(
             f"{what} must be an array, a torch Dataset or a DataLoader; got {type(x).__name__}"
         )
-    xt = torch.as_tensor(np.ascontiguousarray(x) if isinstance(x, np.ndarray) else x)
+    with warnings.catch_warnings():
+        # loky workers receive read-only memory maps; batches are only read, never written
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        xt = torch.as_tensor(np.ascontiguousarray(x) if isinstance(x, np.ndarray) else x)
     xt = xt.to(torch.float32)
     yt = None
     if y is not None:

@@ -49,6 +49,8 @@ from ensprune.errors import PredictionError
 
 Direction = Literal["lower", "higher"]
 BatchFn = Callable[["SampleStats", np.ndarray], np.ndarray]
+# (right (T, S) members right per sample, weights (S,), n = sum of weights, sizes (T,)) -> (T,)
+CountFn = Callable[[np.ndarray, np.ndarray, float, np.ndarray], np.ndarray]
 
 # largest (samples x teams) block of per-sample counts built at once (entropy only)
 _BLOCK = 1 << 22
@@ -132,6 +134,9 @@ class Metric:
         needs_labels: whether it uses the predicted labels, not only right/wrong (CK).
         bounds: the range of raw values, used to map them onto the [0, 1] diversity score.
         batch: ``batch(stats, teams) -> values`` for a (T, M) 0/1 team matrix (each team >= 2).
+        from_counts: for non-pairwise metrics, the same values from each team's per-sample
+            count of members right, ``from_counts(right, weights, n, sizes)`` with ``right``
+            (T, S); lets large pools skip the (M, M) count matrices. None for pairwise metrics.
     """
 
     name: str
@@ -141,6 +146,7 @@ class Metric:
     needs_labels: bool
     bounds: tuple[float, float]
     batch: BatchFn
+    from_counts: CountFn | None = None
 
     @property
     def description(self) -> str:
@@ -166,11 +172,13 @@ def _metric(
     pairwise: bool,
     bounds: tuple[float, float],
     needs_labels: bool = False,
+    from_counts: CountFn | None = None,
 ) -> Callable[[BatchFn], BatchFn]:
     """Register the decorated batch function as metric ``name``."""
 
     def decorator(fn: BatchFn) -> BatchFn:
-        METRICS.register(name)(Metric(name, title, direction, pairwise, needs_labels, bounds, fn))
+        metric = Metric(name, title, direction, pairwise, needs_labels, bounds, fn, from_counts)
+        METRICS.register(name)(metric)
         return fn
 
     return decorator
@@ -252,15 +260,51 @@ def double_fault(stats: SampleStats, teams: np.ndarray) -> np.ndarray:
     return _pair_mean(_safe_div(n00, np.asarray(stats.n), 0.0), teams)
 
 
-@_metric("kw", "Kohavi-Wolpert variance", "higher", pairwise=False, bounds=(0.0, 0.25))
+def _moments_of_counts(right: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per team: sum_n w_n l_n and sum_n w_n l_n**2 from per-sample counts ``right`` (T, S)."""
+    return right @ weights, (right * right) @ weights
+
+
+def _kw(size: np.ndarray, s1: np.ndarray, s2: np.ndarray, n: float) -> np.ndarray:
+    return _safe_div(size * s1 - s2, n * size**2, 0.0)
+
+
+def _kw_counts(right: np.ndarray, weights: np.ndarray, n: float, size: np.ndarray) -> np.ndarray:
+    return _kw(size, *_moments_of_counts(right, weights), n)
+
+
+@_metric(
+    "kw",
+    "Kohavi-Wolpert variance",
+    "higher",
+    pairwise=False,
+    bounds=(0.0, 0.25),
+    from_counts=_kw_counts,
+)
 def kohavi_wolpert(stats: SampleStats, teams: np.ndarray) -> np.ndarray:
     """(1 / (N L**2)) sum_n l_n (L - l_n); at most 1/4."""
-    size = _team_sizes(teams)
-    s1, s2 = _l_moments(stats, teams)
-    return _safe_div(size * s1 - s2, stats.n * size**2, 0.0)
+    return _kw(_team_sizes(teams), *_l_moments(stats, teams), stats.n)
 
 
-@_metric("gd", "generalized diversity", "higher", pairwise=False, bounds=(0.0, 1.0))
+def _gd(size: np.ndarray, s1: np.ndarray, s2: np.ndarray, n: float) -> np.ndarray:
+    f1 = n * size - s1
+    f2 = n * size**2 - 2 * size * s1 + s2
+    ratio = _safe_div(f2 - f1, (size - 1) * f1, 1.0)
+    return np.asarray(1.0 - ratio, dtype=np.float64)
+
+
+def _gd_counts(right: np.ndarray, weights: np.ndarray, n: float, size: np.ndarray) -> np.ndarray:
+    return _gd(size, *_moments_of_counts(right, weights), n)
+
+
+@_metric(
+    "gd",
+    "generalized diversity",
+    "higher",
+    pairwise=False,
+    bounds=(0.0, 1.0),
+    from_counts=_gd_counts,
+)
 def generalized_diversity(stats: SampleStats, teams: np.ndarray) -> np.ndarray:
     """1 - p(2) / p(1) over the distribution of the number of failing members.
 
@@ -268,15 +312,24 @@ def generalized_diversity(stats: SampleStats, teams: np.ndarray) -> np.ndarray:
     ``p(2) = sum f (f - 1) / (N L (L - 1))``, so ``GD = 1 - sum f(f-1) / ((L-1) sum f)``.
     Nobody failing (``p(1) = 0``) gives 0.
     """
-    size = _team_sizes(teams)
-    s1, s2 = _l_moments(stats, teams)
-    f1 = stats.n * size - s1
-    f2 = stats.n * size**2 - 2 * size * s1 + s2
-    ratio = _safe_div(f2 - f1, (size - 1) * f1, 1.0)
-    return np.asarray(1.0 - ratio, dtype=np.float64)
+    return _gd(_team_sizes(teams), *_l_moments(stats, teams), stats.n)
 
 
-@_metric("entropy", "entropy measure E", "higher", pairwise=False, bounds=(0.0, 1.0))
+def _entropy_counts(
+    right: np.ndarray, weights: np.ndarray, n: float, size: np.ndarray
+) -> np.ndarray:
+    spread = np.minimum(right, size[:, None] - right)
+    return _safe_div(spread @ weights, n * np.floor(size / 2), 0.0)
+
+
+@_metric(
+    "entropy",
+    "entropy measure E",
+    "higher",
+    pairwise=False,
+    bounds=(0.0, 1.0),
+    from_counts=_entropy_counts,
+)
 def entropy(stats: SampleStats, teams: np.ndarray) -> np.ndarray:
     """(1/N) sum_n min(l_n, L - l_n) / (L - ceil(L/2)); 0 = unanimous, 1 = evenly split."""
     size = _team_sizes(teams)
@@ -284,10 +337,11 @@ def entropy(stats: SampleStats, teams: np.ndarray) -> np.ndarray:
     rows = max(1, _BLOCK // max(1, stats.oracle.shape[0]))
     for start in range(0, teams.shape[0], rows):
         block = teams[start : start + rows]
-        right = stats.oracle @ block.T  # (S, T) members right per sample
-        spread = np.minimum(right, size[start : start + rows] - right)
-        out[start : start + rows] = stats.weights @ spread
-    return _safe_div(out, stats.n * np.floor(size / 2), 0.0)
+        right = block @ stats.oracle.T  # (T, S) members right per sample
+        out[start : start + rows] = _entropy_counts(
+            right, stats.weights, stats.n, size[start : start + rows]
+        )
+    return out
 
 
 def check_labels(

@@ -14,6 +14,11 @@ Edits (registry ``EDITS``):
   ``rank`` channels in between: Linear ``in -> rank -> out``; a convolution keeps its kernel in
   the first factor and mixes channels with a 1x1 second one. ``first_bias`` gives the first
   factor a bias (PCA's centring), ``second_bias`` the second (default: as the layer had).
+- ``eigenbasis``: a Linear / Conv1d / Conv2d becomes ``nn.Sequential(project, core, back)``
+  (EigenDamage's rebuilt layer): ``project`` maps the input onto ``rank_in`` directions (the
+  layer's kernel, stride and padding; no bias), ``core`` mixes them into ``rank_out`` (no bias),
+  ``back`` maps those to the layer's outputs (with the layer's bias); the last two are 1x1 for
+  convolutions.
 - ``randmm``: a Linear becomes :class:`RandMMLinear` (same weights, randomized product).
 """
 
@@ -117,6 +122,40 @@ def _factorise(old: nn.Module, edit: Edit) -> nn.Module:
     raise SpecError(
         f"cannot factorise {edit.get('name')!r}: a {type(old).__name__} (factorisation covers "
         "Linear and ungrouped Conv1d/Conv2d layers)"
+    )
+
+
+@EDITS.register("eigenbasis")
+def _eigenbasis(old: nn.Module, edit: Edit) -> nn.Module:
+    rank_in, rank_out = int(edit["rank_in"]), int(edit["rank_out"])
+    if rank_in < 1 or rank_out < 1:
+        raise CheckpointError(f"structural edit {edit!r}: ranks must be >= 1")
+    bias = getattr(old, "bias", None) is not None
+    if isinstance(old, nn.Linear):
+        return nn.Sequential(
+            nn.Linear(old.in_features, rank_in, bias=False),
+            nn.Linear(rank_in, rank_out, bias=False),
+            nn.Linear(rank_out, old.out_features, bias=bias),
+        )
+    if isinstance(old, (nn.Conv1d, nn.Conv2d)) and old.groups == 1:
+        conv = nn.Conv1d if isinstance(old, nn.Conv1d) else nn.Conv2d
+        return nn.Sequential(
+            conv(
+                old.in_channels,
+                rank_in,
+                old.kernel_size,  # type: ignore[arg-type]
+                stride=old.stride,  # type: ignore[arg-type]
+                padding=old.padding,  # type: ignore[arg-type]
+                dilation=old.dilation,  # type: ignore[arg-type]
+                bias=False,
+                padding_mode=old.padding_mode,
+            ),
+            conv(rank_in, rank_out, 1, bias=False),
+            conv(rank_out, old.out_channels, 1, bias=bias),
+        )
+    raise SpecError(
+        f"cannot rebuild {edit.get('name')!r} in its eigenbasis: a {type(old).__name__} (this "
+        "covers Linear and ungrouped Conv1d/Conv2d layers)"
     )
 
 

@@ -15,7 +15,8 @@ Every method is called the same way::
 
 Unstructured methods (magnitude, random, lamp) return a masked copy and its masks; structured
 methods (dropnet, apoz: :class:`UnitScoreMethod` plugins) remove whole units along Torch-Pruning's
-dependency graph and return a physically smaller network (no masks).
+dependency graph and return a physically smaller network (no masks); factorising methods
+(lowrank, pca, eigendamage) replace layers by chains of smaller ones (recorded structural edits).
 """
 
 from ensprune.models.measure import checkpoint_size_bytes, measure_model  # re-exported
@@ -23,6 +24,7 @@ from ensprune.pruning import (  # noqa: F401  (registers them)
     adaptive,
     apoz,
     dropnet,
+    eigendamage,
     evolutionary,
     kfac,
     lamp,

@@ -55,11 +55,8 @@ class LayerSelection:
 
     def matches(self, weight_name: str) -> bool:
         """True when the layer owning ``weight_name`` is selected."""
-        module_name = weight_name.rsplit(".", 1)[0] if "." in weight_name else ""
-        hit = lambda patterns: any(  # noqa: E731
-            fnmatchcase(weight_name, p) or fnmatchcase(module_name, p) for p in patterns
-        )
-        return (not self.include or hit(self.include)) and not hit(self.exclude)
+        included = not self.include or any(_hit(weight_name, p) for p in self.include)
+        return included and not any(_hit(weight_name, p) for p in self.exclude)
 
     def parameters(self, model: nn.Module) -> dict[str, nn.Parameter]:
         """The selected prunable weights by qualified name, in module order.
@@ -79,6 +76,61 @@ class LayerSelection:
     def names(self, model: nn.Module) -> list[str]:
         """Names of the selected prunable weights."""
         return list(self.parameters(model))
+
+    def check(
+        self, model: nn.Module, include_label: str = "include", exclude_label: str = "exclude"
+    ) -> None:
+        """Refuse a pattern that matches no prunable layer of ``model`` (a typo), or a selection
+        that leaves none; cheap, so callers run it on the untrained network.
+
+        Raises:
+            SpecError: one line naming the pattern, the prunable layers and the fix. The labels
+                name the patterns' origin in it (``"--include"``, ``"[search] exclude"``).
+        """
+        every = list(prunable_parameters(model))
+        for label, patterns in ((include_label, self.include), (exclude_label, self.exclude)):
+            for pattern in patterns:
+                if any(_hit(name, pattern) for name in every):
+                    continue
+                hint = (
+                    f"layer names are case-sensitive: did you mean {_recased(pattern, every)!r}?"
+                    if any(_hit(n.lower(), pattern.lower()) for n in every)
+                    else "fix the pattern (fnmatch-style, against module or weight names, "
+                    f"e.g. {(_module(every[0]) or every[0])!r} or '*.weight')"
+                )
+                raise SpecError(
+                    f"{label} pattern {pattern!r} matches no prunable layer of this "
+                    f"{type(model).__name__}; {hint}; prunable layers: {_listing(every)}"
+                )
+        if not any(self.matches(name) for name in every):
+            raise SpecError(
+                f"{include_label} {list(self.include)} and {exclude_label} {list(self.exclude)} "
+                f"leave no layer of this {type(model).__name__} to prune; narrow "
+                f"{exclude_label if self.exclude else include_label}; prunable layers: "
+                f"{_listing(every)}"
+            )
+
+
+def _module(weight_name: str) -> str:
+    return weight_name.rsplit(".", 1)[0] if "." in weight_name else ""
+
+
+def _hit(weight_name: str, pattern: str) -> bool:
+    return fnmatchcase(weight_name, pattern) or fnmatchcase(_module(weight_name), pattern)
+
+
+def _recased(pattern: str, names: list[str]) -> str:
+    """The pattern in the case the layers use: lower-cased if that matches, else a layer name."""
+    if any(_hit(n, pattern.lower()) for n in names):
+        return pattern.lower()
+    return next(_module(n) or n for n in names if _hit(n.lower(), pattern.lower()))
+
+
+def _listing(names: list[str], limit: int = 24) -> str:
+    """Module names, the first ``limit`` of them (a ResNet has dozens of layers)."""
+    modules = [_module(n) or n for n in names]
+    shown = ", ".join(modules[:limit])
+    return f"{shown}, ... ({len(modules)} in all)" if len(modules) > limit else shown or "none"
 
 
 ALL_LAYERS = LayerSelection()

@@ -7,7 +7,10 @@ scores every unit (output channel) of every removable unit group (see
 group; floors; never past the target; ``align``), rounds, the reset of the survivors (θ₀, a random
 re-initialisation, or none), training each round, the ``kappa`` stop rule and the physical
 removal through the dependency graph, so residual additions, concatenations, BatchNorm, flatten
-boundaries and depthwise convolutions stay consistent on any ``nn.Module``.
+boundaries, depthwise and grouped convolutions stay consistent on any ``nn.Module``. A group
+touching a grouped convolution loses the same number of units from each of its channel groups
+(:attr:`UnitGroup.blocks`) and so keeps a multiple of the block count, the way ``align`` keeps a
+multiple of ``align``.
 
 For these methods ``sparsity`` is the target share of *units* removed (over the removable
 groups; the classifier head's outputs are protected); ``result.info["sparsity"]`` reports the share
@@ -343,11 +346,12 @@ class UnitScoreMethod(PruningMethod):
         if not groups:
             raise SpecError(
                 f"{self.name}: the network has no unit group that could be removed (only the "
-                "protected head, excluded layers or grouped convolutions); widen the layer "
+                "protected head, excluded layers, or channels shared with another group through a "
+                "grouped convolution); widen the layer "
                 "selection or choose a weight-pruning method"
             )
         widths = {g.name: g.width for g in groups}
-        floors = {n: max(1, math.ceil(self.min_units * w - 1e-9)) for n, w in widths.items()}
+        floors = {g.name: max(g.floor, math.ceil(self.min_units * g.width - 1e-9)) for g in groups}
         # Never overshoot the target: globally and (layer scope) within each layer.
         goal_total = math.floor(target * sum(widths.values()) + 1e-9)
         goal_layer = {
@@ -405,9 +409,21 @@ class UnitScoreMethod(PruningMethod):
             counts = {n: len(d) for n, d in drop.items()}
             spare = goal_total - self._removed(keep) - sum(counts.values())
             room = {n: counts.get(n, 0) + spare for n in alive}
-        if self.align > 1 and drop:
-            drop = self._aligned(drop, alive, ranking, floors, counts, room)
-        return _keep_every_producer(drop, groups, alive, ranking) or None
+        # Grouped convolutions: a group keeps the same number in each block (a multiple of the
+        # block count), just as ``align`` keeps a multiple of ``align``.
+        aligns = {g.name: self._alignment(len(alive[g.name]), len(g.blocks)) for g in groups}
+        if drop and any(aligns[n] > 1 for n in drop):
+            blocks = {g.name: g.blocks for g in groups}
+            drop = self._aligned(drop, alive, ranking, floors, counts, room, aligns, blocks)
+        drop = _keep_every_producer(drop, groups, alive, ranking)
+        return _balanced(drop, groups, alive, ranking) or None
+
+    def _alignment(self, width: int, blocks: int) -> int:
+        """The multiple a group of ``width`` alive units keeps: ``align`` and its block count."""
+        if blocks <= 1:
+            return self.align
+        both = math.lcm(self.align, blocks)
+        return both if both <= width else blocks
 
     def _aligned(
         self,
@@ -417,16 +433,21 @@ class UnitScoreMethod(PruningMethod):
         floors: dict[str, int],
         counts: dict[str, int],
         room: dict[str, int],
+        aligns: dict[str, int],
+        blocks: dict[str, tuple[tuple[int, ...], ...]],
     ) -> dict[str, torch.Tensor]:
-        """Re-plan each shrinking layer so that it keeps a multiple of ``align`` units.
+        """Re-plan each shrinking layer so that it keeps a multiple of ``aligns[name]`` units.
 
         ``room[name]`` is the most units the layer may lose this round without passing the target
         (global scope: the round's planned removals in that layer plus the target's spare units,
-        consumed layer by layer).
+        consumed layer by layer). A layer with ``blocks`` loses the same number from each.
         """
-        a = self.align
         aligned: dict[str, torch.Tensor] = {}
         for name in drop:
+            a = aligns[name]
+            if a == 1:
+                aligned[name] = drop[name]
+                continue
             width = len(alive[name])
             keep_n = width - counts[name]
             lowest = max(floors[name], min(a, width))
@@ -438,8 +459,7 @@ class UnitScoreMethod(PruningMethod):
             target_keep = min(a * -(-target_keep // a), width)  # up to a multiple, at most all
             n = width - target_keep
             if n > 0:
-                order = torch.argsort(ranking[name], stable=True)
-                aligned[name] = alive[name][order[:n]]
+                aligned[name] = alive[name][_lowest(ranking[name], n, blocks[name])]
                 if self.scope == "global":  # the target's spare units are shared by all layers
                     for other in room:
                         if other != name:
@@ -506,6 +526,40 @@ def _keep_every_producer(
                 dropped.discard(int(alive[group.name][best]))
         if dropped:
             out[group.name] = torch.tensor(sorted(dropped), dtype=torch.long)
+    return out
+
+
+def _lowest(ranking: torch.Tensor, n: int, blocks: tuple[tuple[int, ...], ...]) -> torch.Tensor:
+    """Positions of the ``n`` lowest-ranked units; with blocks, ``n / len(blocks)`` from each."""
+    if not blocks:
+        return torch.argsort(ranking, stable=True)[:n]
+    per_block = n // len(blocks)
+    picked = []
+    for block in blocks:
+        members = torch.as_tensor(block, dtype=torch.long)
+        picked.append(members[torch.argsort(ranking[members], stable=True)[:per_block]])
+    return torch.cat(picked)
+
+
+def _balanced(
+    drop: dict[str, torch.Tensor],
+    groups: list[UnitGroup],
+    alive: dict[str, torch.Tensor],
+    ranking: dict[str, torch.Tensor],
+) -> dict[str, torch.Tensor]:
+    """Give back the best-ranked units where a round would unbalance a group's blocks."""
+    out = dict(drop)
+    for group in groups:
+        if not group.blocks or group.name not in drop:
+            continue
+        position = {int(o): p for p, o in enumerate(alive[group.name])}
+        keep = torch.ones(group.width, dtype=torch.bool)
+        keep[[position[int(o)] for o in drop[group.name]]] = False
+        keep = group.balanced(keep, prefer=ranking[group.name])
+        if bool(keep.all()):
+            del out[group.name]
+        else:
+            out[group.name] = alive[group.name][~keep]
     return out
 
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ensprune.ensemble.selection import Selector
     from ensprune.ensemble.selection.joint import JointSelector
     from ensprune.models import TrainConfig
-    from ensprune.pruning import PruningMethod
+    from ensprune.pruning import LayerSelection, PruningMethod
     from ensprune.study.spec import PoolSpec, SearchSpec, SelectionSpec, StudySpec
 
 __all__ = [
@@ -124,6 +124,31 @@ def finetune_config(
         lr_schedule="constant" if retrain else search.lr_schedule,
         clean_epochs=0 if retrain else search.clean_epochs,
     )
+
+
+def layer_selection(search: SearchSpec) -> LayerSelection:
+    """The layers every trial's method may prune: ``[search] include`` / ``exclude``."""
+    from ensprune.pruning import LayerSelection
+
+    return LayerSelection(include=search.include, exclude=search.exclude)
+
+
+def check_layer_patterns(spec: StudySpec, input_shape: tuple[int, ...], num_classes: int) -> None:
+    """Refuse ``[search] include`` / ``exclude`` patterns that match no layer of an architecture.
+
+    Builds every architecture untrained (cheap), so a typo fails before the pool is trained.
+    """
+    selection = layer_selection(spec.search)
+    if not selection.include and not selection.exclude:
+        return
+    from ensprune.models.named import build_named
+
+    for arch in spec.pool.architectures:
+        net = build_named(arch, input_shape, num_classes, spec.seed)
+        try:
+            selection.check(net, "[search] include", "[search] exclude")
+        except SpecError as exc:
+            raise SpecError(f"[pool] architecture {arch!r}: {exc}") from None
 
 
 # ------------------------------------------------------------------------------ methods, samplers

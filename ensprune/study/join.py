@@ -16,10 +16,11 @@ import logging
 import time
 from pathlib import Path
 
+import torch
+
 from ensprune import rundir as rd
-from ensprune.data import load_dataset
 from ensprune.errors import RunDirError, SpecError
-from ensprune.storage import is_shared, redact
+from ensprune.storage import is_shared, redact, same_storage
 from ensprune.study.spec import StudySpec
 
 logger = logging.getLogger("ensprune.study")
@@ -36,6 +37,7 @@ def join_run(
     download: bool = True,
     progress: bool = True,
     workers: int | None = None,
+    threads: int | None = None,
     wait_s: float = 3600.0,
     poll_s: float = 1.0,  # a stat and a small JSON read per second
 ) -> Path:
@@ -45,6 +47,8 @@ def join_run(
         run_dir: the lead's run directory, at the same path as the lead sees it (a shared file
             system across machines).
         storage: the lead's storage URL (default: the spec's).
+        threads: torch threads of this process and its workers (see
+            :func:`~ensprune.study.pipeline.run_study`).
         wait_s: how long to wait for the lead to train the pool before giving up.
 
     Raises:
@@ -55,6 +59,7 @@ def join_run(
     from ensprune.study.pipeline import (
         _COMPAT_SECTIONS,
         _search_fingerprint,
+        load_spec_data,
         search_pool,
         train_pool,
     )
@@ -74,28 +79,27 @@ def join_run(
             f"run directory {target} holds a run of a different spec (seed, data or pool differ); "
             "give --join the lead's spec file"
         )
-    if rd.storage_or_none(target, meta) != url:
+    lead_url = rd.storage_or_none(target, meta)
+    # one file named another way (relative, through a symlink, with ..) is the same storage
+    if not same_storage(lead_url, url):
         raise RunDirError(
-            f"run directory {target} stores its studies in {redact(str(meta.get('storage')))}, "
+            f"run directory {target} stores its studies in {redact(str(lead_url))}, "
             f"not {redact(url)}; give --join the lead's --storage"
         )
     suffix = next(k for k, v in meta["searches"].items() if v == fingerprint)
     logger.info("joining run %s on storage %s", target, redact(url))
-    data = load_dataset(
-        spec.data.dataset,
-        data_dir=data_dir,
-        seed=spec.seed,
-        val_fraction=spec.data.val_fraction,
-        test_fraction=spec.data.test_fraction,
-        max_train=spec.data.max_train,
-        max_test=spec.data.max_test,
-        download=download,
-        progress=progress,
-    )
+    data = load_spec_data(spec, data_dir, download, progress)
     pool = train_pool(spec, data, target, progress)  # loads the lead's checkpoints
-    search_pool(
-        spec, data, pool, target, url, workers or spec.workers, search_suffix=suffix, joining=True
-    )
+    jobs = workers or spec.workers
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        search_pool(
+            spec, data, pool, target, url, jobs, search_suffix=suffix, joining=True, threads=threads
+        )
+    finally:
+        torch.set_num_threads(previous)
     logger.info("every member study has its trials; the lead evaluates, selects and reports")
     return target
 

@@ -53,6 +53,8 @@ COST_KINDS = tuple(COST_COLUMNS)
 DENSE = "dense"
 LATENCY_BATCH = 256
 LATENCY_REPEATS = 10
+#: ``mapper(func, items)``: ``[func(x) for x in items]``, in order, wherever it runs them
+Mapper = Callable[[Callable[[Any], Any], list[Any]], list[Any]]
 
 
 def point_name(member: str, key: str) -> str:
@@ -125,24 +127,30 @@ def _member_costs(
 
 
 def _point_predictions(
-    folder: Path, key: str, sha: str, model: Callable[[], nn.Module], data: Dataset, device: str
+    item: tuple[Path, str, str, Callable[[], nn.Module]],
+    *,
+    x_val: np.ndarray,
+    x_test: np.ndarray,
+    device: str,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Validation and test probabilities of one point: from the cache, else computed and cached."""
+    """Validation and test probabilities of one point (its cache folder, key, checkpoint hash and
+    loader): from the cache, else computed and cached."""
+    folder, key, sha, model = item
     path = folder / f"{key}.npz"
     if path.is_file():
         try:
             with np.load(path, allow_pickle=False) as npz:
                 if (
                     str(npz["sha"]) == sha
-                    and len(npz["val"]) == len(data.y_val)
-                    and len(npz["test"]) == len(data.y_test)
+                    and len(npz["val"]) == len(x_val)
+                    and len(npz["test"]) == len(x_test)
                 ):
                     return npz["val"], npz["test"]
         except (OSError, ValueError, KeyError, EOFError):
             pass  # damaged or foreign: recomputed below
     net = model()
-    val = predict_proba(net, data.x_val, device=device)
-    test = predict_proba(net, data.x_test, device=device)
+    val = predict_proba(net, x_val, device=device)
+    test = predict_proba(net, x_test, device=device)
     rd.write_npz(path, val=val, test=test, sha=np.asarray(sha))
     return val, test
 
@@ -190,8 +198,14 @@ def build_menus(
     trials: pd.DataFrame,
     run_dir: Path,
     search_suffix: str = "",
+    mapper: Mapper | None = None,
 ) -> pd.DataFrame:
     """Build (or reuse) every member's menu; write ``menus/*.npz`` and ``menu.csv``.
+
+    Args:
+        mapper: runs the points' predictions, ``mapper(func, items) == [func(x) for x in items]``
+            (e.g. on parallel workers); the default is that loop, here. Costs (latency above all)
+            are measured here, one network at a time.
 
     Returns:
         menu.csv's frame: one row per point (``point`` index, ``name``, ``member``,
@@ -202,8 +216,7 @@ def build_menus(
     kind = spec.selection.cost
     column = COST_COLUMNS[kind]
     rows: list[dict[str, Any]] = []
-    val_parts: list[np.ndarray] = []
-    test_parts: list[np.ndarray] = []
+    work: list[tuple[Path, str, str, Callable[[], nn.Module]]] = []
     for index, (member, _, _) in enumerate(spec.members):
         folder = rd.menu_dir(run_dir, member, search_suffix)
         sources, facts = _member_points(trials, member, pool[member].val_accuracy, run_dir)
@@ -214,16 +227,8 @@ def build_menus(
         on_front = {keys[i] for i in accuracy_front(accuracy, cost)}
         chosen = [k for k in keys if k == DENSE or k in on_front]  # the dense network always
         for key in sorted(chosen, key=lambda k: (costs[k][column], k)):
-            val, test = _point_predictions(
-                folder,
-                key,
-                costs[key]["sha"],
-                functools.partial(_load, sources[key], member),
-                data,
-                spec.device,
-            )
-            val_parts.append(val)
-            test_parts.append(test)
+            loader = functools.partial(_load, sources[key], member)
+            work.append((folder, key, costs[key]["sha"], loader))
             record = costs[key]
             rows.append(
                 {
@@ -241,11 +246,16 @@ def build_menus(
                 }
             )
         logger.info("[%s] menu: %d operating points (%s)", member, len(chosen), column)
+    predict = functools.partial(
+        _point_predictions, x_val=data.x_val, x_test=data.x_test, device=spec.device
+    )
+    predicted = mapper(predict, work) if mapper is not None else [predict(w) for w in work]
     frame = pd.DataFrame(rows)
     names = tuple(frame["name"])
     member_index = frame["member_index"].to_numpy(dtype=np.int64)
     cost = frame["cost"].to_numpy(dtype=np.float64)
-    for split, parts, y in (("val", val_parts, data.y_val), ("test", test_parts, data.y_test)):
+    for split, position, y in (("val", 0, data.y_val), ("test", 1, data.y_test)):
+        parts = [pair[position] for pair in predicted]
         points = PredictionSet(np.stack(parts), y, names=names, cost=cost)
         rd.write_menu(run_dir, split, Menu(points, member_index, column))
     rd.write_csv(run_dir / rd.MENU_CSV, frame)

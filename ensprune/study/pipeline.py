@@ -22,11 +22,11 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import optuna
@@ -48,10 +48,21 @@ from ensprune.models import (
 )
 from ensprune.models.named import build_named
 from ensprune.parallel import WorkerLogs, forward_worker_logs, parallel_map
-from ensprune.storage import default_storage_url, is_shared, open_storage
+from ensprune.storage import (
+    absolute_storage_url,
+    default_storage_url,
+    is_shared,
+    open_storage,
+    same_storage,
+)
 from ensprune.study import guard
 from ensprune.study.annotate import record_choices, record_joint_choices
-from ensprune.study.build import make_study_pruner, slot_sampler, train_config
+from ensprune.study.build import (
+    check_layer_patterns,
+    make_study_pruner,
+    slot_sampler,
+    train_config,
+)
 from ensprune.study.callbacks import Callback, make_callbacks
 from ensprune.study.checkpoints import repair_trial_checkpoints
 from ensprune.study.claims import SURPLUS_ATTR
@@ -75,6 +86,8 @@ from ensprune.study.selection import (
 from ensprune.study.spec import StudySpec
 
 logger = logging.getLogger("ensprune.study")
+T = TypeVar("T")
+R = TypeVar("R")
 
 RUN_FORMAT = rd.FORMAT
 # Sections that decide what the stored checkpoints mean; a change there makes the run directory
@@ -114,6 +127,8 @@ def _search_fingerprint(spec: StudySpec) -> str:
         ("pruner_params", {}),
         ("min_accuracy", None),
         ("min_sparsity", None),
+        ("include", ()),
+        ("exclude", ()),
     ):
         if search[knob] == default:  # unset: run dirs from before the knob still match
             search.pop(knob)
@@ -165,7 +180,7 @@ def prepare_run_dir(
                 "choose another --run-dir, or delete that directory to start over"
             )
         url = rd.storage_url(run_dir, meta)
-        if storage and rd.storage_entry(run_dir, storage) != rd.storage_entry(run_dir, url):
+        if storage and not same_storage(storage, url):
             raise RunDirError(
                 f"run directory {run_dir} stores its studies in {url}, not {storage}; "
                 "drop --storage to resume it, or choose another --run-dir"
@@ -187,7 +202,8 @@ def prepare_run_dir(
                 f"{run_dir} exists and is not an ensprune run directory; choose another --run-dir"
             )
         run_dir.mkdir(parents=True, exist_ok=True)
-        url = storage or default_storage_url(run_dir)
+        # a relative file storage recorded absolute: a resume from elsewhere finds the same file
+        url = absolute_storage_url(storage) if storage else default_storage_url(run_dir)
         suffix, searches = "", {"": fingerprint}
         meta = {
             "format": RUN_FORMAT,
@@ -245,7 +261,7 @@ def _rebuild_run_json(
             "match this spec (seed, data or pool); run the spec in that file, or choose another "
             "--run-dir"
         )
-    url = storage or default_storage_url(run_dir)
+    url = absolute_storage_url(storage) if storage else default_storage_url(run_dir)
     ids = set()
     for name in optuna.get_all_study_names(open_storage(url)):
         if name.startswith(f"{spec.name}."):
@@ -285,63 +301,111 @@ def claim_studies(spec: StudySpec, url: str, run_dir: Path, suffix: str, run_id:
     guard.claim_studies(url, list(members), run_id, owns)
 
 
+def load_spec_data(
+    spec: StudySpec, data_dir: str | Path | None, download: bool, progress: bool
+) -> Dataset:
+    """The spec's dataset, split as its ``[data]`` section and seed say (the same in every
+    process of a run: the lead, its ``--join`` workers)."""
+    return load_dataset(
+        spec.data.dataset,
+        data_dir=data_dir,
+        seed=spec.seed,
+        val_fraction=spec.data.val_fraction,
+        test_fraction=spec.data.test_fraction,
+        max_train=spec.data.max_train,
+        max_test=spec.data.max_test,
+        download=download,
+        progress=progress,
+    )
+
+
 def _member_seed(spec: StudySpec, index: int) -> int:
     return spec.seed * 10_007 + index
 
 
 def train_pool(
-    spec: StudySpec, data: Dataset, run_dir: Path, progress: bool
+    spec: StudySpec,
+    data: Dataset,
+    run_dir: Path,
+    progress: bool,
+    workers: int = 1,
+    threads: int | None = None,
 ) -> dict[str, TrainedMember]:
-    """Train (or reload) every member, in pool order."""
-    pool: dict[str, TrainedMember] = {}
+    """Train (or reload) every member, in pool order.
+
+    Members are independent: with ``workers > 1`` the ones not trained yet train at once on the
+    caller's joblib backend (as the member studies do), each worker on ``threads`` torch threads
+    (default 1); the checkpoints equal a serial run's on the same thread count.
+    """
+    pool: dict[str, TrainedMember | None] = {}
     for member, arch, seed in spec.members:
         folder = run_dir / rd.MEMBERS_DIR / member
-        # θ₀ is a pure function of (architecture, shape, seed), so it is rebuilt rather than stored.
-        initial = build_named(arch, data.input_shape, data.num_classes, seed)
-        initial_state = {k: v.clone() for k, v in initial.state_dict().items()}
-        reused = _reuse_member(folder, member, initial_state)
-        if reused is not None:
-            pool[member] = reused
+        pool[member] = _reuse_member(folder, member, _initial_state(arch, data, seed))
+        if pool[member] is not None:
             logger.info(
                 "[%s] dense model reused from %s/dense.pt", member, folder.relative_to(run_dir)
             )
-            continue
-        model = initial
-        start = time.perf_counter()
-        history = train_model(
-            model,
-            data.x_train,
-            data.y_train,
-            data.x_val,
-            data.y_val,
-            train_config(spec.pool, device=spec.device, seed=seed),
-            progress=progress,
-            desc=f"train {member}",
-            snapshot_epoch=EARLY_EPOCH,
-        )
-        _, val_acc = evaluate(model, data.x_val, data.y_val, device=spec.device)
-        if history.snapshot is not None:
-            _save_state(folder / "early.pt", history.snapshot)
-        save_model(
-            folder / "dense.pt",
-            model,
-            {
-                "member": member,
-                "architecture": arch,
-                "seed": seed,
-                "val_accuracy": val_acc,
-                "epochs": history.epochs_run,
-            },
-        )
-        pool[member] = TrainedMember(model, val_acc, initial_state, history.snapshot)
+    missing = [(i, m) for i, m in enumerate(spec.members) if pool[m[0]] is None]
+    jobs = max(1, min(workers, len(missing)))
+    task = functools.partial(
+        _train_member, spec=spec, data=data, run_dir=run_dir, progress=progress and jobs == 1
+    )
+    for (_, (member, _, _)), (trained, epochs, seconds) in zip(
+        missing, _member_map(task, [i for i, _ in missing], jobs, threads), strict=True
+    ):
+        pool[member] = trained
         logger.info(
             "[%s] trained %d epochs in %.1fs: val_acc=%.4f",
             member,
-            history.epochs_run,
-            time.perf_counter() - start,
-            val_acc,
+            epochs,
+            seconds,
+            trained.val_accuracy,
         )
-    return pool
+    return {member: trained for member, trained in pool.items() if trained is not None}
+
+
+def _initial_state(arch: str, data: Dataset, seed: int) -> dict[str, torch.Tensor]:
+    # θ₀ is a pure function of (architecture, shape, seed), so it is rebuilt rather than stored.
+    initial = build_named(arch, data.input_shape, data.num_classes, seed)
+    return {k: v.clone() for k, v in initial.state_dict().items()}
+
+
+def _train_member(
+    index: int, *, spec: StudySpec, data: Dataset, run_dir: Path, progress: bool
+) -> tuple[TrainedMember, int, float]:
+    """Train one member and write its checkpoints; returns it, its epochs and its seconds."""
+    member, arch, seed = spec.members[index]
+    folder = run_dir / rd.MEMBERS_DIR / member
+    model = build_named(arch, data.input_shape, data.num_classes, seed)
+    initial_state = {k: v.clone() for k, v in model.state_dict().items()}
+    start = time.perf_counter()
+    history = train_model(
+        model,
+        data.x_train,
+        data.y_train,
+        data.x_val,
+        data.y_val,
+        train_config(spec.pool, device=spec.device, seed=seed),
+        progress=progress,
+        desc=f"train {member}",
+        snapshot_epoch=EARLY_EPOCH,
+    )
+    _, val_acc = evaluate(model, data.x_val, data.y_val, device=spec.device)
+    if history.snapshot is not None:
+        _save_state(folder / "early.pt", history.snapshot)
+    save_model(
+        folder / "dense.pt",
+        model,
+        {
+            "member": member,
+            "architecture": arch,
+            "seed": seed,
+            "val_accuracy": val_acc,
+            "epochs": history.epochs_run,
+        },
+    )
+    trained = TrainedMember(model, val_acc, initial_state, history.snapshot)
+    return trained, history.epochs_run, time.perf_counter() - start
 
 
 def _reuse_member(
@@ -410,6 +474,38 @@ def _mirror_caller(caller: _Caller, threads: int | None) -> None:
     ours.setLevel(caller.level)
     if threads is not None:
         torch.set_num_threads(threads)
+
+
+def _member_map(
+    func: Callable[[T], R], items: Sequence[T], workers: int, threads: int | None = None
+) -> list[R]:
+    """``[func(x) for x in items]`` on up to ``workers`` workers of the caller's joblib backend.
+
+    Each worker process mirrors this process's log levels (see :func:`_mirror_caller`) and runs
+    ``threads`` torch threads (default: one when several run at once, so they do not fight over
+    cores); with one worker everything runs here, on this process's threads.
+    """
+    jobs = max(1, min(workers, len(items)))
+    # the workers' log lines reach our handlers; the queue's server ends if we are killed
+    with forward_worker_logs(jobs, server_init=follow_parent) as logs:
+        task = functools.partial(
+            _in_worker,
+            func=func,
+            caller=_Caller(
+                os.getpid(),
+                logging.getLogger("ensprune").getEffectiveLevel(),
+                optuna.logging.get_verbosity(),
+                logs,
+            ),
+            threads=threads or (1 if jobs > 1 else None),
+        )
+        return parallel_map(task, items, n_jobs=jobs)
+
+
+def _in_worker(item: T, *, func: Callable[[T], R], caller: _Caller, threads: int | None) -> R:
+    _mirror_caller(caller, threads)
+    with caller.logs.installed() if caller.logs is not None else contextlib.nullcontext():
+        return func(item)
 
 
 def _search_member(
@@ -497,6 +593,7 @@ def search_pool(
     search_suffix: str = "",
     callbacks: Sequence[Callback] = (),
     joining: bool = False,
+    threads: int | None = None,
 ) -> pd.DataFrame:
     """Run (or resume) every member's study; returns trials.csv's frame with the chosen trials marked.
 
@@ -511,6 +608,7 @@ def search_pool(
             joblib backend of the caller's :func:`~ensprune.parallel.parallel_config` (loky
             processes by default); results do not depend on it.
         search_suffix: which search of the run (see :func:`prepare_run_dir`).
+        threads: torch threads of each worker process (default: one when several run at once).
     """
     split = SplitData(data.x_train, data.y_train, data.x_val, data.y_val)
     # Create the storage's schema here, once: worker processes that open a fresh SQLite/RDB storage
@@ -531,7 +629,7 @@ def search_pool(
         storage_url=storage_url,
         search_suffix=search_suffix,
         caller=caller,
-        threads=1 if n_jobs > 1 else None,
+        threads=threads or (1 if n_jobs > 1 else None),
         callbacks=tuple(callbacks),
         joining=joining,
     )
@@ -552,11 +650,15 @@ def evaluate_members(
     pool: dict[str, TrainedMember],
     trials: pd.DataFrame,
     run_dir: Path,
+    workers: int = 1,
+    threads: int | None = None,
 ) -> pd.DataFrame:
     """Measure dense and chosen pruned members; write members.csv and the prediction files.
 
     A resumed run whose chosen trials did not change reuses what an earlier run wrote (a missing
-    or corrupt file is recomputed).
+    or corrupt file is recomputed). The predictions are computed on up to ``workers`` workers of
+    the caller's joblib backend (results do not depend on it); the latency measurements run
+    here, one network at a time, so that no other work shares their cores.
     """
     chosen_trials = trials[trials.chosen.astype(bool)]
     signature = json.dumps(
@@ -570,16 +672,32 @@ def evaluate_members(
     proba: dict[str, list[np.ndarray]] = {"val": [], "test": [], "dense_val": [], "dense_test": []}
     pruned_macs = []
     shape = data.input_shape
-    for member, arch, seed in spec.members:
+    chosen_rows = {
+        m: trials[(trials.member == m) & trials.chosen].iloc[0] for m, _, _ in spec.members
+    }
+    predicted = _member_map(
+        functools.partial(
+            _predict_member,
+            x_val=data.x_val,
+            y_val=data.y_val,
+            x_test=data.x_test,
+            device=spec.device,
+        ),
+        [(pool[m].model, run_dir / chosen_rows[m].checkpoint) for m, _, _ in spec.members],
+        workers,
+        threads,
+    )
+    for (member, arch, seed), (pruned_val, probabilities) in zip(
+        spec.members, predicted, strict=True
+    ):
         dense, dense_acc = pool[member].model, pool[member].val_accuracy
-        chosen = trials[(trials.member == member) & trials.chosen].iloc[0]
+        chosen = chosen_rows[member]
         pruned, _ = load_model(run_dir / chosen.checkpoint)
         save_model(
             run_dir / rd.MEMBERS_DIR / member / "pruned.pt",
             pruned,
             {"member": member, "trial": int(chosen.number)},
         )
-        _, pruned_val = evaluate(pruned, data.x_val, data.y_val, device=spec.device)
         # measure() is the one measurement: latency as median, IQR, repeats and thread count.
         dense_m = measure(dense, shape, batch_sizes=(LATENCY_BATCH,), repeats=LATENCY_REPEATS)
         pruned_m = measure(
@@ -614,11 +732,8 @@ def evaluate_members(
                 "chosen_trial": int(chosen.number),
             }
         )
-        # Test predictions are written for the report only; nothing upstream of it reads them.
-        proba["val"].append(predict_proba(pruned, data.x_val, device=spec.device))
-        proba["test"].append(predict_proba(pruned, data.x_test, device=spec.device))
-        proba["dense_val"].append(predict_proba(dense, data.x_val, device=spec.device))
-        proba["dense_test"].append(predict_proba(dense, data.x_test, device=spec.device))
+        for key, array in probabilities.items():
+            proba[key].append(array)
         logger.info(
             "[%s] chosen trial %d: %s sparsity=%.3f val_acc %.4f -> %.4f",
             member,
@@ -640,6 +755,38 @@ def evaluate_members(
     meta["evaluated"] = signature  # written last: the files above are whole when it is set
     rd.write_json(run_dir / rd.RUN_JSON, meta)
     return frame
+
+
+def _predict_member(
+    item: tuple[torch.nn.Module, Path],
+    *,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    x_test: np.ndarray,
+    device: str,
+) -> tuple[float, dict[str, np.ndarray]]:
+    """One member's prediction work: (dense network, chosen checkpoint) -> the pruned network's
+    validation accuracy and the four probability arrays of the prediction files."""
+    dense, checkpoint = item
+    pruned, _ = load_model(checkpoint)
+    _, pruned_val = evaluate(pruned, x_val, y_val, device=device)
+    # Test predictions are written for the report only; nothing upstream of it reads them.
+    return pruned_val, {
+        "val": predict_proba(pruned, x_val, device=device),
+        "test": predict_proba(pruned, x_test, device=device),
+        "dense_val": predict_proba(dense, x_val, device=device),
+        "dense_test": predict_proba(dense, x_test, device=device),
+    }
+
+
+def _record_threads(run_dir: Path, threads: int | None, workers: int) -> None:
+    """run.json's ``threads``: torch threads of the main process and of each worker process."""
+    main = torch.get_num_threads()
+    worker = threads or (1 if workers > 1 else main)
+    logger.info("torch threads: %d here, %d per worker (%d workers)", main, worker, workers)
+    meta = rd.read_json(run_dir / rd.RUN_JSON)
+    meta["threads"] = {"main": main, "worker": worker, "workers": workers}
+    rd.write_json(run_dir / rd.RUN_JSON, meta)
 
 
 def _select_joint_stage(spec: StudySpec, run_path: Path, trials: pd.DataFrame, url: str) -> None:
@@ -692,6 +839,7 @@ def run_study(
     workers: int | None = None,
     callbacks: Sequence[Callback] = (),
     scheduler: str | None = None,
+    threads: int | None = None,
 ) -> RunResult:
     """Run the whole flow of ``spec`` (resuming whatever an earlier run of it finished).
 
@@ -712,15 +860,25 @@ def run_study(
             studies, and selectors' parallel scoring, then run on that cluster's workers, which
             must see the run directory at the same path. Without one: the caller's
             :func:`~ensprune.parallel.parallel_config` backend (loky processes by default).
+        threads: torch threads of this process (pool training) and of every worker process
+            (search, training, predictions); default: this process keeps its setting and each
+            worker runs one. Small networks train fastest on one thread (``ensprune run``
+            passes ``--threads``, default 1).
     """
     if workers is not None and (isinstance(workers, bool) or workers < 1):
         raise SpecError(f"workers must be an integer >= 1; got {workers}")
+    if threads is not None and (isinstance(threads, bool) or threads < 1):
+        raise SpecError(f"threads must be an integer >= 1; got {threads}")
     address = scheduler or spec.scheduler
     if address is not None:
         from ensprune.parallel import dask_scheduler
     # connected before any training: a bad address fails now
     cluster = contextlib.nullcontext() if address is None else dask_scheduler(address)
-    with cluster:
+    previous = torch.get_num_threads()
+    with cluster, contextlib.ExitStack() as restore:
+        if threads is not None:
+            torch.set_num_threads(threads)
+            restore.callback(torch.set_num_threads, previous)  # the caller keeps its setting
         return _run_study(
             spec,
             spec_text=spec_text,
@@ -732,6 +890,7 @@ def run_study(
             progress=progress,
             workers=workers,
             callbacks=callbacks,
+            threads=threads,
         )
 
 
@@ -748,6 +907,7 @@ def _run_study(
     progress: bool,
     workers: int | None,
     callbacks: Sequence[Callback],
+    threads: int | None,
 ) -> RunResult:
     from ensprune.report import build_report, format_summary, summary
 
@@ -758,18 +918,10 @@ def _run_study(
     )
     logger.info("run directory: %s", run_path)
     logger.info("storage: %s", url)
+    jobs = workers or spec.workers
+    _record_threads(run_path, threads, jobs)
 
-    data = load_dataset(
-        spec.data.dataset,
-        data_dir=data_dir,
-        seed=spec.seed,
-        val_fraction=spec.data.val_fraction,
-        test_fraction=spec.data.test_fraction,
-        max_train=spec.data.max_train,
-        max_test=spec.data.max_test,
-        download=download,
-        progress=progress,
-    )
+    data = load_spec_data(spec, data_dir, download, progress)
     logger.info(
         "data: %s train=%d val=%d test=%d classes=%d",
         spec.data.dataset,
@@ -778,7 +930,8 @@ def _run_study(
         len(data.y_test),
         data.num_classes,
     )
-    pool = train_pool(spec, data, run_path, progress)
+    check_layer_patterns(spec, data.input_shape, data.num_classes)  # a typo fails before training
+    pool = train_pool(spec, data, run_path, progress, jobs, threads)
     rd.mark_stage(run_path, "train")
     trials = search_pool(
         spec,
@@ -786,14 +939,16 @@ def _run_study(
         pool,
         run_path,
         url,
-        workers or spec.workers,
+        jobs,
         search_suffix=suffix,
         callbacks=callbacks,
+        threads=threads,
     )
     rd.mark_stage(run_path, "search")
-    evaluate_members(spec, data, pool, trials, run_path)
+    evaluate_members(spec, data, pool, trials, run_path, jobs, threads)
     rd.mark_stage(run_path, "evaluate")
-    build_menus(spec, data, pool, trials, run_path, suffix)
+    mapper = functools.partial(_member_map, workers=jobs, threads=threads)
+    build_menus(spec, data, pool, trials, run_path, suffix, mapper=mapper)
     rd.mark_stage(run_path, "menu")
     if spec.selection.mode == "joint":
         _select_joint_stage(spec, run_path, trials, url)

@@ -32,7 +32,7 @@ from ensprune.errors import SpecError
 from ensprune.models import count_parameters, evaluate, save_model
 from ensprune.progress import format_duration
 from ensprune.pruning import PruningContext
-from ensprune.study.build import finetune_config, method_for_trial
+from ensprune.study.build import finetune_config, layer_selection, method_for_trial
 from ensprune.study.claims import (
     SURPLUS_ATTR,
     SurplusTrial,
@@ -184,6 +184,7 @@ class MemberObjective:
             initial_state=self.trained.initial_state,
             early_state=self.trained.early_state,
             after_epoch=reporter,
+            layers=layer_selection(search),
         )
         started = time.perf_counter()
         try:

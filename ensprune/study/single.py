@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,13 @@ from ensprune.models import (
 )
 from ensprune.models.named import build_named, canonical_model_name
 from ensprune.models.weights import load_state, read_state_dict
-from ensprune.pruning import METHODS, PruningContext, check_sparsity, make_method
+from ensprune.pruning import (
+    METHODS,
+    LayerSelection,
+    PruningContext,
+    check_sparsity,
+    make_method,
+)
 from ensprune.study import dense_cache
 from ensprune.study.build import finetune_config, train_config
 from ensprune.study.pipeline import EARLY_EPOCH
@@ -70,6 +77,8 @@ def prune_one(
     model_args: dict[str, Any] | None = None,
     dense_anneal: float | None = None,
     cache: bool = True,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Train ``model`` on ``dataset``, prune it with ``method`` and measure both.
 
@@ -100,6 +109,10 @@ def prune_one(
     nor writes the cache. The result's ``recipe`` says how the dense network was trained (and
     whether it came from the cache) and how the pruned one was fine-tuned.
 
+    ``include`` / ``exclude`` narrow the prunable layers by name pattern (see
+    :class:`~ensprune.pruning.LayerSelection`); a pattern that matches no layer is refused on the
+    untrained network, before any training.
+
     ``augment`` (e.g. ``"shift"``) augments training images in both training and fine-tuning.
     ``lr_schedule``, ``clean_epochs`` and ``distill`` (from the dense network) shape fine-tuning
     only; see :class:`~ensprune.models.TrainConfig`.
@@ -117,6 +130,7 @@ def prune_one(
     )
     METHODS.check_knobs(method, params or {}, "--param")
     pruning = make_method(method, **(params or {}))
+    layers = LayerSelection(include=tuple(include), exclude=tuple(exclude))
     # the flags as the spec sections a study would have: one place builds the configs
     pool = PoolSpec(
         architectures=(model,),
@@ -150,6 +164,7 @@ def prune_one(
         progress=progress,
     )
     net = build_named(model, data.input_shape, data.num_classes, seed, **(model_args or {}))
+    layers.check(net, "--include", "--exclude")  # a typo fails before training, not after
     dense_recipe = dense_cache.recipe_of(train_cfg, dense_anneal)
     if dense_state is not None:  # trained elsewhere: no θ₀ or early checkpoint to rewind to
         load_state(net, dense_state, f"checkpoint {checkpoint}")
@@ -182,6 +197,7 @@ def prune_one(
         progress=progress,
         initial_state=initial_state,
         early_state=early_state,
+        layers=layers,
     )
     result = pruning.prune(net, target, context)
     _, dense_acc = evaluate(net, data.x_test, data.y_test, device=device)

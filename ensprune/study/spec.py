@@ -116,6 +116,10 @@ class SearchSpec:
     ``lr_schedule`` (``"constant"`` or ``"cosine"``) and ``clean_epochs`` (the last epochs of
     fine-tuning without ``[pool] augment``) shape every trial's fine-tuning, e.g. for
     ``[search.method_params.lamp] schedule = "gradual"``; see ``TrainConfig``.
+
+    ``include`` / ``exclude`` narrow the layers every method may prune by fnmatch-style name
+    patterns (``"layer3.*"``, ``"*.shortcut.*"``; see ``LayerSelection``); each must match a
+    prunable layer of every architecture, checked on the untrained networks before training.
     """
 
     methods: tuple[str, ...] = ("magnitude", "random")
@@ -135,6 +139,8 @@ class SearchSpec:
     lr_schedule: str = "constant"
     clean_epochs: int = 0
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -476,6 +482,13 @@ class StudySpec:
             fail(f"[search] temperature must be a positive number; got {self.search.temperature!r}")
         LR_SCHEDULES.get(self.search.lr_schedule)
         _check_int(self.search.clean_epochs, "[search] clean_epochs", fail, minimum=0)
+        for label in ("include", "exclude"):
+            for pattern in getattr(self.search, label):
+                if not isinstance(pattern, str) or not pattern.strip():
+                    fail(
+                        f"[search] {label} must list layer name patterns (non-empty strings, "
+                        f"e.g. 'layer3.*'); got {pattern!r}"
+                    )
         if not (0.0 <= self.search.accuracy_tolerance < 1.0):
             fail(
                 f"[search] accuracy_tolerance must lie in [0, 1); got {self.search.accuracy_tolerance}"

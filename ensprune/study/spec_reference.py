@@ -126,6 +126,16 @@ KEY_DOCS: dict[tuple[str, str], KeyDoc] = {
         "fixed knobs per method, as tables [search.method_params.METHOD] (checked at load; "
         "a knob fixed here is not searched)"
     ),
+    ("search", "include"): KeyDoc(
+        "prune only layers whose module or weight name matches one of these patterns "
+        "(fnmatch-style, case-sensitive: 'layer3.*', 'fc'); empty: every Linear/Conv layer",
+        "patterns that each match a prunable layer of every architecture (checked before training)",
+    ),
+    ("search", "exclude"): KeyDoc(
+        "never prune layers whose name matches one of these patterns ('conv1', '*.shortcut.*'); "
+        "structured methods keep their channels whole",
+        "patterns that each match a prunable layer of every architecture",
+    ),
     ("search", "pruner"): KeyDoc(
         "an Optuna pruner that stops trials whose validation accuracy falls behind during "
         "fine-tuning; pruned trials never become operating points",

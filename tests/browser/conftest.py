@@ -10,11 +10,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -41,18 +39,6 @@ def _unavailable(reason: str) -> None:
     if os.environ.get("ENSPRUNE_REQUIRE_BROWSER") == "1":
         pytest.fail(f"ENSPRUNE_REQUIRE_BROWSER=1 but {reason}")
     pytest.skip(reason)
-
-
-def rundir_helper() -> ModuleType:
-    """tests/report/rundir.py (importlib mode gives tests no package to import from)."""
-    name = "ensprune_tests_rundir"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "report" / "rundir.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 @pytest.fixture(scope="session")

@@ -10,11 +10,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 
-from .conftest import PageLog, rundir_helper
+from .conftest import PageLog
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -29,9 +30,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def dashboard(tmp_path_factory: pytest.TempPathFactory, rundir: ModuleType) -> Iterator[str]:
     """``ensprune dashboard RUN_DIR --port P`` as a user starts it; yields the base URL."""
-    run = rundir_helper().make_run_dir(tmp_path_factory.mktemp("dash-browser"), teams=False)
+    run = rundir.make_run_dir(tmp_path_factory.mktemp("dash-browser"), teams=False)
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "ensprune", "dashboard", str(run), "--port", str(port)],

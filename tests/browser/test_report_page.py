@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 
 from ensprune.report import build_report
 
-from .conftest import PageLog, rundir_helper
+from .conftest import PageLog
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -32,8 +33,8 @@ _DRAWN_IDS_JS = """() => [...document.querySelectorAll('.plotly-graph-div')]
   .filter(p => p.querySelector('svg.main-svg')).map(p => p.id)"""
 
 
-def test_ga_progress_renders(tmp_path: Path, page: tuple[Any, PageLog]) -> None:
-    run = rundir_helper().make_run_dir(tmp_path, selector="ga", study=False)
+def test_ga_progress_renders(tmp_path: Path, page: tuple[Any, PageLog], rundir: ModuleType) -> None:
+    run = rundir.make_run_dir(tmp_path, selector="ga", study=False)
     tab, log = page
     tab.goto(build_report(run).resolve().as_uri(), wait_until="load")
     assert log.errors == []
@@ -41,12 +42,14 @@ def test_ga_progress_renders(tmp_path: Path, page: tuple[Any, PageLog]) -> None:
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run = rundir_helper().make_run_dir(tmp_path_factory.mktemp("browser"))
+def report(tmp_path_factory: pytest.TempPathFactory, rundir: ModuleType) -> Path:
+    run = rundir.make_run_dir(tmp_path_factory.mktemp("browser"))
     return build_report(run)
 
 
-def test_report_opens_offline_without_errors(report: Path, page: tuple[Any, PageLog]) -> None:
+def test_report_opens_offline_without_errors(
+    report: Path, page: tuple[Any, PageLog], rundir: ModuleType
+) -> None:
     tab, log = page
     tab.goto(report.resolve().as_uri(), wait_until="load")
     tab.wait_for_load_state("networkidle")
@@ -59,7 +62,7 @@ def test_report_opens_offline_without_errors(report: Path, page: tuple[Any, Page
     assert figures["plotsDrawn"] == figures["plots"], figures
     # every interactive figure the report promises is on the page and drawn
     drawn = tab.evaluate(_DRAWN_IDS_JS)
-    names = rundir_helper().NAMES
+    names = rundir.NAMES
     expected = {"comparison", "method-comparison", "layer-sparsity", "teams"}
     expected |= {f"front-{i}" for i in range(len(names))}
     assert expected <= set(drawn), sorted(expected - set(drawn))

@@ -333,6 +333,7 @@ CASES = [
     ),
     run_case("workers-flag-zero", "run spec.toml --workers 0", "workers", spec_toml=spec()),
     run_case("workers-flag-text", "run spec.toml --workers two", "--workers"),
+    run_case("threads-flag-negative", "run spec.toml --threads -1", "--threads", spec_toml=spec()),
     run_case("storage-flag-empty", "run spec.toml --storage=", "storage", spec_toml=spec()),
     run_case("storage-flag-bad", "run spec.toml --storage x", "neither", spec_toml=spec()),
     run_case("data-dir-is-file", "run spec.toml --data-dir d", "d", spec_toml=spec(), d="x"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import socket
 import subprocess
@@ -26,18 +25,6 @@ CLI = "import sys, ensprune.cli as c; c.SUBCOMMANDS = ('dashboard',); sys.exit(c
 START_TIMEOUT_S = 90.0  # generous: a loaded CI machine starts Python slowly
 
 
-def _rundir_helper() -> ModuleType:
-    """tests/report/rundir.py (importlib mode gives tests no package to import from)."""
-    name = "ensprune_tests_rundir"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "report" / "rundir.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -51,8 +38,8 @@ def _get(url: str, gzip: bool = False) -> tuple[int, dict[str, str], bytes]:
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return Path(_rundir_helper().make_run_dir(tmp_path_factory.mktemp("dash"), teams=False))
+def run_dir(tmp_path_factory: pytest.TempPathFactory, rundir: ModuleType) -> Path:
+    return Path(rundir.make_run_dir(tmp_path_factory.mktemp("dash"), teams=False))
 
 
 @pytest.fixture(scope="module")

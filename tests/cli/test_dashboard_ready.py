@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 import subprocess
 import sys
@@ -16,20 +15,9 @@ REPO = Path(__file__).resolve().parents[2]
 CLI = "import sys, ensprune.cli as c; c.SUBCOMMANDS = ('dashboard',); sys.exit(c.main())"
 
 
-def _rundir_helper() -> ModuleType:
-    name = "ensprune_tests_rundir"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "report" / "rundir.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.mark.slow
-def test_address_is_printed_once_the_server_answers(tmp_path: Path) -> None:
-    run = _rundir_helper().make_run_dir(tmp_path, teams=False)
+def test_address_is_printed_once_the_server_answers(tmp_path: Path, rundir: ModuleType) -> None:
+    run = rundir.make_run_dir(tmp_path, teams=False)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

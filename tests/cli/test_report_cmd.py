@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -12,18 +10,6 @@ import pytest
 
 import ensprune.cli
 from ensprune.cli import main
-
-
-def _rundir_helper() -> ModuleType:
-    """tests/report/rundir.py (importlib mode gives tests no package to import from)."""
-    name = "ensprune_tests_rundir"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "report" / "rundir.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 @pytest.fixture(autouse=True)
@@ -34,8 +20,8 @@ def _only_report(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def run_dir(tmp_path: Path) -> Path:
-    return Path(_rundir_helper().make_run_dir(tmp_path, voting="soft", study=False))
+def run_dir(tmp_path: Path, rundir: ModuleType) -> Path:
+    return Path(rundir.make_run_dir(tmp_path, voting="soft", study=False))
 
 
 def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:

@@ -6,9 +6,7 @@ differs from every default, so a setting that is not read from the run changes t
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -34,18 +32,6 @@ voting = "plurality"
 """
 
 
-def _rundir_helper() -> ModuleType:
-    """tests/report/rundir.py (importlib mode gives tests no package to import from)."""
-    name = "ensprune_tests_rundir"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "report" / "rundir.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 def _api_team(run: Path, **changes: object) -> list[str]:
     """The team the library picks with the spec's settings (and ``changes``)."""
     settings: dict = {"metrics": ("gd", "kw"), "beta": 0.3, "max_size": 3, "voting": "plurality"}
@@ -55,9 +41,9 @@ def _api_team(run: Path, **changes: object) -> list[str]:
 
 
 @pytest.fixture
-def run(tmp_path: Path) -> Path:
+def run(tmp_path: Path, rundir: ModuleType) -> Path:
     """A run whose selection.json holds the team its [selection] settings choose."""
-    run = Path(_rundir_helper().make_run_dir(tmp_path, voting="plurality", study=False))
+    run = Path(rundir.make_run_dir(tmp_path, voting="plurality", study=False))
     (run / "spec.toml").write_text(SPEC)
     selection = json.loads((run / "selection.json").read_text())
     preds = PredictionSet.load(run / "predictions" / "val.npz")

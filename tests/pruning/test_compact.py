@@ -61,6 +61,12 @@ def _random_unit_masks(
     for u in unit_layers(net, example):
         keep = torch.rand(u.width, generator=gen) > 0.5
         keep[0] = True
+        if u.blocks:  # grouped convs: the same number from each block, down to the floor
+            lose = min(len(u.blocks[0]) // 2, len(u.blocks[0]) - u.floor // len(u.blocks))
+            keep = torch.ones(u.width, dtype=torch.bool)
+            for block in u.blocks:
+                order = torch.randperm(len(block), generator=gen)[:lose]
+                keep[[block[int(i)] for i in order]] = False
         masks[u.name] = keep
     return masks
 
@@ -212,16 +218,22 @@ def test_resnet_groups_follow_the_residual_streams() -> None:
     assert first == {"conv1", "layer1.0.conv2", "layer1.1.conv2", "layer1.2.conv2"}
 
 
-def test_grouped_convolutions_stay_whole_and_the_head_can_be_unprotected() -> None:
+def test_grouped_convolutions_and_the_head_can_be_unprotected() -> None:
     net = make_user_net()
     one = torch.zeros(1, 1, 8, 8)
-    names = {g.name for g in unit_layers(net, one)}
-    # The grouped conv's inputs (stem, body, side, depthwise) and outputs stay whole.
-    assert names == {"mixer.weight", "fc.weight"}
+    groups = {g.name: g for g in unit_layers(net, one)}
+    # The depthwise conv ties the concatenation's 12 channels (stem, body, side) into one group
+    # that fills the grouped conv's inputs: its two channel groups lose alike. The grouped
+    # conv's outputs keep two per channel group.
+    names = set(groups)
+    assert names == {"depthwise.weight", "grouped.weight", "mixer.weight", "fc.weight"}
+    assert groups["depthwise.weight"].blocks == (tuple(range(6)), tuple(range(6, 12)))
+    assert groups["grouped.weight"].blocks == ((0, 1, 2, 3), (4, 5, 6, 7))
+    assert groups["grouped.weight"].floor == 4 and groups["mixer.weight"].blocks == ()
     unprotected = {g.name for g in unit_layers(net, one, LayerSelection(protect_head=False))}
     assert unprotected == names | {"head.weight"}
     narrowed = {g.name for g in unit_layers(net, one, LayerSelection(exclude=("fc",)))}
-    assert narrowed == {"mixer.weight"}
+    assert narrowed == names - {"fc.weight"}
 
 
 def test_dead_units_cascade() -> None:

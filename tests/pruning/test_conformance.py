@@ -2,7 +2,8 @@
 
 Registering a method is enough to test it: every method runs on an MLP, a CNN with BatchNorm, a
 ResNet-20 and a network defined only in this file (standing in for a user's own: a residual
-addition, a concatenation, BatchNorm and a depthwise convolution). For each: the input network is
+block of grouped convolutions (2 and 4 groups), a concatenation, BatchNorm and a depthwise
+convolution). For each: the input network is
 untouched, the sparsity is reached, the result is deterministic, it saves and loads without
 pickled code, and removing the units nothing reads (compaction) leaves its outputs unchanged.
 
@@ -63,15 +64,18 @@ TINY_CNN = [
 
 
 class UserNet(nn.Module):
-    """A user's own network: skip connection, concatenation, BatchNorm, depthwise conv."""
+    """A user's own network: skip connections (one over grouped convs), concatenation,
+    BatchNorm, depthwise conv."""
 
-    def __init__(self, width: int = 6, num_classes: int = 10) -> None:
+    def __init__(self, width: int = 8, num_classes: int = 10) -> None:
         super().__init__()
         self.stem = nn.Conv2d(1, width, 3, padding=1)
         self.bn = nn.BatchNorm2d(width)
         self.body = nn.Conv2d(width, width, 3, padding=1)
         self.side = nn.Conv2d(width, width, 1)
         self.depthwise = nn.Conv2d(2 * width, 2 * width, 3, padding=1, groups=2 * width)
+        self.grouped = nn.Conv2d(2 * width, 2 * width, 3, padding=1, groups=2)
+        self.mix = nn.Conv2d(2 * width, 2 * width, 1, groups=4)
         self.head = nn.Linear(2 * width * 16, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -79,10 +83,11 @@ class UserNet(nn.Module):
         x = torch.relu(x + self.body(x))  # skip connection
         x = torch.cat([x, torch.relu(self.side(x))], dim=1)  # concatenation
         x = torch.relu(self.depthwise(x))
+        x = torch.relu(x + self.mix(torch.relu(self.grouped(x))))  # skip over grouped convs
         return self.head(torch.flatten(nn.functional.max_pool2d(x, 2), 1))
 
 
-def make_user_net(width: int = 6) -> nn.Module:
+def make_user_net(width: int = 8) -> nn.Module:
     return UserNet(width)
 
 
@@ -218,4 +223,7 @@ def test_the_user_network_is_really_a_graph() -> None:
     # concatenation and the depthwise conv; the head is protected.
     assert "head.weight" not in groups
     coupled = max(groups.values(), key=lambda g: len(g.producers))
-    assert {p for p, _ in coupled.producers} >= {"stem", "body", "side", "depthwise"}
+    assert {p for p, _ in coupled.producers} >= {"stem", "body", "side", "depthwise", "mix"}
+    # It reaches the grouped convs (2 and 4 channel groups): it loses alike from 4 blocks; the
+    # grouped conv's own outputs form a group of their own, blocked likewise.
+    assert len(coupled.blocks) == 4 and len(groups["grouped.weight"].blocks) == 4

@@ -2,34 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-_HELPER = "ensprune_tests_rundir"
-
-
-def load_rundir_helper() -> ModuleType:
-    """tests/report/rundir.py as a module (importlib mode gives tests no package to import)."""
-    if _HELPER not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            _HELPER, Path(__file__).with_name("rundir.py")
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[_HELPER] = module
-        spec.loader.exec_module(module)
-    return sys.modules[_HELPER]
-
-
-@pytest.fixture(scope="session")
-def rundir() -> ModuleType:
-    """The helper module: make_run_dir, reference_accuracy and the fixture's constants."""
-    return load_rundir_helper()
 
 
 @pytest.fixture(scope="session")

@@ -13,41 +13,18 @@ from pathlib import Path
 
 import optuna
 
-TINY_SPEC = """\
-[study]
-name = "crash"
-seed = 5
+from . import _specs
+from ._specs import spec_toml
 
-[data]
-dataset = "digits"
-val_fraction = 0.2
-test_fraction = 0.25
-
-[pool]
-architectures = ["model_a"]
-seeds = [0, 1]
-epochs = 3
-batch_size = 64
-lr = 0.003
-
-[search]
-methods = ["magnitude", "random"]
-sparsity = [0.3, 0.9]
-trials = 3
-finetune_epochs = 1
-
-[selection]
-selector = "hq"
-metric = "gd"
-beta = 0.1
-max_size = 2
-"""
+TINY_SPEC = spec_toml(
+    study={"name": "crash", "seed": 5},
+    pool={"epochs": 3, "batch_size": 64},
+    selection={"beta": 0.1},
+)
 
 
 def write_spec(folder: Path, text: str = TINY_SPEC) -> Path:
-    path = folder / "spec.toml"
-    path.write_text(text)
-    return path
+    return _specs.write_spec(folder, text)
 
 
 def start_run(spec: Path, run_dir: Path, *extra: str) -> subprocess.Popen[str]:

@@ -5,51 +5,28 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from ensprune.cli import main
 
-SPEC = """
-[study]
-name = "dist"
-seed = 2
+from ._specs import one_line_error, spec_toml, write_spec
 
-[data]
-dataset = "digits"
-val_fraction = 0.2
-test_fraction = 0.25
-
-[pool]
-architectures = ["model_a"]
-seeds = [0, 1]
-epochs = 2
-lr = 0.003
-
-[search]
-methods = ["magnitude", "random"]
-sparsity = [0.3, 0.9]
-trials = 3
-finetune_epochs = 1
-
-[selection]
-selector = "hq"
-metric = "gd"
-max_size = 2
-"""
+SPEC = spec_toml(study={"name": "dist", "seed": 2})
 
 
-def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err and len(err.splitlines()) == 1, err
-    return err
+def start(task: dict) -> float:
+    return min(part["start"] for part in task["startstops"])
+
+
+def stop(task: dict) -> float:
+    return max(part["stop"] for part in task["startstops"])
 
 
 @pytest.fixture
 def spec_file(tmp_path: Path) -> Path:
-    path = tmp_path / "spec.toml"
-    path.write_text(SPEC)
-    return path
+    return write_spec(tmp_path, SPEC)
 
 
 def test_a_missing_dask_names_the_extra_before_any_training(
@@ -81,7 +58,7 @@ def test_an_unreachable_scheduler_is_one_line(spec_file: Path, tmp_path: Path, c
 
 def test_a_spec_scheduler_that_is_not_an_address_fails_at_load(tmp_path: Path, capsys) -> None:
     path = tmp_path / "bad.toml"
-    path.write_text(SPEC.replace("seed = 2\n", 'seed = 2\nscheduler = "localhost"\n', 1))
+    path.write_text(spec_toml(study={"name": "dist", "seed": 2, "scheduler": "localhost"}))
     assert main(["run", str(path), "--run-dir", str(tmp_path / "r")]) == 2
     assert "[study] scheduler must be a dask scheduler address" in one_line_error(capsys)
 
@@ -109,6 +86,18 @@ def test_a_dask_local_cluster_gives_the_same_trials_and_team_as_a_local_run(
         assert code == 0
         ran_on = {task["worker"] for task in stream.data}
     assert len(ran_on) == 2  # both cluster workers ran member studies
+    searched = max(stop(t) for t in stream.data if "_search_member" in t["key"])
+    # training before the search and predictions after it ran on the cluster too
+    assert any(start(t) < searched for t in stream.data if "_in_worker" in t["key"])
+    assert any(start(t) >= searched for t in stream.data if "_in_worker" in t["key"])
+    for name in ("val", "test", "dense_val", "dense_test"):
+        with (
+            np.load(local / "predictions" / f"{name}.npz", allow_pickle=False) as a,
+            np.load(remote / "predictions" / f"{name}.npz", allow_pickle=False) as b,
+        ):
+            assert a.files == b.files
+            for key in a.files:
+                np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}:{key}")
     cols = ["member", "number", "state", "method", "target_sparsity", "val_accuracy", "sparsity"]
     a = pd.read_csv(local / "trials.csv")[cols]
     b = pd.read_csv(remote / "trials.csv")[cols]

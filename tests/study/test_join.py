@@ -15,46 +15,25 @@ from optuna.trial import TrialState
 from ensprune.cli import main
 from ensprune.storage import open_storage
 
+from ._specs import one_line_error, spec_toml, write_spec
+
 REPO = Path(__file__).resolve().parents[2]
 
-SPEC = """
-[study]
-name = "joined"
-seed = 4
+# trials of 6 fine-tuning epochs: see the three-process test
+SPEC = spec_toml(study={"name": "joined", "seed": 4}, search={"trials": 8, "finetune_epochs": 6})
 
-[data]
-dataset = "digits"
-val_fraction = 0.2
-test_fraction = 0.25
-
-[pool]
-architectures = ["model_a"]
-seeds = [0, 1]
-epochs = 2
-lr = 0.003
-
-[search]
-methods = ["magnitude", "random"]
-sparsity = [0.3, 0.9]
-trials = 8
-finetune_epochs = 6
-
-[selection]
-selector = "hq"
-metric = "gd"
-max_size = 2
-"""
+# one trial per member: a joiner's whole job in a few seconds
+SMALL_SPEC = spec_toml(
+    study={"name": "joinpath", "seed": 4}, pool={"epochs": 1}, search={"trials": 1}
+)
 
 
 def test_join_refuses_sqlite_before_any_work(tmp_path: Path, capsys) -> None:
-    spec = tmp_path / "spec.toml"
-    spec.write_text(SPEC)
+    spec = write_spec(tmp_path, SPEC)
     run_dir = tmp_path / "run"
     url = f"sqlite:///{tmp_path / 'study.db'}"
     assert main(["run", str(spec), "--run-dir", str(run_dir), "--storage", url, "--join"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "Traceback" not in err
-    assert "SQLite is never written by concurrent processes" in err
+    assert "SQLite is never written by concurrent processes" in one_line_error(capsys)
     assert not run_dir.exists() and not (tmp_path / "study.db").exists()
 
 
@@ -63,8 +42,7 @@ def test_join_without_a_lead_gives_up_with_a_hint(tmp_path: Path) -> None:
     from ensprune.study import StudySpec
     from ensprune.study.join import join_run
 
-    spec_file = tmp_path / "spec.toml"
-    spec_file.write_text(SPEC)
+    spec_file = write_spec(tmp_path, SPEC)
     with pytest.raises(RunDirError, match="start the lead first"):
         join_run(
             StudySpec.from_toml(spec_file),
@@ -80,8 +58,7 @@ def test_join_without_a_lead_gives_up_with_a_hint(tmp_path: Path) -> None:
 def test_three_processes_on_one_study_run_exactly_the_trials_asked_for(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    spec = tmp_path / "spec.toml"
-    spec.write_text(SPEC)
+    spec = write_spec(tmp_path, SPEC)
     run_dir = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     base = [sys.executable, "-m", "ensprune", "run", str(spec), "--run-dir", str(run_dir)]
@@ -112,3 +89,48 @@ def test_three_processes_on_one_study_run_exactly_the_trials_asked_for(
     table = pd.read_csv(run_dir / "trials.csv")
     assert table.groupby("member").size().to_dict() == {"model_a-s0": 8, "model_a-s1": 8}
     assert table.chosen.sum() == 2
+
+
+def _led_run(tmp_path: Path, journal: Path) -> Path:
+    """A run directory as its lead leaves it once the pool trained, on the journal file."""
+    from ensprune import rundir as rd
+    from ensprune.study import StudySpec
+    from ensprune.study.pipeline import prepare_run_dir
+
+    spec = write_spec(tmp_path, SMALL_SPEC)
+    run_dir, _, _ = prepare_run_dir(
+        StudySpec.from_toml(spec), SMALL_SPEC, tmp_path / "run", str(journal)
+    )
+    rd.mark_stage(run_dir, "train")
+    return spec
+
+
+def test_join_recognises_the_journal_file_by_another_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "x").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "x")
+    spec = _led_run(tmp_path, tmp_path / "x" / "study.log")
+    monkeypatch.chdir(tmp_path)
+    for given in ("x/study.log", "link/study.log", "./x/../x/study.log", "journal://x/study.log"):
+        args = ["run", str(spec), "--run-dir", "run", "--storage", given, "--join", "--quiet"]
+        assert main(args) == 0, given
+    storage = open_storage(str(tmp_path / "x/study.log"))
+    for member in ("model_a-s0", "model_a-s1"):
+        study = optuna.load_study(study_name=f"joinpath.{member}", storage=storage)
+        assert [t.state for t in study.trials] == [TrialState.COMPLETE]  # one trial, not four
+    assert sorted(p.name for p in tmp_path.rglob("*.log")) == ["study.log"]  # no other journal
+
+
+def test_join_refuses_another_journal_file_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    spec = _led_run(tmp_path, tmp_path / "study.log")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "other").mkdir()
+    args = ["run", str(spec), "--run-dir", "run", "--storage", "other/study.log", "--join"]
+    assert main(args) == 2
+    err = one_line_error(capsys)
+    assert f"stores its studies in {tmp_path / 'study.log'}, not other/study.log" in err
+    assert not (tmp_path / "run" / "members").exists()  # refused before any work
+    assert not (tmp_path / "other" / "study.log").exists()

@@ -65,6 +65,9 @@ def test_fingerprint_ignores_trial_count(tmp_path: Path) -> None:
         ("[search]\ndistill = 0.5\ntemperature = 0\n", "temperature must be a positive number"),
         ("[search]\nclean_epochs = -1\n", "clean_epochs must be an integer >= 0"),
         ('[search.method_params.lamp]\nscope = "layer"\n', "not in [search] methods"),
+        ('[search]\ninclude = "fc"\n', "[search] include must be a list"),
+        ('[search]\nexclude = [""]\n', "[search] exclude must list layer name patterns"),
+        ("[search]\ninclude = [3]\n", "[search] include must list layer name patterns"),
         ("not toml at all [", "not valid TOML"),
     ],
 )

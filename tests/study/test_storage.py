@@ -8,7 +8,13 @@ import optuna
 import pytest
 
 from ensprune.errors import StorageError
-from ensprune.storage import default_storage_url, open_storage, study_names
+from ensprune.storage import (
+    absolute_storage_url,
+    default_storage_url,
+    open_storage,
+    same_storage,
+    study_names,
+)
 
 
 def _two_objective_study(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study:
@@ -75,3 +81,25 @@ def test_a_damaged_sqlite_file_is_named_with_a_way_forward(tmp_path: Path) -> No
         open_storage(f"sqlite:///{damaged}")
     assert f"mv {damaged} {damaged}.bad" in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_file_storages_are_the_same_by_their_real_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "x").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "x")
+    monkeypatch.chdir(tmp_path)
+    journal = str(tmp_path / "x" / "study.log")
+    for other in ("x/study.log", "./x/../x/study.log", "link/study.log", f"journal://{journal}"):
+        assert same_storage(journal, other), other
+    assert same_storage(f"sqlite:///{tmp_path}/x/s.db", "sqlite:///link/s.db")
+    assert not same_storage(journal, "y/study.log")
+    assert not same_storage(journal, "sqlite:///x/study.log")  # a journal is not a database
+    assert not same_storage(journal, None)
+    url = "postgresql+psycopg2://u@h/db"
+    assert same_storage(url, url) and not same_storage(url, url + "2")
+    # recorded absolute (symlinks kept), so a resume from another directory finds the file
+    assert absolute_storage_url("link/../x/study.log") == journal
+    assert absolute_storage_url("sqlite:///link/s.db") == f"sqlite:///{tmp_path}/link/s.db"
+    assert absolute_storage_url("journal://s.log") == f"journal://{tmp_path}/s.log"
+    assert absolute_storage_url(url) == url
