@@ -34,6 +34,11 @@ DEFAULT_VOTING = "soft"
 
 # largest (teams x samples x classes) block of vote totals built at once
 _BLOCK = 1 << 22
+# pools at least this large (joint menus: every operating point of every member) hold their
+# votes in float32 and add up each team's few rows instead of a dense product over the pool;
+# summed probabilities then differ from float64 in the 7th digit, which can change a
+# prediction only where two classes tie to that precision
+LARGE_POOL = 48
 
 DecideFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -115,6 +120,9 @@ class TeamVoter:
             self._inputs = hot.reshape(m, n * c)
         else:
             self._inputs = proba.reshape(m, n * c)
+        self._large = m >= LARGE_POOL
+        if self._large:
+            self._inputs = self._inputs.astype(np.float32)
         self._proba = proba
 
     def _weights(self, teams: np.ndarray) -> np.ndarray:
@@ -144,10 +152,27 @@ class TeamVoter:
         _, n, c = self.shape
         out = np.empty((w.shape[0], n), dtype=np.int64)
         rows = max(1, _BLOCK // (n * c))
+        # few members per team in a large pool: add their rows (a dense product would read
+        # every member's row for every team)
+        sparse = self._large and np.count_nonzero(w) * 4 <= w.size
         for start in range(0, w.shape[0], rows):
             block = w[start : start + rows]
-            totals = (block @ self._inputs).reshape(-1, n, c)
+            if sparse:
+                totals = self._member_sums(block).reshape(-1, n, c)
+            else:
+                totals = (block.astype(self._inputs.dtype) @ self._inputs).reshape(-1, n, c)
             out[start : start + rows] = self.rule.decide(totals, block.sum(axis=1))
+        return out
+
+    def _member_sums(self, block: np.ndarray) -> np.ndarray:
+        """``block @ inputs`` a team at a time, reading only each team's members' rows."""
+        out = np.zeros((block.shape[0], self._inputs.shape[1]), dtype=self._inputs.dtype)
+        for row, weights in zip(out, block, strict=True):
+            for member in np.flatnonzero(weights):
+                if weights[member] == 1.0:
+                    row += self._inputs[member]
+                else:
+                    row += np.float32(weights[member]) * self._inputs[member]
         return out
 
     def accuracy(self, teams: np.ndarray, y: ArrayLike) -> np.ndarray:
