@@ -350,17 +350,10 @@ def train_pool(
     task = functools.partial(
         _train_member, spec=spec, data=data, run_dir=run_dir, progress=progress and jobs == 1
     )
-    for (_, (member, _, _)), (trained, epochs, seconds) in zip(
+    for (_, (member, _, _)), trained in zip(
         missing, _member_map(task, [i for i, _ in missing], jobs, threads), strict=True
     ):
         pool[member] = trained
-        logger.info(
-            "[%s] trained %d epochs in %.1fs: val_acc=%.4f",
-            member,
-            epochs,
-            seconds,
-            trained.val_accuracy,
-        )
     return {member: trained for member, trained in pool.items() if trained is not None}
 
 
@@ -372,8 +365,9 @@ def _initial_state(arch: str, data: Dataset, seed: int) -> dict[str, torch.Tenso
 
 def _train_member(
     index: int, *, spec: StudySpec, data: Dataset, run_dir: Path, progress: bool
-) -> tuple[TrainedMember, int, float]:
-    """Train one member and write its checkpoints; returns it, its epochs and its seconds."""
+) -> TrainedMember:
+    """Train one member, write its checkpoints and say so (a worker's line reaches the caller's
+    log through the forwarding of :func:`_member_map`, as soon as the member is saved)."""
     member, arch, seed = spec.members[index]
     folder = run_dir / rd.MEMBERS_DIR / member
     model = build_named(arch, data.input_shape, data.num_classes, seed)
@@ -404,8 +398,14 @@ def _train_member(
             "epochs": history.epochs_run,
         },
     )
-    trained = TrainedMember(model, val_acc, initial_state, history.snapshot)
-    return trained, history.epochs_run, time.perf_counter() - start
+    logger.info(
+        "[%s] trained %d epochs in %.1fs: val_acc=%.4f",
+        member,
+        history.epochs_run,
+        time.perf_counter() - start,
+        val_acc,
+    )
+    return TrainedMember(model, val_acc, initial_state, history.snapshot)
 
 
 def _reuse_member(
