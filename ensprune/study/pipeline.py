@@ -205,16 +205,7 @@ def prepare_run_dir(
         # a relative file storage recorded absolute: a resume from elsewhere finds the same file
         url = absolute_storage_url(storage) if storage else default_storage_url(run_dir)
         suffix, searches = "", {"": fingerprint}
-        meta = {
-            "format": RUN_FORMAT,
-            "name": spec.name,
-            "storage": url,
-            "dataset": spec.data.dataset,
-            "ensprune_version": __version__,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "compat": spec.fingerprint(*_COMPAT_SECTIONS),
-            "stages": {},
-        }
+        meta = _new_run_json(spec, url, fingerprint)
     meta.update(rd.storage_entry(run_dir, url))
     meta.setdefault("run_id", uuid.uuid4().hex)  # run directories from before ids get one now
     # this run's studies, for the interrupt handler and the identity check
@@ -244,6 +235,22 @@ def _read_run_json(path: Path, spec: StudySpec, storage: str | None) -> dict[str
     return None
 
 
+def _new_run_json(spec: StudySpec, url: str, fingerprint: str) -> dict[str, Any]:
+    """run.json of a new run directory (its run id and storage entry are added by the caller)."""
+    return {
+        "format": RUN_FORMAT,
+        "name": spec.name,
+        "storage": url,
+        "dataset": spec.data.dataset,
+        "ensprune_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "compat": spec.fingerprint(*_COMPAT_SECTIONS),
+        "stages": {},
+        # the first search has no suffix; a later one is found by its fingerprint's suffix
+        "searches": {"": fingerprint},
+    }
+
+
 def _rebuild_run_json(
     run_dir: Path, spec: StudySpec, storage: str | None, fingerprint: str
 ) -> dict[str, Any]:
@@ -262,24 +269,14 @@ def _rebuild_run_json(
             "--run-dir"
         )
     url = absolute_storage_url(storage) if storage else default_storage_url(run_dir)
+    opened = open_storage(url)
     ids = set()
-    for name in optuna.get_all_study_names(open_storage(url)):
+    for name in optuna.get_all_study_names(opened):
         if name.startswith(f"{spec.name}."):
-            study = optuna.load_study(study_name=name, storage=open_storage(url))
+            study = optuna.load_study(study_name=name, storage=opened)
             ids.add(study.user_attrs.get(RUN_ID_ATTR))
     ids.discard(None)
-    meta: dict[str, Any] = {
-        "format": RUN_FORMAT,
-        "name": spec.name,
-        "storage": url,
-        "dataset": spec.data.dataset,
-        "ensprune_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "compat": spec.fingerprint(*_COMPAT_SECTIONS),
-        "stages": {},
-        # the first search has no suffix; a later one is found by its fingerprint's suffix
-        "searches": {"": fingerprint},
-    }
+    meta = _new_run_json(spec, url, fingerprint)
     if len(ids) == 1:
         meta["run_id"] = ids.pop()
     logger.warning("%s rebuilt (storage %s)", run_dir / rd.RUN_JSON, url)
