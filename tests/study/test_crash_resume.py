@@ -123,7 +123,7 @@ def test_sigkill_at_every_stage_then_resume_equals_an_uninterrupted_run(
 
     # 2. during a member study: trial 0 is done, trial 1 is running
     run = Run(spec_file, run_dir)
-    run.kill_when("[model_a-s0] trial 0 (", delay=0.3)  # trial 1 has started, not finished
+    run.kill_when("[model_a-s0] trial 0 (", delay=0.1)  # trial 1 has started, not finished
     log += run.lines
     assert run.saw("[model_a-s0] dense model reused") and run.saw("[model_a-s1] trained")
     assert checksums(run_dir, "members/model_a-s0/*.pt") == first_member
