@@ -263,12 +263,15 @@ def run_quick(headline: Headline, tmp: Path, env: dict[str, str]) -> tuple[float
 
 
 def reduced_spec(source: Path, target: Path) -> None:
-    """A small copy of a study spec: 3,000 images, 2 epochs, 2 seeds, 3 trials (for --quick)."""
+    """A small copy of a study spec: 3,000 images (bags of 1,000), 2 epochs, 2 seeds, 3 trials
+    (for --quick)."""
     spec = tomllib.loads(source.read_text(encoding="utf-8"))
     spec["study"]["name"] = f"{spec['study'].get('name', 'study')}_quick"
     spec["data"]["max_train"] = 3000
     seeds = spec["pool"]["seeds"][:2]
     spec["pool"].update(epochs=2, seeds=seeds)
+    if "bag" in spec["pool"]:  # bags a third of the 3,000 images, as 15,000 are of the full split
+        spec["pool"]["bag"] = min(spec["pool"]["bag"], 1000)
     spec["search"]["trials"] = 3
     members = len(spec["pool"]["architectures"]) * len(seeds)
     spec["selection"]["max_size"] = min(spec["selection"].get("max_size", 5), members // 2)

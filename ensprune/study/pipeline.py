@@ -57,6 +57,7 @@ from ensprune.storage import (
 )
 from ensprune.study import guard
 from ensprune.study.annotate import record_choices, record_joint_choices
+from ensprune.study.bagging import check_bag, member_split
 from ensprune.study.build import (
     check_layer_patterns,
     make_study_pruner,
@@ -303,7 +304,7 @@ def load_spec_data(
 ) -> Dataset:
     """The spec's dataset, split as its ``[data]`` section and seed say (the same in every
     process of a run: the lead, its ``--join`` workers)."""
-    return load_dataset(
+    data = load_dataset(
         spec.data.dataset,
         data_dir=data_dir,
         seed=spec.seed,
@@ -314,6 +315,8 @@ def load_spec_data(
         download=download,
         progress=progress,
     )
+    check_bag(spec, len(data.y_train))
+    return data
 
 
 def _member_seed(spec: StudySpec, index: int) -> int:
@@ -370,12 +373,15 @@ def _train_member(
     model = build_named(arch, data.input_shape, data.num_classes, seed)
     initial_state = {k: v.clone() for k, v in model.state_dict().items()}
     start = time.perf_counter()
+    split = member_split(
+        spec, member, SplitData(data.x_train, data.y_train, data.x_val, data.y_val)
+    )
     history = train_model(
         model,
-        data.x_train,
-        data.y_train,
-        data.x_val,
-        data.y_val,
+        split.x_train,
+        split.y_train,
+        split.x_val,
+        split.y_val,
         train_config(spec.pool, device=spec.device, seed=seed),
         progress=progress,
         desc=f"train {member}",
@@ -533,7 +539,9 @@ def _run_member_study(
     seed = _member_seed(spec, index)
     name = study_name(spec, member, search_suffix)
     trial_dir = rd.trial_dir(run_dir, member, search_suffix)
-    objective = MemberObjective(spec, member, trained, split, trial_dir, seed)
+    objective = MemberObjective(
+        spec, member, trained, member_split(spec, member, split), trial_dir, seed
+    )
     study = run_member_study(
         open_storage(storage_url),
         name,

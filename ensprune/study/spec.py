@@ -79,6 +79,11 @@ class PoolSpec:
 
     ``augment`` names a training-time augmentation of image batches (``ensprune list
     augmentations``), used for the pool's training and for every fine-tuning of the search.
+
+    ``bag`` (bagging): every member trains, and is fine-tuned by its search, on its own random
+    ``bag`` training images (drawn without replacement, seeded by the study seed and the member's
+    name, so adding a member leaves the others' bags alone); ``None`` gives every member the whole
+    training split. Different data is a source of diversity for the team selection.
     """
 
     architectures: tuple[str, ...] = ("model_a", "lenet300")
@@ -90,6 +95,7 @@ class PoolSpec:
     optimizer: str = "adam"
     patience: int = 5
     augment: str | None = None
+    bag: int | None = None
 
 
 @dataclass(frozen=True)
@@ -203,6 +209,9 @@ class StudySpec:
     def fingerprint(self, *sections: str) -> str:
         """A short hash of the given sections (all when none), to detect a changed spec on resume."""
         full = self.to_dict()
+        for section, key in _ADDED_OPTIONAL_KEYS:
+            if full[section][key] is None:  # unset: run directories made before the key resume
+                del full[section][key]
         part = {k: full[k] for k in sections} if sections else full
         return hashlib.sha256(json.dumps(part, sort_keys=True, default=str).encode()).hexdigest()[
             :16
@@ -435,6 +444,13 @@ class StudySpec:
             from ensprune.data.augment import AUGMENTATIONS
 
             AUGMENTATIONS.get(self.pool.augment)
+        if self.pool.bag is not None:
+            _check_int(self.pool.bag, "[pool] bag", fail, minimum=20)
+            if self.data.max_train is not None and self.pool.bag > self.data.max_train:
+                fail(
+                    f"[pool] bag = {self.pool.bag} is more than [data] max_train = "
+                    f"{self.data.max_train} training images; lower bag or raise max_train"
+                )
         if not self.search.methods:
             fail("[search] methods must name at least one pruning method")
         for method in self.search.methods:
@@ -523,6 +539,9 @@ class StudySpec:
 
 
 SELECTION_MODES = ("two_stage", "joint")
+#: (section, key) of optional keys added after the first release: left out of the fingerprint while
+#: unset, so that a run directory made before the key existed still resumes
+_ADDED_OPTIONAL_KEYS = (("pool", "bag"),)
 COST_KINDS = ("macs", "params", "latency")
 
 

@@ -93,6 +93,11 @@ KEY_DOCS: dict[tuple[str, str], KeyDoc] = {
         "training-time augmentation of image batches (pool training and every fine-tuning)",
         names="augmentations",
     ),
+    ("pool", "bag"): KeyDoc(
+        "bagging: each member trains and is fine-tuned on its own random bag of this many "
+        "training images (seeded by the study seed and the member's name); unset: all of them",
+        ">= 20, at most the training images",
+    ),
     ("search", "methods"): KeyDoc(
         "the pruning methods each member's study chooses among", names="methods"
     ),
