@@ -161,8 +161,8 @@ def _member_costs(
     """Costs of every source checkpoint (key -> record), reusing the cache where the checkpoint
     hash and :data:`COSTS_DEFINITION` match.
 
-    Compacted costs (MACs and latency, measured together) are measured only when ``kind`` needs
-    them. The cache is rewritten after every newly measured point, so an interrupted build
+    Costs of the compacted network are measured only when ``kind`` needs them (its MACs for
+    ``compacted_macs``; its MACs and latency for ``latency``). The cache is rewritten after every newly measured point, so an interrupted build
     (latency measurement is the slow part) keeps what it measured.
     """
     cache_path = folder / "costs.json"
