@@ -33,6 +33,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,12 +54,26 @@ ARCHS = (
 )
 
 
+def train_member(data: Any, i: int, bag_size: int, epochs: int) -> tuple[Any, Any, Any]:
+    """Member ``i``: architecture ``ARCHS[i % len(ARCHS)]`` trained on its own seeded random bag
+    of the training split; returns (network, bag inputs, bag labels)."""
+    from ensprune.models import TrainConfig, build_seeded, train_model
+
+    rng = np.random.default_rng(100 + i)
+    bag = rng.choice(len(data.y_train), size=min(bag_size, len(data.y_train)), replace=False)
+    xb, yb = data.x_train[bag], data.y_train[bag]
+    net = build_seeded(ARCHS[i % len(ARCHS)], data.input_shape, data.num_classes, seed=i)
+    cfg = TrainConfig(epochs=epochs, batch_size=128, lr=1e-3, seed=i, patience=0)
+    train_model(net, xb, yb, data.x_val, data.y_val, cfg, progress=False)
+    return net, xb, yb
+
+
 def build_menus(args: argparse.Namespace, cache: Path) -> tuple[dict, list[dict]]:
     """Train and prune the pool (cached per member); return split labels and member records."""
     import torch
 
     from ensprune.data import load_dataset
-    from ensprune.models import TrainConfig, build_seeded, count_macs, count_parameters, train_model
+    from ensprune.models import TrainConfig, count_macs, count_parameters
     from ensprune.models.training import predict_proba
     from ensprune.pruning import PruningContext, make_method
 
@@ -76,12 +91,7 @@ def build_menus(args: argparse.Namespace, cache: Path) -> tuple[dict, list[dict]
                 records.append({k: z[k] for k in z.files})
             continue
         t0 = time.time()
-        rng = np.random.default_rng(100 + i)
-        bag = rng.choice(len(data.y_train), size=min(args.bag, len(data.y_train)), replace=False)
-        xb, yb = data.x_train[bag], data.y_train[bag]
-        net = build_seeded(arch, data.input_shape, data.num_classes, seed=i)
-        cfg = TrainConfig(epochs=args.epochs, batch_size=128, lr=1e-3, seed=i, patience=0)
-        train_model(net, xb, yb, data.x_val, data.y_val, cfg, progress=False)
+        net, xb, yb = train_member(data, i, args.bag, args.epochs)
         rows = {"method": ["dense"], "sparsity": [0.0]}
         val = [predict_proba(net, data.x_val)]
         test = [predict_proba(net, data.x_test)]
@@ -142,6 +152,46 @@ def main() -> None:
     parser.add_argument("--out", default=str(HERE / "results" / "joint"))
     args = parser.parse_args()
 
+    tag = f"m{args.members}-b{args.bag}-e{args.epochs}-ft{args.finetune_epochs}"
+    cache = HERE / "_cache" / "joint" / tag
+    cache.mkdir(parents=True, exist_ok=True)
+    labels, records = build_menus(args, cache)
+    compare(
+        records,
+        labels,
+        cost_key="macs",
+        cost_name="effective_macs",
+        axis_label="total effective MACs",
+        budgets=args.budgets,
+        seeds=args.seeds,
+        tolerance=args.tolerance,
+        out=Path(args.out),
+        config=vars(args),
+    )
+
+
+def compare(
+    records: list[dict],
+    labels: dict,
+    *,
+    cost_key: str,
+    cost_name: str,
+    axis_label: str,
+    budgets: list[float],
+    seeds: list[int],
+    tolerance: float,
+    out: Path,
+    config: dict,
+    extra: dict | None = None,
+) -> dict:
+    """Phase 2 on the members' records: the table at each budget, the references and fronts.
+
+    Every record holds ``val`` / ``test`` probabilities (points, N, C), ``method``, ``sparsity``
+    (the level; uniform pruning puts every member at one common (method, level)), ``arch`` and
+    the cost array ``record[cost_key]``; point 0 is the dense network. Budgets are multiples of
+    one dense member's cost (the pool's mean). Writes ``results.json``, ``menu_val.npz`` and
+    ``fronts.png`` to ``out``; returns the results.
+    """
     from ensprune.ensemble import (
         GeneticSelector,
         HQSelector,
@@ -149,13 +199,9 @@ def main() -> None:
         Menu,
         PredictionSet,
     )
+    from ensprune.errors import SpecError
 
-    tag = f"m{args.members}-b{args.bag}-e{args.epochs}-ft{args.finetune_epochs}"
-    cache = HERE / "_cache" / "joint" / tag
-    cache.mkdir(parents=True, exist_ok=True)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    labels, records = build_menus(args, cache)
     y_val, y_test = labels["val"], labels["test"]
 
     def acc_of(proba: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -164,12 +210,12 @@ def main() -> None:
     # --- menus: dense + Pareto-optimal pruned points per member (validation only) ---
     proba_v, proba_t, member, cost, names, method_of, sparsity_of = [], [], [], [], [], [], []
     for i, rec in enumerate(records):
-        keep = pareto_points(acc_of(rec["val"], y_val), rec["macs"])
+        keep = pareto_points(acc_of(rec["val"], y_val), rec[cost_key])
         for k in keep:
             proba_v.append(rec["val"][k])
             proba_t.append(rec["test"][k])
             member.append(i)
-            cost.append(float(rec["macs"][k]))
+            cost.append(float(rec[cost_key][k]))
             names.append(f"{i}:{rec['arch']}:{rec['method'][k]}@{rec['sparsity'][k]:g}")
             method_of.append(str(rec["method"][k]))
             sparsity_of.append(float(rec["sparsity"][k]))
@@ -180,13 +226,15 @@ def main() -> None:
 
     menu = Menu.from_arrays(
         normed(proba_v), member=member, cost=cost, y=y_val, names=names,
-        cost_name="effective_macs",
+        cost_name=cost_name,
     )  # fmt: skip
     menu_test = menu.with_split(PredictionSet(normed(proba_t), y_test, cost=np.asarray(cost)))
-    dense_cost = np.array([r["macs"][0] for r in records])
+    dense_cost = np.array([r[cost_key][0] for r in records])
     unit = float(dense_cost.mean())
     m = len(records)
-    print(f"menu: {menu.n_points} points for {m} members; one dense member = {unit:.0f} MACs")
+    print(
+        f"menu: {menu.n_points} points for {m} members; one dense member = {unit:.4g} {cost_name}"
+    )
 
     def ps(split: str, idx: list[int]) -> PredictionSet:
         src = menu if split == "val" else menu_test
@@ -198,7 +246,7 @@ def main() -> None:
     two_idx = []
     for i in range(m):
         pts = menu.points_of(i)
-        ok = [int(p) for p in pts if val_acc[p] >= val_acc[dense_idx[i]] - args.tolerance]
+        ok = [int(p) for p in pts if val_acc[p] >= val_acc[dense_idx[i]] - tolerance]
         two_idx.append(min(ok, key=lambda p: menu.cost[p]))
 
     def soft_acc(idx: list[int], split: str = "test") -> float:
@@ -236,7 +284,7 @@ def main() -> None:
             idx.append((i, k[0]))
         pv = normed([records[i]["val"][k] for i, k in idx])
         pt = normed([records[i]["test"][k] for i, k in idx])
-        c = float(sum(records[i]["macs"][k] for i, k in idx))
+        c = float(sum(records[i][cost_key][k] for i, k in idx))
         ones = np.ones((1, m))
         from ensprune.ensemble import TeamVoter
 
@@ -252,13 +300,22 @@ def main() -> None:
     rows = []
     two_ps_val = ps("val", two_idx)
     two_ps_val = PredictionSet(two_ps_val.proba, y_val, cost=menu.cost[two_idx])
-    for mult in args.budgets:
+    for mult in budgets:
         budget = mult * unit
         row: dict = {"budget_x_member": mult, "budget": budget}
-        joint_acc, joint_cost, joint_time = [], [], []
-        for seed in args.seeds:
+        joint_acc, joint_cost, joint_time, acc_only = [], [], [], []
+        for seed in seeds:
             t0 = time.time()
-            sel = JointSelector(budget=budget, seed=seed).select_menu(menu)
+            try:
+                sel = JointSelector(budget=budget, seed=seed).select_menu(menu)
+                only = JointSelector(budget=budget, seed=seed, w_diversity=0.0, w_size=0.0)
+                acc_only.append(only.select_menu(menu).accuracy(menu_test))
+            except SpecError as exc:  # no team of two members' points fits the budget
+                row["joint_note"] = str(exc)
+                joint_acc.append(float("nan"))
+                acc_only.append(float("nan"))
+                joint_cost.append(float("nan"))
+                continue
             joint_time.append(time.time() - t0)
             joint_acc.append(sel.accuracy(menu_test))
             joint_cost.append(sel.total_cost)
@@ -267,17 +324,11 @@ def main() -> None:
             "test_std": float(np.std(joint_acc)),
             "tests": joint_acc,
             "cost_mean": float(np.mean(joint_cost)),
-            "seconds_mean": float(np.mean(joint_time)),
+            "seconds_mean": float(np.mean(joint_time)) if joint_time else float("nan"),
         }
-        acc_only = [
-            JointSelector(budget=budget, seed=seed, w_diversity=0.0, w_size=0.0)
-            .select_menu(menu)
-            .accuracy(menu_test)
-            for seed in args.seeds
-        ]
         row["joint_accuracy_only"] = {"test_mean": float(np.mean(acc_only)), "tests": acc_only}
         two = []
-        for seed in args.seeds:
+        for seed in seeds:
             try:
                 sel2 = GeneticSelector(budget=budget, seed=seed).select(two_ps_val)
                 two.append(soft_acc([two_idx[j] for j in sel2.members]))
@@ -314,8 +365,10 @@ def main() -> None:
     fronts["uniform (full pool)"] = [(u["cost"], u["test_accuracy"]) for u in uniform]
 
     result = {
-        "config": vars(args),
-        "one_member_macs": unit,
+        "config": config,
+        "cost_name": cost_name,
+        "one_member_cost": unit,
+        **(extra or {}),
         "menu_points": menu.n_points,
         "members": [str(r["arch"]) for r in records],
         "dense_val": [float(val_acc[d]) for d in dense_idx],
@@ -339,7 +392,7 @@ def main() -> None:
         for name, r in ref_rows.items():
             ax.scatter([r["cost"] / unit], [r["test_accuracy"]], marker="*", s=80, label=name)
         ax.set_xscale("log")
-        ax.set_xlabel("total effective MACs (x one dense member)")
+        ax.set_xlabel(f"{axis_label} (x one dense member)")
         ax.set_ylabel("test accuracy")
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
@@ -348,6 +401,7 @@ def main() -> None:
     except ImportError:
         pass
     print(json.dumps(ref_rows, indent=1))
+    return result
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ A run directory holds everything one study run produced::
     predictions/*.npz        member probabilities on val/test, pruned and dense (evaluate stage)
     members/<member>/menu[-<search>]/  each operating point's costs and predictions, cached (menu stage)
     menus/val.npz, menus/test.npz, menu.csv  every member's operating points, as a Menu (menu stage)
+    menu_candidates.csv  the costs of every measured checkpoint, on the menu or not (menu stage)
     selection.json, teams.csv  the chosen team and the selector's table (select stage)
     report/                  the report (report stage)
 
@@ -60,6 +61,7 @@ PREDICTIONS = {
 }
 MENUS = {"val": "menus/val.npz", "test": "menus/test.npz"}
 MENU_CSV = "menu.csv"
+MENU_CANDIDATES_CSV = "menu_candidates.csv"
 # Pipeline stages in order, as recorded in run.json "stages".
 STAGES = ("train", "search", "evaluate", "menu", "select", "report")
 # The stage that writes each file the report reads, so a missing file says what to run.
@@ -69,6 +71,7 @@ STAGE_OF = {
     SELECTION_JSON: "select",
     **{path: "evaluate" for path in PREDICTIONS.values()},
     MENU_CSV: "menu",
+    MENU_CANDIDATES_CSV: "menu",
     **{path: "menu" for path in MENUS.values()},
 }
 REPORT_INPUTS = (TRIALS_CSV, MEMBERS_CSV, *PREDICTIONS.values(), SELECTION_JSON)
@@ -77,6 +80,7 @@ __all__ = [
     "FORMAT",
     "MEMBERS_CSV",
     "MENUS",
+    "MENU_CANDIDATES_CSV",
     "MENU_CSV",
     "PREDICTIONS",
     "RUN_JSON",

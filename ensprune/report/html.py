@@ -24,6 +24,7 @@ from ensprune.errors import CheckpointError, EnsPruneError, RunDirError
 from ensprune.report import breakdown, frames, interactive, plots
 from ensprune.report.importance import param_importances
 from ensprune.report.joint import (
+    format_cost,
     is_joint,
     joint_budget,
     joint_choice_frame,
@@ -356,7 +357,7 @@ def _joint_parts(
 ) -> tuple[str, Figure, dict[str, str]]:
     """The joint choice's section: (HTML, the front figure, its plotly div).
 
-    Writes joint_choice and joint_front tables next to the page.
+    Writes joint_choice, joint_references and joint_front tables next to the page.
     """
     e = html.escape
     choice = joint_choice_frame(run)
@@ -364,17 +365,18 @@ def _joint_parts(
     references = joint_references(run, comparison)
     budget = joint_budget(run)
     write_table(choice, out / "joint_choice")
+    write_table(references, out / "joint_references")
     write_table(
         front.assign(points=[",".join(map(str, p)) for p in front["points"]]), out / "joint_front"
     )
-    cost_name = str(budget["cost_name"])
+    cost_name = str(budget["cost_label"])
     limit = budget["budget"]
     spent = (
-        f"{budget['total_cost']:,.0f} of the budget {float(limit):,.0f}"
+        f"{format_cost(budget['total_cost'])} of the budget {format_cost(float(limit))}"
         + (f" ({e(str(budget['budget_spec']))})" if budget["budget_spec"] else "")
         + f": {100 * float(budget['share']):.1f}% used"
         if isinstance(limit, int | float) and budget["share"] is not None
-        else f"{budget['total_cost']:,.0f} (no budget)"
+        else f"{format_cost(budget['total_cost'])} (no budget)"
     )
     section = "\n".join(
         [
@@ -698,6 +700,10 @@ def _count(v: object) -> str:
     return "" if _missing(v) else f"{float(v):,.0f}"  # type: ignore[arg-type]
 
 
+def _cost(v: object) -> str:
+    return "" if _missing(v) else format_cost(float(v))  # type: ignore[arg-type]
+
+
 def _missing(v: object) -> bool:
     if v is None:
         return True
@@ -741,8 +747,8 @@ _LAYER_FORMAT: dict[str, Formatter] = {"weights": _count, "nonzero": _count, "sp
 _JOINT_FORMAT: dict[str, Formatter] = {
     "trial": _count,  # empty for the dense network or a member out of the team
     "sparsity": _percent,
-    "cost": _count,
-    "dense_cost": _count,
+    "cost": _cost,  # MACs and parameters with separators, milliseconds to 4 digits
+    "dense_cost": _cost,
     "cost_share": _percent,
     "point_val_accuracy": _ACC,
     "point_test_accuracy": _ACC,

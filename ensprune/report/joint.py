@@ -20,9 +20,12 @@ from ensprune.report.frames import (
     ensemble_accuracy,
     joint_points,
 )
-from ensprune.rundir import MENU_CSV, SELECTION_JSON, TEAMS_CSV, RunDir
+from ensprune.rundir import MENU_CANDIDATES_CSV, MENU_CSV, SELECTION_JSON, TEAMS_CSV, RunDir
 
 __all__ = [
+    "COST_LABELS",
+    "cost_label",
+    "format_cost",
     "is_joint",
     "joint_budget",
     "joint_choice_frame",
@@ -30,7 +33,26 @@ __all__ = [
     "joint_references",
 ]
 
+#: a menu's ``cost_name`` -> how the report names it (axes, the budget line)
+COST_LABELS = {
+    "effective_macs": "effective MACs (non-zero weights)",
+    "compacted_macs": "MACs of the compacted networks",
+    "nonzero_params": "non-zero parameters",
+    "compacted_latency_ms": "latency of the compacted networks (ms per batch)",
+}
+
 _MENU_COLUMNS = ["point", "name", "member", "member_index", "trial", "method", "sparsity", "cost"]
+
+
+def cost_label(cost_name: str) -> str:
+    """A cost's name for people (``"MACs of the compacted networks"``); unknown names as given."""
+    return COST_LABELS.get(cost_name, cost_name)
+
+
+def format_cost(value: float) -> str:
+    """A cost as text: thousands separators for counts, 4 significant digits for small values
+    (milliseconds)."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
 def is_joint(run: RunDir) -> bool:
@@ -39,13 +61,14 @@ def is_joint(run: RunDir) -> bool:
 
 
 def joint_budget(run: RunDir) -> dict[str, Any]:
-    """The team's total cost against the budget: cost_name, total_cost, budget, budget_spec,
-    share (total over budget; None without a budget)."""
+    """The team's total cost against the budget: cost_name, cost_label (:func:`cost_label`),
+    total_cost, budget, budget_spec, share (total over budget; None without a budget)."""
     selection = run.selection
     budget = selection.get("budget")
     total = float(selection["total_cost"])
     return {
         "cost_name": selection.get("cost_name", "cost"),
+        "cost_label": cost_label(str(selection.get("cost_name", "cost"))),
         "total_cost": total,
         "budget": budget,
         "budget_spec": selection.get("budget_spec"),
@@ -130,12 +153,39 @@ def joint_front_frame(run: RunDir) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["total_cost", "kind"], kind="stable")
 
 
-# members.csv columns of each cost kind: (pruned member, dense member)
+# members.csv columns of the cost kinds it measures: (pruned member, dense member)
 _REFERENCE_COST = {
     "macs": ("pruned_macs", "dense_macs"),
     "params": ("pruned_params", "dense_params"),
-    "latency": ("pruned_latency_ms", "dense_latency_ms"),
 }
+# menu_candidates.csv columns of the compacted cost kinds (members.csv times masked networks)
+_CANDIDATE_COST = {"compacted_macs": "compacted_macs", "latency": "compacted_latency_ms"}
+
+
+def _reference_costs(run: RunDir, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """(pruned, dense) cost of every member, in members.csv order, in the choice's cost kind.
+
+    The pruned member is at its two-stage operating point; compacted costs come from
+    menu_candidates.csv (NaN where a member's two-stage checkpoint was not measured).
+    """
+    members = run.csv("members.csv", ["member"])
+    if kind not in _CANDIDATE_COST:
+        pruned_col, dense_col = _REFERENCE_COST.get(kind, _REFERENCE_COST["macs"])
+        members = run.csv("members.csv", ["member", pruned_col, dense_col])
+        return (
+            members[pruned_col].to_numpy(dtype=np.float64),
+            members[dense_col].to_numpy(dtype=np.float64),
+        )
+    column = _CANDIDATE_COST[kind]
+    table = run.csv(MENU_CANDIDATES_CSV, ["member", "trial", "two_stage", column])
+    table["two_stage"] = table["two_stage"].astype(str).str.lower() == "true"
+    dense = table[table["trial"] < 0].drop_duplicates("member").set_index("member")[column]
+    pruned = table[table["two_stage"]].drop_duplicates("member").set_index("member")[column]
+    order = list(members["member"])
+    return (
+        pruned.reindex(order).to_numpy(dtype=np.float64),
+        dense.reindex(order).to_numpy(dtype=np.float64),
+    )
 
 
 def joint_references(run: RunDir, comparison: pd.DataFrame) -> pd.DataFrame:
@@ -145,11 +195,7 @@ def joint_references(run: RunDir, comparison: pd.DataFrame) -> pd.DataFrame:
 
     Columns: reference, n_members, total_cost, test_accuracy.
     """
-    kind = str(run.selection.get("cost", "macs"))
-    pruned_col, dense_col = _REFERENCE_COST.get(kind, _REFERENCE_COST["macs"])
-    members = run.csv("members.csv", ["member", pruned_col, dense_col])
-    pruned = members[pruned_col].to_numpy(dtype=np.float64)
-    dense = members[dense_col].to_numpy(dtype=np.float64)
+    pruned, dense = _reference_costs(run, str(run.selection.get("cost", "macs")))
     rows = comparison.set_index("ensemble")
     best_pruned = int(np.argmax(run.predictions("val").accuracies()))
     best_dense = int(np.argmax(run.predictions("dense_val").accuracies()))

@@ -163,8 +163,9 @@ class SelectionSpec:
     one point of its menu, chosen together under ``budget``: a number, ``"1x_member"`` or
     ``"25%_pool"``; ``search = "ga" | "nsga2" | "exhaustive"``; the objective weights
     ``w_accuracy``, ``w_diversity``, ``w_size``). ``cost`` is what a point costs in the menu:
-    ``"macs"`` (effective), ``"params"`` (non-zero) or ``"latency"`` (measured, ms per batch).
-    """
+    ``"macs"`` (effective: non-zero weights), ``"compacted_macs"`` (executed by the network with its
+    dead units removed), ``"params"`` (non-zero) or ``"latency"`` (measured on the compacted
+    network, ms per batch)."""
 
     selector: str = "hq"
     metric: str = "entropy"  # the measured default (docs/metrics.md)
@@ -542,7 +543,8 @@ SELECTION_MODES = ("two_stage", "joint")
 #: (section, key) of optional keys added after the first release: left out of the fingerprint while
 #: unset, so that a run directory made before the key existed still resumes
 _ADDED_OPTIONAL_KEYS = (("pool", "bag"),)
-COST_KINDS = ("macs", "params", "latency")
+# the keys of ensprune.study.menus.COST_COLUMNS (which imports this module), in that order
+COST_KINDS = ("macs", "compacted_macs", "params", "latency")
 
 
 def _joint_names(selection: SelectionSpec) -> dict[str, Any]:

@@ -173,9 +173,11 @@ KEY_DOCS: dict[tuple[str, str], KeyDoc] = {
         "two_stage, joint",
     ),
     ("selection", "cost"): KeyDoc(
-        "what an operating point costs in the menus and the joint budget: effective MACs, "
-        "non-zero parameters, or latency measured per point (ms per batch of 256)",
-        "macs, params, latency",
+        "what an operating point costs in the menus and the joint budget: effective MACs "
+        "(non-zero weights), MACs of the compacted network (dead units removed: what it "
+        "executes), non-zero parameters, or latency of the compacted network measured per "
+        "point (ms per batch of 256); menu.csv and selection.json name the cost used",
+        "macs, compacted_macs, params, latency",
     ),
     ("selection", "options"): KeyDoc(
         "the selector's own knobs (HQ's beta, n_jobs, budget, ...), written directly under "

@@ -207,17 +207,26 @@ def test_resume_reuses_every_point_and_rebuilds_only_what_is_missing(
     assert rebuilt.n_points == len(pd.read_csv(joint_run / "menu.csv"))
 
 
-def test_latency_cost_is_measured_per_point_and_named(joint_run: Path) -> None:
+@pytest.mark.parametrize(
+    ("cost", "column"), [("latency", "compacted_latency_ms"), ("compacted_macs", "compacted_macs")]
+)
+def test_compacted_costs_are_measured_per_point_and_named(
+    joint_run: Path, cost: str, column: str
+) -> None:
     raw = json.loads(json.dumps(JOINT))
-    raw["selection"].update(cost="latency", budget="2x_member")
+    raw["selection"].update(cost=cost, budget="2x_member")
     run_study(StudySpec.from_dict(raw), run_dir=joint_run, progress=False)  # resumes: menus only
     table = pd.read_csv(joint_run / "menu.csv")
-    assert np.isfinite(table.latency_ms).all() and (table.latency_ms > 0).all()
-    np.testing.assert_array_equal(table.cost, table.latency_ms)
-    assert Menu.load(joint_run / "menus/val.npz").cost_name == "latency_ms"
+    assert np.isfinite(table[column]).all() and (table[column] > 0).all()
+    np.testing.assert_array_equal(table.cost, table[column])
+    assert Menu.load(joint_run / "menus/val.npz").cost_name == column
     selection = json.loads((joint_run / "selection.json").read_text())
-    assert selection["cost"] == "latency" and selection["cost_name"] == "latency_ms"
+    assert selection["cost"] == cost and selection["cost_name"] == column
     assert selection["total_cost"] <= selection["budget"]
+    # the report's references are in the same cost: the dense pool is every member's dense point
+    references = pd.read_csv(joint_run / "report" / "joint_references.csv").set_index("reference")
+    dense = table[table.trial == -1]
+    assert references.loc["full dense pool", "total_cost"] == pytest.approx(dense[column].sum())
 
 
 def test_select_on_the_joint_run_dir_picks_the_runs_points(

@@ -45,7 +45,10 @@ def test_joint_keys_load_in_any_case_and_build_the_joint_selector() -> None:
     ("selection", "fragment"),
     [
         ({"mode": "both"}, "[selection] mode must be one of two_stage, joint"),
-        ({"cost": "flops"}, "[selection] cost must be one of macs, params, latency"),
+        (
+            {"cost": "flops"},
+            "[selection] cost must be one of macs, compacted_macs, params, latency",
+        ),
         ({"mode": "joint", "budget": "1x_pool"}, "budget '1x_pool' is not a number"),
         ({"mode": "joint", "budget": -3}, "budget must be a finite number >= 0"),
         ({"mode": "joint", "search": "annealing"}, "annealing"),
