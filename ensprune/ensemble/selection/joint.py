@@ -36,6 +36,7 @@ With one point per member this is the ordinary team selection: ``ga`` returns th
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 from collections.abc import Callable
@@ -63,7 +64,31 @@ from ensprune.ensemble.selection._evolve import (
 )
 from ensprune.errors import PredictionError, SpecError
 
-__all__ = ["JOINT_SEARCHES", "JointProblem", "JointSelection", "JointSelector", "accuracy_front"]
+__all__ = [
+    "JOINT_SEARCHES",
+    "JointProblem",
+    "JointSelection",
+    "JointSelector",
+    "accuracy_front",
+    "best_single_point",
+]
+
+logger = logging.getLogger("ensprune.ensemble")
+
+
+def best_single_point(menu: Menu, budget: float | None) -> tuple[int, float] | None:
+    """The point with the highest validation accuracy that fits ``budget`` alone (ties: the
+    cheaper, then the earlier point), as ``(index, accuracy)``; None when no point fits.
+
+    A team needs two members; under a tight budget (latency of small networks is mostly fixed
+    overhead) one uncompressed point can beat every team that fits, which a user should know.
+    """
+    accuracy = (menu.points.labels == menu.points.y[None, :]).mean(axis=1)
+    rows = np.flatnonzero(within_budget(menu.cost, budget))
+    if rows.size == 0:
+        return None
+    best = rows[np.lexsort((rows, menu.cost[rows], -accuracy[rows]))[0]]
+    return int(best), float(accuracy[best])
 
 
 @dataclass
@@ -444,6 +469,19 @@ class JointSelector(ObjectiveSelector):
         scores = self.team_scores(final, 0)
         scores.update(extra)
         points = [int(i) for i in np.flatnonzero(mask[0])]
+        single = best_single_point(menu, self.budget)
+        if single is not None:
+            scores["best_single_point_val_accuracy"] = single[1]
+            if single[1] > float(final.accuracy[0]):
+                name = menu.points.names[single[0]] if menu.points.names else f"#{single[0]}"
+                logger.warning(
+                    "one operating point alone, %s (validation accuracy %.4f), beats the chosen "
+                    "team (%.4f) within the budget: every team of 2 that fits is weaker; raise "
+                    "the budget or use that point on its own",
+                    name,
+                    single[1],
+                    float(final.accuracy[0]),
+                )
         selection = self.make_selection(
             menu.points,
             points,
