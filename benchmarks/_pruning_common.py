@@ -30,13 +30,13 @@ from ensprune.models import (
 from ensprune.pruning import PruningContext, finetune
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import command_line, today, update_subsection
+from _results import bench_cache, command_line, today, update_subsection
 from _results import machine_info as machine
 
 __all__ = ["command_line", "machine", "today"]
 
 HERE = Path(__file__).resolve().parent
-CACHE = HERE / "_cache"
+CACHE = bench_cache()
 RESULTS = HERE / "RESULTS.md"
 SECTION = "## Pruning methods (issue 4)"
 SUBSECTION_ORDER = ("### Summary against the issue's targets",)

@@ -94,6 +94,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--target", type=float, default=0.9, help="share of units to remove")
     parser.add_argument("--fraction", type=float, default=0.2, help="share dropped per round")
     parser.add_argument(
+        "--max-train-a", type=int, default=None, help="training samples for Model A (all)"
+    )
+    parser.add_argument(
         "--max-train-b",
         type=int,
         default=6000,
@@ -115,6 +118,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lr-schedule", default="constant", choices=list(LR_SCHEDULES))
     parser.add_argument(
         "--patience", type=int, default=None, help="early-stopping patience (0: the full budget)"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="most epochs of dense and round training"
     )
     parser.add_argument(
         "--align",
@@ -144,7 +150,7 @@ def _logged() -> dict[str, dict[str, Any]]:
 def curves(part: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     """Accuracy after every DropNet round, for every seed and metric."""
     setup = SETUPS[part]
-    max_train = args.max_train_b if part == "model_b" else None
+    max_train = args.max_train_b if part == "model_b" else args.max_train_a
     done = _logged()
     runs = []
     for seed in args.seeds:
@@ -213,14 +219,17 @@ def curves(part: str, args: argparse.Namespace) -> list[dict[str, Any]]:
                 "max_train": max_train,
             }
             _log(run)
+            print(json.dumps({k: v for k, v in run.items() if k != "key"}), flush=True)
             runs.append(run)
     return runs
 
 
 def _training(base: TrainConfig, args: argparse.Namespace) -> TrainConfig:
-    """The part's training recipe with ``--lr``, ``--lr-schedule`` and ``--patience`` applied."""
+    """The part's training recipe with ``--lr``, ``--lr-schedule``, ``--patience`` and
+    ``--epochs`` applied."""
     return dataclasses.replace(
         base,
+        epochs=base.epochs if args.epochs is None else args.epochs,
         lr=base.lr if args.lr is None else args.lr,
         lr_schedule=args.lr_schedule,
         patience=base.patience if args.patience is None else args.patience,
