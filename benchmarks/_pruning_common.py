@@ -72,10 +72,22 @@ def distill_note(args: argparse.Namespace) -> str:
     return f", distilled from the dense network with α = {args.distill}, T = {args.temperature}"
 
 
-def load(name: str, data_dir: str | None, seed: int, max_train: int | None = None) -> Dataset:
+def load(
+    name: str,
+    data_dir: str | None,
+    seed: int,
+    max_train: int | None = None,
+    max_test: int | None = None,
+) -> Dataset:
     """The dataset split for ``seed`` (no download: benchmarks read local files)."""
     return load_dataset(
-        name, data_dir=data_dir, seed=seed, max_train=max_train, download=False, progress=False
+        name,
+        data_dir=data_dir,
+        seed=seed,
+        max_train=max_train,
+        max_test=max_test,
+        download=False,
+        progress=False,
     )
 
 

@@ -103,6 +103,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="training samples for Model B (its convolutions are slow on CPU)",
     )
     parser.add_argument(
+        "--max-test", type=int, default=None, help="test images of the curves (all: 10,000)"
+    )
+    parser.add_argument(
         "--latency-target",
         type=float,
         default=0.8,
@@ -154,13 +157,15 @@ def curves(part: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     done = _logged()
     runs = []
     for seed in args.seeds:
-        data = common.load(setup["dataset"], args.data_dir, seed, max_train)
+        data = common.load(setup["dataset"], args.data_dir, seed, max_train, args.max_test)
         train = dataclasses.replace(
             _training(setup["train"], args), seed=seed, augment=args.augment
         )
         dense, init, meta = common.dense_checkpoint(
             part, data, setup["dataset"], seed, train, max_train
         )
+        if args.max_test:  # the cached accuracy is on the whole test split
+            meta = {**meta, "test_accuracy": evaluate(dense, data.x_test, data.y_test)[1]}
         print(f"{part} seed {seed}: dense test {meta['test_accuracy']:.4f}", flush=True)
         context = PruningContext(
             data.x_train,
@@ -178,6 +183,8 @@ def curves(part: str, args: argparse.Namespace) -> list[dict[str, Any]]:
                 parts.append({"distill": args.distill, "temperature": args.temperature})
             if args.align > 1:
                 parts.append({"align": args.align})
+            if args.max_test:
+                parts.append({"max_test": args.max_test})
             if _training(setup["train"], args) != setup["train"]:
                 parts.append({"train": common.config_key(train)})
             key = json.dumps(parts)

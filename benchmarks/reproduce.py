@@ -179,10 +179,9 @@ def lowrank_points_lost(stdout: str, tmp: Path) -> float:
     return 100.0 * (dense - _row(stdout, model="lowrank, budget 80% removed")["accuracy"])
 
 
-def adaptive_points_lost(stdout: str, tmp: Path) -> float:
-    """bench_adaptive.py: dense minus pruned test accuracy at the learned sparsity, points."""
-    row = _json_lines(stdout)[-1]
-    return 100.0 * (row["dense_test_accuracy"] - row["test_accuracy"])
+def adaptive_sparsity(stdout: str, tmp: Path) -> float:
+    """bench_adaptive.py: the realised hard sparsity of the learned ratio, percent."""
+    return 100.0 * float(_json_lines(stdout)[-1]["sparsity"])
 
 
 def evolutionary_over_global(stdout: str, tmp: Path) -> float:
@@ -325,8 +324,10 @@ HEADLINES: tuple[Headline, ...] = (
         claim="min_layer within 0.5 points down to 67 % of filters removed",
         full=f"python benchmarks/bench_dropnet.py {DATA} --parts model_b --seeds 0 --threads 1",
         quick="python benchmarks/bench_dropnet.py --parts model_b --seeds 0 --metrics min_layer "
-        "--max-train-b 1000 --epochs 2 --target 0.5 --threads 1 --no-write",
-        metric="points of test accuracy lost at 50 % of filters removed (min_layer, 4 rounds)",
+        "--max-train-b 1000 --max-test 1000 --epochs 2 --fraction 0.3 --target 0.5 --threads 1 "
+        "--no-write",
+        metric="points of test accuracy lost at 50 % of filters removed (min_layer, 2 rounds; "
+        "1,000 test images)",
         better="lower",
         extract=dropnet_points_lost("model_b"),
         spread=1.5,
@@ -388,12 +389,13 @@ HEADLINES: tuple[Headline, ...] = (
         claim="the learned ratio reaches >= 95 % hard sparsity at >= 98.1 % test accuracy",
         full=f"python benchmarks/bench_adaptive.py {DATA} --dense-epochs 15 --epochs 8 "
         "--target 0.97 --reg 100",
-        quick="python benchmarks/bench_adaptive.py --r0 0.5 --max-train 5000 --dense-epochs 3 "
-        "--epochs 3 --no-write",
-        metric="points of test accuracy lost at the learned sparsity (r0 0.5, 5,000 images)",
-        better="lower",
-        extract=adaptive_points_lost,
-        spread=1.0,
+        quick="python benchmarks/bench_adaptive.py --r0 0.5 --max-train 10000 --dense-epochs 5 "
+        "--epochs 6 --no-write",
+        # the method's own figure: how far the learned ratio climbs towards the target 0.97
+        metric="realised hard sparsity % learned from r0 0.5 (10,000 images, 6 epochs)",
+        better="higher",
+        extract=adaptive_sparsity,
+        spread=2.0,
     ),
     Headline(
         name="evolutionary-lenet300",
