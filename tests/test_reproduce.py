@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import json
 import re
@@ -116,9 +117,12 @@ def _script_options(script: Path) -> set[str]:
     return options
 
 
+_cli_parser = functools.cache(build_parser)
+
+
 def _check_command(words: list[str]) -> None:
     if words[0] == "ensprune":
-        build_parser().parse_args(words[1:])  # argparse exits 2 on an unknown option or value
+        _cli_parser().parse_args(words[1:])  # argparse exits 2 on an unknown option or value
         return
     assert words[0] == "python" and words[1].startswith("benchmarks/"), words
     script = REPO / words[1]
