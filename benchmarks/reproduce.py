@@ -136,11 +136,15 @@ def _json_lines(stdout: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _row(stdout: str, **match: Any) -> dict[str, Any]:
-    """The last JSON line of stdout whose fields equal ``match``."""
-    rows = [r for r in _json_lines(stdout) if all(r.get(k) == v for k, v in match.items())]
+def _row(stdout: str, *keys: str, **match: Any) -> dict[str, Any]:
+    """The last JSON line of stdout holding every field in ``keys`` and equal to ``match``."""
+    rows = [
+        r
+        for r in _json_lines(stdout)
+        if all(k in r for k in keys) and all(r.get(k) == v for k, v in match.items())
+    ]
     if not rows:
-        raise ValueError(f"no JSON line with {match} in the output")
+        raise ValueError(f"no JSON line with {' and '.join([*keys, str(match)])} in the output")
     return rows[-1]
 
 
@@ -165,7 +169,10 @@ def joint_over_uniform(stdout: str, tmp: Path) -> float:
 
 def joint_scale_seconds(stdout: str, tmp: Path) -> float:
     """bench_joint_scale.py: seconds of the GA joint search on the scale menu (one job)."""
-    return float(_json_lines(stdout)[-1]["scale"][0]["seconds"])
+    scale = _row(stdout, "scale")["scale"]
+    if not scale:
+        raise ValueError("the scale part did not run")
+    return float(scale[0]["seconds"])
 
 
 def obs_accuracy(stdout: str, tmp: Path) -> float:
@@ -181,7 +188,7 @@ def lowrank_points_lost(stdout: str, tmp: Path) -> float:
 
 def adaptive_sparsity(stdout: str, tmp: Path) -> float:
     """bench_adaptive.py: the realised hard sparsity of the learned ratio, percent."""
-    return 100.0 * float(_json_lines(stdout)[-1]["sparsity"])
+    return 100.0 * float(_row(stdout, "r0", "sparsity")["sparsity"])
 
 
 def evolutionary_over_global(stdout: str, tmp: Path) -> float:
@@ -192,25 +199,25 @@ def evolutionary_over_global(stdout: str, tmp: Path) -> float:
 
 def default_metric_gap(stdout: str, tmp: Path) -> float:
     """bench_metric_sets.py: the default set's (entropy) mean test minus the best set's, points."""
-    rows = [r for r in _json_lines(stdout) if "mean_test" in r]
-    if not rows:
-        raise ValueError("no JSON line with the metric sets' mean test accuracies")
-    means, best = rows[-1]["mean_test"], rows[-1]["best"]
-    return 100.0 * (means["entropy"] - means[best])
+    row = _row(stdout, "mean_test", "best")
+    return 100.0 * (row["mean_test"]["entropy"] - row["mean_test"][row["best"]])
 
 
 def resnet_speedup_ratio(stdout: str, tmp: Path) -> float:
     """bench_resnet.py: batch-256 speed-up / MAC reduction of DropNet at 50 % of channels."""
     rows = json.loads((tmp / "resnet.json").read_text(encoding="utf-8"))["rows"]
     dense = rows[0]
-    half = next(r for r in rows if r.get("method") == "dropnet" and r.get("target") == 0.5)
+    halves = [r for r in rows if r.get("method") == "dropnet" and r.get("target") == 0.5]
+    if not halves:
+        raise ValueError("no DropNet row at 50 % of channels in resnet.json")
+    half = halves[0]
     speedup = dense["latency_ms_b256"] / half["latency_ms_b256"]
     return float(speedup / (dense["macs_dense"] / half["macs_dense"]))
 
 
 def cli_slowest_cpu(stdout: str, tmp: Path) -> float:
     """bench_cli_startup.py --json: the slowest command's median CPU seconds."""
-    return float(_json_lines(stdout)[-1]["slowest_cpu_median"])
+    return float(_row(stdout, "slowest_cpu_median")["slowest_cpu_median"])
 
 
 # ------------------------------------------------------------------------------------- headlines
@@ -566,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{h.name}: {h.quick_command(tmp)}", file=sys.stderr, flush=True)
             try:
                 value, seconds, _ = run_quick(h, tmp, env)
-            except (RuntimeError, ValueError, KeyError) as exc:
+            except (RuntimeError, ValueError, LookupError, OSError) as exc:
                 failed.append(h.name)
                 lines.append(f"| {h.name} | {h.metric} | - | - | FAILED ({exc}) | - |")
                 continue
