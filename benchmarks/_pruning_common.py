@@ -1,8 +1,8 @@
 """Shared helpers of the pruning benchmarks: data, cached dense checkpoints, RESULTS.md section.
 
 One dense checkpoint per (model, dataset, seed, training config) is trained once and cached under
-``benchmarks/_cache/`` (git-ignored), with its initial weights (θ₀) next to it, so every method of
-a comparison starts from the same network.
+``benchmarks/_cache/`` (git-ignored; ``$ENSPRUNE_BENCH_CACHE`` moves it), with its initial weights
+(θ₀) next to it, so every method of a comparison starts from the same network.
 """
 
 from __future__ import annotations

@@ -18,8 +18,9 @@ Parts (``--parts``):
   round's compacted network side by side with the dense one (one process, interleaved, batch 1
   and 256, one thread); compare each speedup with its MAC reduction.
 
-One dense checkpoint per (model, seed) is cached in benchmarks/_cache/; finished runs are appended
-to benchmarks/_cache/dropnet.jsonl and skipped on a re-run.
+One dense checkpoint per (model, seed) is cached in benchmarks/_cache/ ($ENSPRUNE_BENCH_CACHE moves
+it); finished runs are appended to its dropnet.jsonl, skipped on a re-run, and printed as one JSON
+line each.
 
 Example:
     nice -n 5 python benchmarks/bench_dropnet.py --data-dir /path/to/data --parts model_a --seeds 0
