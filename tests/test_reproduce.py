@@ -11,6 +11,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -134,7 +135,7 @@ def _check_command(words: list[str]) -> None:
 
 @pytest.mark.parametrize("headline", reproduce.HEADLINES, ids=lambda h: h.name)
 def test_every_headline_has_a_quick_command_naming_existing_scripts_and_options(
-    headline,  # type: ignore[no-untyped-def]
+    headline: Any,
 ) -> None:
     assert headline.quick is not None and headline.extract is not None and headline.metric
     assert headline.better in ("lower", "higher")
