@@ -203,17 +203,13 @@ def default_metric_gap(stdout: str, tmp: Path) -> float:
     return 100.0 * (row["mean_test"]["entropy"] - row["mean_test"][row["best"]])
 
 
-def resnet_speedup_ratio(stdout: str, tmp: Path) -> float:
-    """bench_resnet.py: batch-256 speed-up / MAC reduction of DropNet at 50 % of channels."""
+def resnet_mac_reduction(stdout: str, tmp: Path) -> float:
+    """bench_resnet.py: dense / compacted executed MACs of DropNet at 50 % of channels."""
     rows = json.loads((tmp / "resnet.json").read_text(encoding="utf-8"))["rows"]
-    # the dense network is timed first and last: load only ever adds time, so take the faster
-    dense = min((rows[0], rows[-1]), key=lambda r: float(r["latency_ms_b256"]))
     halves = [r for r in rows if r.get("method") == "dropnet" and r.get("target") == 0.5]
     if not halves:
         raise ValueError("no DropNet row at 50 % of channels in resnet.json")
-    half = halves[0]
-    speedup = dense["latency_ms_b256"] / half["latency_ms_b256"]
-    return float(speedup / (dense["macs_dense"] / half["macs_dense"]))
+    return float(rows[0]["macs_dense"] / halves[0]["macs_dense"])
 
 
 def cli_slowest_cpu(stdout: str, tmp: Path) -> float:
@@ -436,14 +432,18 @@ HEADLINES: tuple[Headline, ...] = (
         name="resnet20",
         section="Any model: ResNet-20 on Fashion-MNIST",
         claim="DropNet-compacted ResNet-20 at 50 % of channels: batch-256 speed-up against its "
-        "MAC reduction",
+        "MAC reduction (quick: the MAC reduction; the speed-up of so short a run is noise)",
         full=f"python benchmarks/bench_resnet.py {DATA} --width 8 --epochs 8 --finetune-epochs 2 "
         "--repeats 11 --write",
-        quick="python benchmarks/bench_resnet.py --width 4 --epochs 1 --finetune-epochs 1 "
-        "--max-train 2000 --max-test 2000 --repeats 3 --parts filter --out {tmp}/resnet.json",
-        metric="batch-256 speed-up / MAC reduction at 50 % of channels (width 4)",
+        quick="python benchmarks/bench_resnet.py --width 8 --epochs 1 --finetune-epochs 1 "
+        "--max-train 1000 --max-test 1000 --repeats 3 --parts filter --out {tmp}/resnet.json",
+        # Compaction through the residual dependency graph, deterministic. The quick run's
+        # speed-up ratio read 0.23 and 0.55 in two runs minutes apart: no spread separates a
+        # regression from that noise, so speed stays with the full command.
+        metric="executed-MAC reduction (x) of DropNet at 50 % of channels (width 8)",
         better="higher",
-        extract=resnet_speedup_ratio,
+        extract=resnet_mac_reduction,
+        spread=0.05,
     ),
     Headline(
         name="cli-startup",
