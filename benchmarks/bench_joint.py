@@ -31,15 +31,12 @@ import argparse
 import copy
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from _results import bench_cache  # noqa: E402
 
 #: architecture of member i: ARCHS[i % len(ARCHS)] (3 lenet300, 4 model_a, 3 mlp_40_20 for 10)
 ARCHS = (
@@ -154,7 +151,7 @@ def main() -> None:
     )
 
     tag = f"m{args.members}-b{args.bag}-e{args.epochs}-ft{args.finetune_epochs}"
-    cache = bench_cache() / "joint" / tag
+    cache = HERE / "_cache" / "joint" / tag
     cache.mkdir(parents=True, exist_ok=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

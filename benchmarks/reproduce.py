@@ -236,6 +236,7 @@ DROPNET_QUICK = (
     "ensprune prune --dataset mnist --model lenet300 --method dropnet --param align=16 "
     "--sparsity 0.6 --max-train 6000 --epochs 8 --seed 0 --json --no-download"
 )
+JOINT_QUICK_TAG = "m4-b2000-e2-ft1"  # bench_joint.py's cache tag of the quick pool
 FASHION_QUICK = (
     "python benchmarks/reproduce.py --reduced-spec studies/fashion_team.toml {tmp}/spec.toml && "
     "ensprune run {tmp}/spec.toml --run-dir {tmp}/run --quiet >/dev/null && "
@@ -342,9 +343,11 @@ HEADLINES: tuple[Headline, ...] = (
         claim="joint selection of members and operating points lies above uniform pruning",
         full=f"python benchmarks/bench_joint.py {DATA} --bag 15000 --epochs 8 "
         "--finetune-epochs 1 --out benchmarks/results/joint-15k",
-        quick="python benchmarks/bench_joint.py --members 4 --bag 2000 --epochs 2 "
-        "--finetune-epochs 1 --methods magnitude --sparsities 0.8 0.95 --seeds 0 --budgets 0.5 "
-        "--out {tmp}/joint",
+        # bench_joint.py keeps its members in benchmarks/_cache/joint/<tag>/ whatever
+        # $ENSPRUNE_BENCH_CACHE says: the quick check empties its own tag's folder first
+        quick=f"rm -rf benchmarks/_cache/joint/{JOINT_QUICK_TAG} && python benchmarks/bench_joint.py "
+        "--members 4 --bag 2000 --epochs 2 --finetune-epochs 1 --methods magnitude "
+        "--sparsities 0.8 0.95 --seeds 0 --budgets 0.5 --out {tmp}/joint",
         metric="joint minus uniform pruning test accuracy at 0.5x one member, points",
         better="higher",
         extract=joint_over_uniform,
