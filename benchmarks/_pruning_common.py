@@ -1,8 +1,8 @@
 """Shared helpers of the pruning benchmarks: data, cached dense checkpoints, RESULTS.md section.
 
 One dense checkpoint per (model, dataset, seed, training config) is trained once and cached under
-``benchmarks/_cache/`` (git-ignored), with its initial weights (θ₀) next to it, so every method of
-a comparison starts from the same network.
+``benchmarks/_cache/`` (git-ignored; ``$ENSPRUNE_BENCH_CACHE`` moves it), with its initial weights
+(θ₀) next to it, so every method of a comparison starts from the same network.
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ from ensprune.models import (
 from ensprune.pruning import PruningContext, finetune
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import command_line, today, update_subsection
+from _results import bench_cache, command_line, today, update_subsection
 from _results import machine_info as machine
 
 __all__ = ["command_line", "machine", "today"]
 
 HERE = Path(__file__).resolve().parent
-CACHE = HERE / "_cache"
+CACHE = bench_cache()
 RESULTS = HERE / "RESULTS.md"
 SECTION = "## Pruning methods (issue 4)"
 SUBSECTION_ORDER = ("### Summary against the issue's targets",)
@@ -72,10 +72,22 @@ def distill_note(args: argparse.Namespace) -> str:
     return f", distilled from the dense network with α = {args.distill}, T = {args.temperature}"
 
 
-def load(name: str, data_dir: str | None, seed: int, max_train: int | None = None) -> Dataset:
+def load(
+    name: str,
+    data_dir: str | None,
+    seed: int,
+    max_train: int | None = None,
+    max_test: int | None = None,
+) -> Dataset:
     """The dataset split for ``seed`` (no download: benchmarks read local files)."""
     return load_dataset(
-        name, data_dir=data_dir, seed=seed, max_train=max_train, download=False, progress=False
+        name,
+        data_dir=data_dir,
+        seed=seed,
+        max_train=max_train,
+        max_test=max_test,
+        download=False,
+        progress=False,
     )
 
 

@@ -21,6 +21,17 @@ TITLE = "# Benchmark results"
 REPO = Path(__file__).resolve().parents[1]
 
 
+def bench_cache() -> Path:
+    """Where benchmarks cache dense networks, pools and run logs (git-ignored).
+
+    ``$ENSPRUNE_BENCH_CACHE`` when set (``reproduce.py --quick`` points it at a scratch folder,
+    so a quick check trains afresh instead of reading an earlier run), else ``benchmarks/_cache``.
+    """
+    return Path(
+        os.environ.get("ENSPRUNE_BENCH_CACHE") or Path(__file__).resolve().parent / "_cache"
+    )
+
+
 def machine_info() -> str:
     """CPUs available, CPU model, versions, torch threads and the load average when written.
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import sys
 import time
@@ -83,6 +84,9 @@ def main(argv: list[str] | None = None) -> None:
         sparsity = count_parameters(result.model).sparsity
         rows.append((r0, result.info, sparsity, acc, seconds, cpu_seconds))
         logging.info("r0 %.1f: sparsity %.4f, accuracy %.4f, %.0f s", r0, sparsity, acc, seconds)
+        summary = {"r0": r0, "learned_ratio": result.info["learned_ratio"], "sparsity": sparsity}
+        summary |= {"test_accuracy": acc, "dense_test_accuracy": dense_acc, "seconds": seconds}
+        print(json.dumps(summary), flush=True)  # one JSON line per r0 (reproduce.py reads it)
     if not args.no_write:
         write(args, data, dense_acc, (dense_seconds, dense_cpu), history.epochs_run, rows)
 

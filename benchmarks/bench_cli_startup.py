@@ -11,6 +11,7 @@ On a shared machine the median moves with the load; the fastest run is the clean
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import statistics
@@ -95,6 +96,9 @@ def main() -> None:
         "--compare", type=Path, help="another checkout of ensprune (e.g. before a change)"
     )
     parser.add_argument("--kinds", nargs="*", default=list(KINDS), help="list kinds to time")
+    parser.add_argument(
+        "--json", action="store_true", help="end with one JSON line of every command's times"
+    )
     args = parser.parse_args()
     roots = [("this checkout", REPO)] + ([("compare", args.compare)] if args.compare else [])
     python = time_command(["--version"], args.repeats)  # interpreter + `import ensprune`
@@ -107,14 +111,21 @@ def main() -> None:
     print(
         f"| this checkout | `ensprune --version` | {python[0]:.3f} | {python[1]:.3f} | {python[2]:.3f} | {python[3]} | - |"
     )
+    timed = [{"command": "ensprune --version", "wall_fastest": python[0], "cpu_median": python[2]}]
     for label, root in roots:
         for command in (["--help"], *(["list", kind] for kind in args.kinds)):
             fastest, median, cpu, heavy = time_command(command, args.repeats, root)
+            if label == "this checkout":
+                name = f"ensprune {' '.join(command)}"
+                timed.append({"command": name, "wall_fastest": fastest, "cpu_median": cpu})
             ok = "yes" if cpu < TARGET_S else "no"
             print(
                 f"| {label} | `ensprune {' '.join(command)}` | {fastest:.3f} | {median:.3f} | "
                 f"{cpu:.3f} | {heavy} | {ok} |"
             )
+    if args.json:
+        slowest = max(row["cpu_median"] for row in timed)
+        print(json.dumps({"commands": timed, "slowest_cpu_median": slowest}))
 
 
 if __name__ == "__main__":

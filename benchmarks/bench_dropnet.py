@@ -18,8 +18,9 @@ Parts (``--parts``):
   round's compacted network side by side with the dense one (one process, interleaved, batch 1
   and 256, one thread); compare each speedup with its MAC reduction.
 
-One dense checkpoint per (model, seed) is cached in benchmarks/_cache/; finished runs are appended
-to benchmarks/_cache/dropnet.jsonl and skipped on a re-run.
+One dense checkpoint per (model, seed) is cached in benchmarks/_cache/ ($ENSPRUNE_BENCH_CACHE moves
+it); finished runs are appended to its dropnet.jsonl, skipped on a re-run, and printed as one JSON
+line each.
 
 Example:
     nice -n 5 python benchmarks/bench_dropnet.py --data-dir /path/to/data --parts model_a --seeds 0
@@ -94,10 +95,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--target", type=float, default=0.9, help="share of units to remove")
     parser.add_argument("--fraction", type=float, default=0.2, help="share dropped per round")
     parser.add_argument(
+        "--max-train-a", type=int, default=None, help="training samples for Model A (all)"
+    )
+    parser.add_argument(
         "--max-train-b",
         type=int,
         default=6000,
         help="training samples for Model B (its convolutions are slow on CPU)",
+    )
+    parser.add_argument(
+        "--max-test", type=int, default=None, help="test images of the curves (all: 10,000)"
     )
     parser.add_argument(
         "--latency-target",
@@ -115,6 +122,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lr-schedule", default="constant", choices=list(LR_SCHEDULES))
     parser.add_argument(
         "--patience", type=int, default=None, help="early-stopping patience (0: the full budget)"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="most epochs of dense and round training"
     )
     parser.add_argument(
         "--align",
@@ -144,17 +154,19 @@ def _logged() -> dict[str, dict[str, Any]]:
 def curves(part: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     """Accuracy after every DropNet round, for every seed and metric."""
     setup = SETUPS[part]
-    max_train = args.max_train_b if part == "model_b" else None
+    max_train = args.max_train_b if part == "model_b" else args.max_train_a
     done = _logged()
     runs = []
     for seed in args.seeds:
-        data = common.load(setup["dataset"], args.data_dir, seed, max_train)
+        data = common.load(setup["dataset"], args.data_dir, seed, max_train, args.max_test)
         train = dataclasses.replace(
             _training(setup["train"], args), seed=seed, augment=args.augment
         )
         dense, init, meta = common.dense_checkpoint(
             part, data, setup["dataset"], seed, train, max_train
         )
+        if args.max_test:  # the cached accuracy is on the whole test split
+            meta = {**meta, "test_accuracy": evaluate(dense, data.x_test, data.y_test)[1]}
         print(f"{part} seed {seed}: dense test {meta['test_accuracy']:.4f}", flush=True)
         context = PruningContext(
             data.x_train,
@@ -172,6 +184,8 @@ def curves(part: str, args: argparse.Namespace) -> list[dict[str, Any]]:
                 parts.append({"distill": args.distill, "temperature": args.temperature})
             if args.align > 1:
                 parts.append({"align": args.align})
+            if args.max_test:
+                parts.append({"max_test": args.max_test})
             if _training(setup["train"], args) != setup["train"]:
                 parts.append({"train": common.config_key(train)})
             key = json.dumps(parts)
@@ -213,14 +227,17 @@ def curves(part: str, args: argparse.Namespace) -> list[dict[str, Any]]:
                 "max_train": max_train,
             }
             _log(run)
+            print(json.dumps({k: v for k, v in run.items() if k != "key"}), flush=True)
             runs.append(run)
     return runs
 
 
 def _training(base: TrainConfig, args: argparse.Namespace) -> TrainConfig:
-    """The part's training recipe with ``--lr``, ``--lr-schedule`` and ``--patience`` applied."""
+    """The part's training recipe with ``--lr``, ``--lr-schedule``, ``--patience`` and
+    ``--epochs`` applied."""
     return dataclasses.replace(
         base,
+        epochs=base.epochs if args.epochs is None else args.epochs,
         lr=base.lr if args.lr is None else args.lr,
         lr_schedule=args.lr_schedule,
         patience=base.patience if args.patience is None else args.patience,

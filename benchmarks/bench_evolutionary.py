@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
                     "evaluations": result.info.get("evaluations"),
                     "dense_test_accuracy": meta["test_accuracy"],
                 }
-                logging.info("%s", {k: v for k, v in row.items() if k != "key"})
+                print(json.dumps({k: v for k, v in row.items() if k != "key"}), flush=True)
                 LOG.parent.mkdir(parents=True, exist_ok=True)
                 with LOG.open("a") as fh:
                     fh.write(json.dumps(row) + "\n")

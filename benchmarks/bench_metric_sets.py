@@ -45,9 +45,9 @@ from ensprune.ensemble import SELECTORS, PredictionSet, Selection, TeamVoter
 from ensprune.models import TrainConfig, build_seeded, predict_proba, train_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import command_line, machine_info, update_section
+from _results import bench_cache, command_line, machine_info, update_section
 
-CACHE = Path(__file__).resolve().parent / "_cache"
+CACHE = bench_cache()
 SECTION = "## Metric sets and HQ normalisation (issue 10)"
 DEFAULT_POOL = ["lenet300"] * 4 + ["model_a"] * 3 + ["mlp_40_20"] * 3
 EARLY_STOP = 5000
@@ -158,6 +158,8 @@ def metric_set_table(
 
     close = [m for m in eligible if paired(m, best)[0] >= -paired(m, best)[1]]
     chosen = min(close, key=lambda m: (len(m.split(",")), -float(np.mean(flat(accs[m])))))
+    means = {m: float(np.mean(flat(a))) for m, a in accs.items()}
+    print(json.dumps({"mean_test": means, "best": best, "chosen": chosen}), flush=True)
     old = "ck,bd,kw,gd"
     lines = [
         "| metric set | "

@@ -38,10 +38,10 @@ from ensprune.models import TrainConfig, build_model, evaluate, measure, train_m
 from ensprune.pruning import PruningContext, make_method
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import command_line, machine_info, today, update_section
+from _results import bench_cache, command_line, machine_info, today, update_section
 
 HERE = Path(__file__).resolve().parent
-CACHE = HERE / "_cache"
+CACHE = bench_cache()
 SECTION = "## Any model: ResNet-20 on Fashion-MNIST (issue 11)"
 WEIGHT_SPARSITIES = (0.80, 0.90, 0.95)
 CHANNEL_SHARES = (0.30, 0.50, 0.70)
@@ -58,6 +58,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--ft-lr", type=float, default=1e-3, help="Adam learning rate of fine-tuning")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--max-train", type=int, default=None, help="subsample the training split")
+    p.add_argument("--max-test", type=int, default=None, help="subsample the test split")
+    p.add_argument("--out", type=Path, default=None, help="rows as JSON (default: in the cache)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (training and timing)")
     p.add_argument("--repeats", type=int, default=15, help="timed blocks per latency")
@@ -130,6 +132,7 @@ def main() -> None:
         data_dir=args.data_dir,
         seed=args.seed,
         max_train=args.max_train,
+        max_test=args.max_test,
         download=False,
         progress=False,
     )
@@ -196,8 +199,8 @@ def main() -> None:
                 )
             )
     rows.append(row("dense (again, last)", dense, data, dense, args))
-    CACHE.mkdir(parents=True, exist_ok=True)
-    out = CACHE / f"bench_resnet-w{args.width}-{'-'.join(sorted(parts))}.json"
+    out = args.out or CACHE / f"bench_resnet-w{args.width}-{'-'.join(sorted(parts))}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1, default=str))
     print(f"rows: {out}")
     if args.write:

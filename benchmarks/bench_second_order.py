@@ -65,6 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sparsity", type=float, default=0.95)
     parser.add_argument("--methods", nargs="+", default=list(ONESHOT), choices=list(ONESHOT))
     parser.add_argument("--samples", type=int, default=1024, help="calibration samples")
+    parser.add_argument(
+        "--max-train", type=int, default=None, help="subsample MNIST's train split (quick checks)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
     return parser.parse_args(argv)
@@ -87,9 +90,9 @@ def oneshot(args: argparse.Namespace) -> str:
     done = _done()
     rows = []
     for seed in args.seeds:
-        data = common.load("mnist", args.data_dir, seed)
+        data = common.load("mnist", args.data_dir, seed, args.max_train)
         dense, _, meta = common.dense_checkpoint(
-            "mlp_40_20", data, "mnist", seed, dataclasses.replace(DENSE, seed=seed), None
+            "mlp_40_20", data, "mnist", seed, dataclasses.replace(DENSE, seed=seed), args.max_train
         )
         print(f"seed {seed}: dense test accuracy {meta['test_accuracy']:.4f}", flush=True)
         context = PruningContext(
@@ -213,9 +216,9 @@ def matrix(args: argparse.Namespace) -> str:
     from bench_weight_pruning import dense_config
 
     seed = args.seeds[0]
-    data = common.load("mnist", args.data_dir, seed)
+    data = common.load("mnist", args.data_dir, seed, args.max_train)
     dense, _, meta = common.dense_checkpoint(
-        "lenet300", data, "mnist", seed, dense_config(seed), None
+        "lenet300", data, "mnist", seed, dense_config(seed), args.max_train
     )
     print(f"lenet300 seed {seed}: dense test accuracy {meta['test_accuracy']:.4f}", flush=True)
     context = PruningContext(

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import ast
+import functools
 import importlib.util
 import json
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from ensprune.cli import build_parser
 from ensprune.study.spec import StudySpec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,3 +78,95 @@ def test_an_unknown_headline_is_refused_with_exit_2() -> None:
         check=False,
     )
     assert proc.returncode == 2 and "unknown headline(s) nope" in proc.stderr
+
+
+def _commands(line: str) -> list[list[str]]:
+    """The commands of a shell line: split at ``&&``, without ``nice``, ``VAR=value`` prefixes
+    and output redirections."""
+    commands: list[list[str]] = [[]]
+    for word in shlex.split(line.format(tmp="/tmp/scratch")):
+        if word == "&&":
+            commands.append([])
+        elif not word.startswith(">") and not (
+            not commands[-1] and ("=" in word or word == "nice")
+        ):
+            commands[-1].append(word)
+    return commands
+
+
+def _script_options(script: Path) -> set[str]:
+    """Every ``--option`` a benchmark script's argparse parser declares (read, not run), with
+    those of the benchmarks' shared helper modules it imports."""
+    tree = ast.parse(script.read_text(encoding="utf-8"))
+    options: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "add_argument":
+            options |= {
+                a.value
+                for a in node.args
+                if isinstance(a, ast.Constant) and str(a.value)[:2] == "--"
+            }
+        names = (
+            [a.name for a in node.names] if isinstance(node, ast.Import | ast.ImportFrom) else []
+        )
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.append(node.module)
+        for name in names:
+            helper = script.parent / f"{name}.py"
+            if name.startswith("_") and helper.is_file() and helper != script:
+                options |= _script_options(helper)
+    return options
+
+
+_cli_parser = functools.cache(build_parser)
+
+
+def _check_command(words: list[str]) -> None:
+    if words[0] == "rm":  # a quick check may clear its own benchmark cache, nothing else
+        assert words[1] == "-rf" and all(w.startswith("benchmarks/_cache/") for w in words[2:])
+        return
+    if words[0] == "ensprune":
+        _cli_parser().parse_args(words[1:])  # argparse exits 2 on an unknown option or value
+        return
+    assert words[0] == "python" and words[1].startswith("benchmarks/"), words
+    script = REPO / words[1]
+    assert script.is_file(), f"{words[1]} does not exist"
+    declared = _script_options(script)
+    used = {w.split("=", 1)[0] for w in words[2:] if w.startswith("--")}
+    assert used <= declared, f"{words[1]} has no option(s) {sorted(used - declared)}"
+
+
+@pytest.mark.parametrize("headline", reproduce.HEADLINES, ids=lambda h: h.name)
+def test_every_headline_has_a_quick_command_naming_existing_scripts_and_options(
+    headline: Any,
+) -> None:
+    assert headline.quick is not None and headline.extract is not None and headline.metric
+    assert headline.better in ("lower", "higher")
+    for line in (headline.full, headline.quick):
+        for words in _commands(line):
+            _check_command(words)
+
+
+def test_the_command_check_catches_a_misspelt_option_and_a_missing_script() -> None:
+    with pytest.raises(AssertionError, match="no option"):
+        _check_command(_commands("python benchmarks/bench_dropnet.py --max-trian-a 10")[0])
+    with pytest.raises(AssertionError, match="does not exist"):
+        _check_command(["python", "benchmarks/bench_nothing.py"])
+    with pytest.raises(SystemExit):
+        _check_command(["ensprune", "prune", "--no-such-option"])
+
+
+def test_figures_are_read_from_the_json_lines_of_a_benchmark_output() -> None:
+    stdout = "\n".join(
+        [
+            "model_a seed 0: dense test 0.95",
+            '  min_global round 1: {"units_remaining": 0.8}',  # a progress line, not a row
+            json.dumps(
+                {"part": "model_a", "points": [{"test_accuracy": 0.95}, {"test_accuracy": 0.93}]}
+            ),
+            "| table | row |",
+        ]
+    )
+    assert reproduce.dropnet_points_lost("model_a")(stdout, Path(".")) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match=re.escape("no JSON line with {'part': 'model_b'}")):
+        reproduce.dropnet_points_lost("model_b")(stdout, Path("."))
