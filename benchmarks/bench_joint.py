@@ -1,6 +1,6 @@
 """Joint compression on Fashion-MNIST: every member's operating point and the team under a budget.
 
-Phase 1 (cached per member under ``benchmarks/_cache/joint/<tag>/``): a pool of members of
+Phase 1 (cached per member under ``benchmarks/_cache/joint/<tag>/``, or ``$ENSPRUNE_BENCH_CACHE``): a pool of members of
 several architectures, each trained on its own random bag of the training split; each member
 pruned by two methods at a fixed sparsity grid (one fine-tuning run each, nothing else
 retrained). A member's menu: its dense network plus its Pareto-optimal pruned points (validation
@@ -31,6 +31,7 @@ import argparse
 import copy
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ from typing import Any
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _results import bench_cache  # noqa: E402
 
 #: architecture of member i: ARCHS[i % len(ARCHS)] (3 lenet300, 4 model_a, 3 mlp_40_20 for 10)
 ARCHS = (
@@ -153,7 +156,7 @@ def main() -> None:
     args = parser.parse_args()
 
     tag = f"m{args.members}-b{args.bag}-e{args.epochs}-ft{args.finetune_epochs}"
-    cache = HERE / "_cache" / "joint" / tag
+    cache = bench_cache() / "joint" / tag
     cache.mkdir(parents=True, exist_ok=True)
     labels, records = build_menus(args, cache)
     compare(

@@ -11,7 +11,7 @@ they share one machine load; the 1-minute load average before and after every me
 is recorded and stated. MACs of the compacted networks are recorded too
 (``--costs compacted_macs`` gives their table as well).
 
-Phase 1 (cached under ``benchmarks/_cache/joint_compact/<tag>/``): members trained on their bags
+Phase 1 (cached under ``benchmarks/_cache/joint_compact/<tag>/``, or ``$ENSPRUNE_BENCH_CACHE``): members trained on their bags
 (``bench_joint.train_member``); per structured method, ``rounds()`` with ``reset="none"`` drops
 ``--fraction`` of the remaining units per round (each round fine-tuned ``--finetune-epochs``)
 down to ``--max-removed`` of the units; every round is a point at the nominal level
@@ -44,6 +44,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from _results import bench_cache  # noqa: E402
 from bench_joint import ARCHS, compare, train_member  # noqa: E402
 
 #: cost name -> (record key, menu cost_name, axis label)
@@ -255,7 +256,7 @@ def main() -> None:
         f"m{args.members}-b{args.bag}-e{args.epochs}-ft{args.finetune_epochs}-{methods}"
         f"-f{args.fraction:g}-x{args.max_removed:g}"
     )
-    cache = HERE / "_cache" / "joint_compact" / tag
+    cache = bench_cache() / "joint_compact" / tag
     cache.mkdir(parents=True, exist_ok=True)
     labels, records = build_points(args, cache)
     timing = measure_latencies(args, cache, records, labels["shape"])

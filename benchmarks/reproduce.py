@@ -107,6 +107,14 @@ def team_margin_points(stdout: str, tmp: Path) -> float:
     return 100.0 * (float(summary["selection"]["test_accuracy"]) - float(reference))
 
 
+def team_over_dense_pool_points(stdout: str, tmp: Path) -> float:
+    """``ensprune report --json``: team test accuracy minus the full dense pool's, points."""
+    summary = _json_out(stdout)
+    rows = {row["ensemble"]: row for row in summary["comparison"]}
+    reference = float(rows["full dense pool"]["test_accuracy"])
+    return 100.0 * (float(summary["selection"]["test_accuracy"]) - reference)
+
+
 def focal_speedup(stdout: str, tmp: Path) -> float:
     """bench_diversity_speed.py: the speed-up of batched focal diversity over the per-pair loop."""
     match = re.search(r"Speed-up over the per-pair loop: \*\*([0-9.]+)x\*\*", stdout)
@@ -165,6 +173,17 @@ def joint_over_uniform(stdout: str, tmp: Path) -> float:
     if row["uniform"] is None:
         raise ValueError("no uniform pruning level fits the budget")
     return 100.0 * (row["joint"]["test_mean"] - row["uniform"]["test_accuracy"])
+
+
+def compact_joint_over_two_stage(stdout: str, tmp: Path) -> float:
+    """bench_joint_compact.py: joint minus two-stage test accuracy at the first budget, with
+    the compacted networks' MACs as the cost, points."""
+    path = tmp / "jc" / "compacted_macs" / "results.json"
+    row = json.loads(path.read_text(encoding="utf-8"))["rows"][0]
+    two_stage = row["two_stage"]["test_mean"]
+    if two_stage != two_stage:  # NaN: no two-stage team fits the budget
+        raise ValueError("no two-stage team fits the budget")
+    return 100.0 * (row["joint"]["test_mean"] - two_stage)
 
 
 def joint_scale_cpu_seconds(stdout: str, tmp: Path) -> float:
@@ -236,12 +255,18 @@ DROPNET_QUICK = (
     "ensprune prune --dataset mnist --model lenet300 --method dropnet --param align=16 "
     "--sparsity 0.6 --max-train 6000 --epochs 8 --seed 0 --json --no-download"
 )
-JOINT_QUICK_TAG = "m4-b2000-e2-ft1"  # bench_joint.py's cache tag of the quick pool
-FASHION_QUICK = (
-    "python benchmarks/reproduce.py --reduced-spec studies/fashion_team.toml {tmp}/spec.toml && "
-    "ensprune run {tmp}/spec.toml --run-dir {tmp}/run --quiet >/dev/null && "
-    "ensprune report {tmp}/run --json"
-)
+
+
+def _study_quick(spec: str) -> str:
+    """The quick command of a study spec: its reduced copy, run and reported as JSON."""
+    return (
+        f"python benchmarks/reproduce.py --reduced-spec {spec} {{tmp}}/spec.toml && "
+        "ensprune run {tmp}/spec.toml --run-dir {tmp}/run --quiet >/dev/null && "
+        "ensprune report {tmp}/run --json"
+    )
+
+
+FASHION_QUICK = _study_quick("studies/fashion_team.toml")
 
 
 def _lamp(sparsity: float, spread: float) -> Headline:
@@ -342,16 +367,42 @@ HEADLINES: tuple[Headline, ...] = (
         section="Joint compression: members x operating points under a budget",
         claim="joint selection of members and operating points lies above uniform pruning",
         full=f"python benchmarks/bench_joint.py {DATA} --bag 15000 --epochs 8 "
-        "--finetune-epochs 1 --out benchmarks/results/joint-15k",
-        # bench_joint.py keeps its members in benchmarks/_cache/joint/<tag>/ whatever
-        # $ENSPRUNE_BENCH_CACHE says: the quick check empties its own tag's folder first
-        quick=f"rm -rf benchmarks/_cache/joint/{JOINT_QUICK_TAG} && python benchmarks/bench_joint.py "
+        "--finetune-epochs 2 --sparsities 0.5 0.7 0.8 0.9 0.95 0.98 "
+        "--out benchmarks/results/joint-sketch",
+        quick="python benchmarks/bench_joint.py "
         "--members 4 --bag 2000 --epochs 2 --finetune-epochs 1 --methods magnitude "
         "--sparsities 0.8 0.95 --seeds 0 --budgets 0.5 --out {tmp}/joint",
         metric="joint minus uniform pruning test accuracy at 0.5x one member, points",
         better="higher",
         extract=joint_over_uniform,
         spread=1.5,
+    ),
+    Headline(
+        name="joint-fashion-study",
+        section="Joint compression: `studies/joint_fashion.toml` in full",
+        claim="ensprune run in joint mode: the joint pick against the full dense pool at 1x one member",
+        full=f"ensprune run studies/joint_fashion.toml {DATA} && ensprune report runs/joint_fashion",
+        quick=_study_quick("studies/joint_fashion.toml"),
+        metric="joint team test accuracy minus the full dense pool's, points",
+        better="higher",
+        extract=team_over_dense_pool_points,
+        spread=1.5,
+    ),
+    Headline(
+        name="joint-compact",
+        section="Joint compression: Compacted operating points with measured latency as the cost",
+        claim="the joint table for compacted (DropNet / APoZ) operating points, latency or "
+        "compacted MACs as the cost",
+        full=f"python benchmarks/bench_joint_compact.py {DATA} --bag 15000 --epochs 8 "
+        "--finetune-epochs 2 --out benchmarks/results/joint-compact-15k",
+        # compacted MACs, not latency: a quick run's timings move with the machine's load
+        quick="python benchmarks/bench_joint_compact.py --members 3 --bag 2000 --epochs 1 "
+        "--finetune-epochs 1 --methods dropnet --max-removed 0.5 --costs compacted_macs "
+        "--seeds 0 --budgets 1.0 --out {tmp}/jc",
+        metric="joint minus two-stage test accuracy at 1x one member's compacted MACs, points",
+        better="higher",
+        extract=compact_joint_over_two_stage,
+        spread=2.0,
     ),
     Headline(
         name="joint-scale",
