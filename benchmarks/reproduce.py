@@ -13,6 +13,7 @@ Usage (from the repository root, with ``ENSPRUNE_DATA_DIR`` pointing at MNIST/Fa
     python benchmarks/reproduce.py --quick                 # every quick headline (< 30 min, 2 cores)
     python benchmarks/reproduce.py --quick --only focal-speed lenet300-lamp-98
     python benchmarks/reproduce.py --quick --only focal-speed --record   # (re)write the record
+    python benchmarks/reproduce.py --quick --record-missing   # record new headlines, compare the rest
 
 Quick runs train in a fresh dense-network cache (``$ENSPRUNE_CACHE_DIR`` in a temporary folder,
 and ``$ENSPRUNE_BENCH_CACHE`` for the benchmark scripts' networks, pools and run logs), so a
@@ -590,6 +591,16 @@ def list_headlines() -> None:
         print("Every headline has a quick setting.")
 
 
+def _has_record(path: Path, headline: Headline) -> bool:
+    """Whether ``path`` holds a record of ``headline``'s current quick command."""
+    if not path.is_file():
+        return False
+    try:
+        return bool(json.loads(path.read_text(encoding="utf-8")).get("quick") == headline.quick)
+    except (OSError, ValueError):
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--list", action="store_true", help="show headlines and their commands")
@@ -597,6 +608,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="NAME", help="these headlines only")
     parser.add_argument(
         "--record", action="store_true", help="write the measured figures as the new records"
+    )
+    parser.add_argument(
+        "--record-missing",
+        action="store_true",
+        help="record only headlines without a record for their quick command; compare the rest",
     )
     parser.add_argument("--reduced-spec", nargs=2, type=Path, metavar=("SPEC", "OUT"))
     args = parser.parse_args(argv)
@@ -637,7 +653,7 @@ def main(argv: list[str] | None = None) -> int:
                 lines.append(f"| {h.name} | {h.metric} | - | - | FAILED ({exc}) | - |")
                 continue
             path = RECORDS / f"{h.name}.json"
-            if args.record:
+            if args.record or (args.record_missing and not _has_record(path, h)):
                 spread = h.spread or _default_spread(value)
                 payload = {
                     "headline": h.name,

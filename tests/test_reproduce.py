@@ -170,3 +170,17 @@ def test_figures_are_read_from_the_json_lines_of_a_benchmark_output() -> None:
     assert reproduce.dropnet_points_lost("model_a")(stdout, Path(".")) == pytest.approx(2.0)
     with pytest.raises(ValueError, match=re.escape("no JSON line with {'part': 'model_b'}")):
         reproduce.dropnet_points_lost("model_b")(stdout, Path("."))
+
+
+def test_record_missing_records_only_headlines_without_a_record_of_their_quick_command(
+    tmp_path: Path,
+) -> None:
+    headline = next(h for h in reproduce.HEADLINES if h.quick)
+    path = tmp_path / f"{headline.name}.json"
+    assert not reproduce._has_record(path, headline)  # no file
+    path.write_text(json.dumps({"quick": headline.quick, "value": 1.0, "spread": 0.1}))
+    assert reproduce._has_record(path, headline)
+    path.write_text(json.dumps({"quick": "an older quick command", "value": 1.0}))
+    assert not reproduce._has_record(path, headline)  # recorded for another command
+    path.write_text("{not json")
+    assert not reproduce._has_record(path, headline)
