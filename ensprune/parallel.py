@@ -52,6 +52,7 @@ __all__ = [
     "WorkerLogs",
     "dask_scheduler",
     "forward_worker_logs",
+    "malloc_thresholds",
     "parallel_config",
     "parallel_map",
     "resolve_n_jobs",
@@ -158,7 +159,7 @@ def restore_malloc_reuse() -> bool:
     kept free), so tensors come from the heap again.
 
     Acts only under glibc and only when ``MALLOC_TRIM_THRESHOLD_`` is set lower than that;
-    returns whether it changed anything.
+    returns whether it changed anything (then :func:`malloc_thresholds` says what it set).
     """
     trim = os.environ.get("MALLOC_TRIM_THRESHOLD_")
     if trim is None or platform.libc_ver()[0] != "glibc":
@@ -172,6 +173,7 @@ def restore_malloc_reuse() -> bool:
     done = libc.mallopt(_M_MMAP_THRESHOLD, REUSED_ALLOCATION_BYTES) == 1
     done = libc.mallopt(_M_TRIM_THRESHOLD, KEPT_FREE_BYTES) == 1 and done
     if done:
+        _malloc_set[:] = [REUSED_ALLOCATION_BYTES, KEPT_FREE_BYTES]
         logger.debug(
             "MALLOC_TRIM_THRESHOLD_=%s: malloc thresholds raised (mmap %d B, trim %d B)",
             trim,
@@ -179,6 +181,15 @@ def restore_malloc_reuse() -> bool:
             KEPT_FREE_BYTES,
         )
     return done
+
+
+_malloc_set: list[int] = []  # what restore_malloc_reuse set in this process
+
+
+def malloc_thresholds() -> tuple[int, int] | None:
+    """(mmap threshold, trim threshold) that :func:`restore_malloc_reuse` set in this process,
+    or ``None`` when it set nothing (glibc's own rule, or the environment's, applies)."""
+    return (_malloc_set[0], _malloc_set[1]) if _malloc_set else None
 
 
 def parallel_map(func: Callable[[T], R], items: Iterable[T], n_jobs: int | None = None) -> list[R]:
