@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
@@ -62,7 +63,10 @@ def open_storage(url: str) -> BaseStorage:
         engine_kwargs["connect_args"] = {"connect_timeout": 10}  # never hang on a dead host
     shared = is_shared(url)
     try:
-        return _rdb_storage(url, engine_kwargs, shared)
+        storage = _rdb_storage(url, engine_kwargs, shared)
+        if storage.engine.name == "sqlite":
+            _journal_ahead(storage)
+        return storage
     except ImportError as exc:
         raise StorageError(
             f"the driver for storage {redact(url)} is not installed ({exc}); for PostgreSQL run "
@@ -105,6 +109,33 @@ def _rdb_storage(url: str, engine_kwargs: dict[str, object], shared: bool) -> RD
                 raise
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def _journal_ahead(storage: RDBStorage) -> None:
+    """SQLite in write-ahead-log mode with ``synchronous=NORMAL`` on every connection.
+
+    Optuna commits every ``suggest_*``, user attribute, report and state change on its own; in
+    SQLite's default rollback journal each commit waits for two fsyncs (about 9 ms, a third of
+    the framework's time per trial). In WAL mode with ``synchronous=NORMAL`` a commit is an
+    append to ``study.db-wal`` without fsync, synced at checkpoints: a killed process (SIGKILL,
+    Ctrl-C, out of memory) loses nothing it committed, since its writes are already in the
+    operating system's page cache; only a power cut or kernel crash can lose the last commits,
+    never the file's consistency. WAL also lets readers work while another process of the same
+    machine writes (``--workers``); it needs a local file system, as SQLite's locks do anyway.
+    """
+    from sqlalchemy import event
+
+    event.listen(storage.engine, "connect", _set_wal_pragmas)
+    storage.engine.dispose()  # the connections Optuna opened to create the schema lack them
+
+
+def _set_wal_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the file
+        cursor.execute("PRAGMA synchronous=NORMAL")  # per connection
+    finally:
+        cursor.close()
 
 
 def _journal_path(url: str) -> Path | None:
