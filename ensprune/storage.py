@@ -35,15 +35,46 @@ def default_storage_url(run_dir: str | Path) -> str:
     return f"sqlite:///{(Path(run_dir) / 'study.db').resolve()}"
 
 
+# File storages opened by this process, by (pid, URL), with the file's identity when opened:
+# opening one costs Optuna's schema check (0.3 s, more on a busy machine), and every member
+# study of a run opened its own.
+_opened: dict[tuple[int, str], tuple[BaseStorage, tuple[int, int]]] = {}
+
+
 def open_storage(url: str) -> BaseStorage:
     """Open the Optuna storage behind ``url``.
 
     Accepted forms: ``sqlite:///path.db``, ``postgresql+psycopg2://user@host/db`` (or any SQLAlchemy
     URL), and a journal file (``journal:///path`` or a path ending in .log/.journal/.jsonl) for
     several processes on one machine.
+
+    A file storage (SQLite, journal) is opened once per process and reused while its file is
+    the same one (a file removed or replaced since is opened afresh).
     """
     if not url or not isinstance(url, str):
         raise StorageError("the storage URL is empty; give e.g. sqlite:///study.db")
+    key = (os.getpid(), url)
+    cached = _opened.get(key)
+    if cached is not None and cached[1] == _file_identity(url):
+        return cached[0]
+    storage = _open_storage(url)
+    identity = _file_identity(url)
+    if identity is not None:
+        _opened[key] = (storage, identity)
+    return storage
+
+
+def _file_identity(url: str) -> tuple[int, int] | None:
+    """(device, inode) of a file storage's file; None for other storages or a missing file."""
+    path = _file_path(url)
+    try:
+        stat = path.stat() if path is not None else None
+    except OSError:
+        return None
+    return None if stat is None else (stat.st_dev, stat.st_ino)
+
+
+def _open_storage(url: str) -> BaseStorage:
     journal_path = _journal_path(url)
     if journal_path is not None:
         journal_path.parent.mkdir(parents=True, exist_ok=True)
