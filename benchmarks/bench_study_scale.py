@@ -179,6 +179,9 @@ def main() -> None:
             "trials": n_trials,
             "wall_s": round(result["wall"], 1),
             "trials_per_min": round(n_trials / result["wall"] * 60, 2),
+            # the trials' own work (pruning, fine-tuning, evaluation) wherever they ran: equal
+            # across configurations unless the workers themselves are slower (dask: issue 15)
+            "work_s": round(sum(work_seconds(result["run_dir"], result["frame"])), 1),
             **chosen_summary(result["frame"]),
         }
         rows.append(row)
@@ -226,11 +229,12 @@ def main() -> None:
 
 
 def write(args: argparse.Namespace, rows: list[dict], summary: dict) -> None:
-    header = "| config | trials | wall (s) | trials/min | pruned trials | mean chosen sparsity | mean chosen val acc |"
-    lines = [header, "|---|---|---|---|---|---|---|"]
+    header = "| config | trials | wall (s) | trials/min | trial work (s) | pruned trials | mean chosen sparsity | mean chosen val acc |"
+    lines = [header, "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
             f"| {r['config']} | {r['trials']} | {r['wall_s']} | {r['trials_per_min']} | "
+            f"{r['work_s']} | "
             f"{r['pruned_trials']} | {r['mean_chosen_sparsity']} | {r['mean_chosen_val_accuracy']} |"
         )
     body = "\n".join(
@@ -241,7 +245,8 @@ def write(args: argparse.Namespace, rows: list[dict], summary: dict) -> None:
             f"{args.max_train} training images, {args.trials} trials per member, "
             f"{args.finetune_epochs} fine-tuning epochs per trial; every configuration "
             f"searches the same trained pool from a fresh {args.storage} storage with the same "
-            "seed.",
+            "seed. Trial work: the seconds all trials spent pruning, fine-tuning and "
+            "evaluating (their `work_s`), wherever they ran.",
             "",
             *lines,
             "",

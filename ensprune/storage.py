@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
@@ -34,15 +35,46 @@ def default_storage_url(run_dir: str | Path) -> str:
     return f"sqlite:///{(Path(run_dir) / 'study.db').resolve()}"
 
 
+# File storages opened by this process, by (pid, URL), with the file's identity when opened:
+# opening one costs Optuna's schema check (0.3 s, more on a busy machine), and every member
+# study of a run opened its own.
+_opened: dict[tuple[int, str], tuple[BaseStorage, tuple[int, int]]] = {}
+
+
 def open_storage(url: str) -> BaseStorage:
     """Open the Optuna storage behind ``url``.
 
     Accepted forms: ``sqlite:///path.db``, ``postgresql+psycopg2://user@host/db`` (or any SQLAlchemy
     URL), and a journal file (``journal:///path`` or a path ending in .log/.journal/.jsonl) for
     several processes on one machine.
+
+    A file storage (SQLite, journal) is opened once per process and reused while its file is
+    the same one (a file removed or replaced since is opened afresh).
     """
     if not url or not isinstance(url, str):
         raise StorageError("the storage URL is empty; give e.g. sqlite:///study.db")
+    key = (os.getpid(), url)
+    cached = _opened.get(key)
+    if cached is not None and cached[1] == _file_identity(url):
+        return cached[0]
+    storage = _open_storage(url)
+    identity = _file_identity(url)
+    if identity is not None:
+        _opened[key] = (storage, identity)
+    return storage
+
+
+def _file_identity(url: str) -> tuple[int, int] | None:
+    """(device, inode) of a file storage's file; None for other storages or a missing file."""
+    path = _file_path(url)
+    try:
+        stat = path.stat() if path is not None else None
+    except OSError:
+        return None
+    return None if stat is None else (stat.st_dev, stat.st_ino)
+
+
+def _open_storage(url: str) -> BaseStorage:
     journal_path = _journal_path(url)
     if journal_path is not None:
         journal_path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,7 +94,10 @@ def open_storage(url: str) -> BaseStorage:
         engine_kwargs["connect_args"] = {"connect_timeout": 10}  # never hang on a dead host
     shared = is_shared(url)
     try:
-        return _rdb_storage(url, engine_kwargs, shared)
+        storage = _rdb_storage(url, engine_kwargs, shared)
+        if storage.engine.name == "sqlite":
+            _journal_ahead(storage)
+        return storage
     except ImportError as exc:
         raise StorageError(
             f"the driver for storage {redact(url)} is not installed ({exc}); for PostgreSQL run "
@@ -105,6 +140,33 @@ def _rdb_storage(url: str, engine_kwargs: dict[str, object], shared: bool) -> RD
                 raise
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def _journal_ahead(storage: RDBStorage) -> None:
+    """SQLite in write-ahead-log mode with ``synchronous=NORMAL`` on every connection.
+
+    Optuna commits every ``suggest_*``, user attribute, report and state change on its own; in
+    SQLite's default rollback journal each commit waits for two fsyncs (about 9 ms, a third of
+    the framework's time per trial). In WAL mode with ``synchronous=NORMAL`` a commit is an
+    append to ``study.db-wal`` without fsync, synced at checkpoints: a killed process (SIGKILL,
+    Ctrl-C, out of memory) loses nothing it committed, since its writes are already in the
+    operating system's page cache; only a power cut or kernel crash can lose the last commits,
+    never the file's consistency. WAL also lets readers work while another process of the same
+    machine writes (``--workers``); it needs a local file system, as SQLite's locks do anyway.
+    """
+    from sqlalchemy import event
+
+    event.listen(storage.engine, "connect", _set_wal_pragmas)
+    storage.engine.dispose()  # the connections Optuna opened to create the schema lack them
+
+
+def _set_wal_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the file
+        cursor.execute("PRAGMA synchronous=NORMAL")  # per connection
+    finally:
+        cursor.close()
 
 
 def _journal_path(url: str) -> Path | None:

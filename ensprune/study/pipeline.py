@@ -47,7 +47,7 @@ from ensprune.models import (
     train_model,
 )
 from ensprune.models.named import build_named
-from ensprune.parallel import WorkerLogs, forward_worker_logs, parallel_map
+from ensprune.parallel import WorkerLogs, forward_worker_logs, parallel_map, restore_malloc_reuse
 from ensprune.storage import (
     absolute_storage_url,
     default_storage_url,
@@ -460,7 +460,8 @@ class _Caller:
 
 
 def _mirror_caller(caller: _Caller, threads: int | None) -> None:
-    """In a worker process: the caller's log levels and one torch thread (no oversubscription).
+    """In a worker process: the caller's log levels, one torch thread (no oversubscription) and
+    glibc's memory reuse where a dask nanny turned it off (see :func:`restore_malloc_reuse`).
 
     A fresh worker starts with Python's and Optuna's defaults, not what the caller configured;
     in the caller's own process (one job, or a threading backend) nothing is changed.
@@ -468,6 +469,7 @@ def _mirror_caller(caller: _Caller, threads: int | None) -> None:
     if os.getpid() == caller.pid:
         return
     follow_parent()  # ignore Ctrl-C (the caller handles it), exit when the caller is gone
+    restore_malloc_reuse()  # a dask worker's MALLOC_TRIM_THRESHOLD_ made every tensor an mmap
     optuna.logging.set_verbosity(caller.optuna_verbosity)
     ours = logging.getLogger("ensprune")
     if caller.logs is None and not ours.handlers and not logging.getLogger().handlers:

@@ -73,3 +73,48 @@ def test_nothing_to_forward_for_one_job_or_threads() -> None:
         assert logs is None
     with parallel_config(backend="threading"), forward_worker_logs(2) as logs:
         assert logs is None
+
+
+PAGE_FAULTS_OF_REUSED_TENSORS = """
+import resource, torch
+from ensprune.parallel import restore_malloc_reuse
+
+def faults() -> int:  # minor page faults of 64 tensors of 1 MiB, each freed at once
+    torch.ones(2**18)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(64):
+        torch.ones(2**18)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+print(faults(), restore_malloc_reuse(), faults())
+"""
+
+
+@pytest.mark.parametrize("trim", [None, "65536"])
+def test_restore_malloc_reuse_undoes_a_small_malloc_trim_threshold(trim: str | None) -> None:
+    """With dask's MALLOC_TRIM_THRESHOLD_=65536 every 1 MiB tensor is a fresh mmap (256 page
+    faults each); after restore_malloc_reuse the heap's memory is reused. Counted, not timed."""
+    import platform
+    import subprocess
+    import sys
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("the malloc thresholds are glibc's")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    if trim is not None:
+        env["MALLOC_TRIM_THRESHOLD_"] = trim
+    done = subprocess.run(
+        [sys.executable, "-c", PAGE_FAULTS_OF_REUSED_TENSORS],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    before, changed, after = done.stdout.split()
+    if trim is None:  # glibc's dynamic thresholds: nothing to restore
+        assert changed == "False"
+        assert int(before) < 64 * 256 / 4
+    else:
+        assert changed == "True"
+        assert int(before) > 64 * 256 / 2  # an mmap per tensor
+        assert int(after) < 64 * 256 / 8

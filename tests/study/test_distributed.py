@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -103,3 +104,52 @@ def test_a_dask_local_cluster_gives_the_same_trials_and_team_as_a_local_run(
     b = pd.read_csv(remote / "trials.csv")[cols]
     pd.testing.assert_frame_equal(a, b)
     assert (local / "selection.json").read_text() == (remote / "selection.json").read_text()
+
+
+@pytest.mark.slow  # a 2-worker LocalCluster: 15-60 s on 2 shared cores
+def test_dask_worker_tasks_restore_the_malloc_reuse_the_nanny_turned_off() -> None:
+    """A nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which freezes glibc's mmap
+    threshold (every tensor above 128 KiB a fresh mmap); ensprune's worker tasks on a real
+    LocalCluster raise the thresholds again, and run one torch thread each."""
+    distributed = pytest.importorskip("dask.distributed")
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("the malloc thresholds are glibc's")
+    from ensprune.parallel import KEPT_FREE_BYTES, REUSED_ALLOCATION_BYTES, dask_scheduler
+    from ensprune.study.pipeline import _member_map
+
+    def seen_in_the_task(_: int) -> dict[str, object]:
+        import os
+
+        import torch
+
+        from ensprune.parallel import malloc_thresholds
+
+        return {
+            "trim": os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+            "set": malloc_thresholds(),
+            "threads": torch.get_num_threads(),
+            "pid": os.getpid(),
+        }
+
+    with (
+        distributed.LocalCluster(
+            processes=True,
+            host="127.0.0.1",
+            n_workers=2,  # joblib runs the tasks here, not on a cluster of one thread
+            threads_per_worker=1,
+            dashboard_address=":0",
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        plain = client.submit(seen_in_the_task, 0, pure=False).result()
+        with dask_scheduler(cluster.scheduler_address):
+            ours = _member_map(seen_in_the_task, [0, 1], workers=2)
+    if plain["trim"] is None:
+        pytest.skip("this dask no longer sets MALLOC_TRIM_THRESHOLD_ in its workers")
+    assert plain["set"] is None  # a task of its own: the nanny's setting holds
+    for task in ours:  # ensprune's tasks on the same cluster
+        assert task["pid"] != os.getpid() and task["trim"] == plain["trim"]
+        assert task["set"] == (REUSED_ALLOCATION_BYTES, KEPT_FREE_BYTES)
+        assert task["threads"] == 1  # one torch thread per worker of several

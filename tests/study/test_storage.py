@@ -103,3 +103,48 @@ def test_file_storages_are_the_same_by_their_real_path(
     assert absolute_storage_url("sqlite:///link/s.db") == f"sqlite:///{tmp_path}/link/s.db"
     assert absolute_storage_url("journal://s.log") == f"journal://{tmp_path}/s.log"
     assert absolute_storage_url(url) == url
+
+
+def test_sqlite_runs_in_wal_mode_and_a_killed_writer_loses_no_committed_trial(
+    tmp_path: Path,
+) -> None:
+    """WAL with synchronous=NORMAL skips the fsyncs, not the writes: a process killed right
+    after its commits leaves them in study.db-wal, and the next open reads every one."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    url = default_storage_url(tmp_path)
+    script = f"""
+import os, signal, optuna
+from ensprune.storage import open_storage
+storage = open_storage({url!r})
+with storage.engine.connect() as connection:
+    print(connection.exec_driver_sql("PRAGMA journal_mode").scalar(),
+          connection.exec_driver_sql("PRAGMA synchronous").scalar(), flush=True)
+study = optuna.create_study(study_name="s", storage=storage)
+study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=4)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=dict(os.environ)
+    )
+    assert done.returncode == -signal.SIGKILL
+    assert done.stdout.split() == ["wal", "1"]  # 1: NORMAL
+    assert (tmp_path / "study.db-wal").exists()  # killed: not folded into study.db yet
+    trials = optuna.load_study(study_name="s", storage=open_storage(url)).get_trials()
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 4
+
+
+def test_a_file_storage_is_opened_once_per_process_while_its_file_stays(tmp_path: Path) -> None:
+    url = default_storage_url(tmp_path)
+    first = open_storage(url)
+    assert open_storage(url) is first
+    journal = str(tmp_path / "study.log")
+    assert open_storage(journal) is open_storage(journal)
+    (tmp_path / "study.db").unlink()  # a storage removed (and made again): not the cached one
+    again = open_storage(url)
+    assert again is not first
+    _two_objective_study(again, "s")
+    assert study_names(url) == ["s"]
