@@ -19,6 +19,9 @@ from ._specs import spec_toml
 TINY_SPEC = spec_toml(
     study={"name": "crash", "seed": 5},
     pool={"epochs": 3, "batch_size": 64},
+    # trials of ~0.5 s: a kill timed after one trial's line lands inside the next, on an idle
+    # machine too (with 1 fine-tuning epoch a digits trial took 0.1 s, shorter than the delay)
+    search={"finetune_epochs": 8},
     selection={"beta": 0.1},
 )
 

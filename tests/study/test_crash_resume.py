@@ -123,12 +123,17 @@ def test_sigkill_at_every_stage_then_resume_equals_an_uninterrupted_run(
 
     # 2. during a member study: trial 0 is done, trial 1 is running
     run = Run(spec_file, run_dir)
-    run.kill_when("[model_a-s0] trial 0 (", delay=0.1)  # trial 1 has started, not finished
+    run.kill_when("[model_a-s0] trial 0 (", delay=0.1)  # a later trial has started, not finished
     log += run.lines
     assert run.saw("[model_a-s0] dense model reused") and run.saw("[model_a-s1] trained")
     assert checksums(run_dir, "members/model_a-s0/*.pt") == first_member
-    running = [t for ts in trials_of(run_dir).values() for t in ts if t.state == TrialState.RUNNING]
+    trials = trials_of(run_dir)
+    running = [t for ts in trials.values() for t in ts if t.state == TrialState.RUNNING]
     assert len(running) == 1  # what the SIGKILL left; the next run marks it FAIL and redoes it
+    # how many trials finished before the kill depends on the machine's speed
+    (first_study,) = [ts for ts in trials.values() if running[0] in ts]
+    done = sum(t.state == TrialState.COMPLETE for t in first_study)
+    assert 1 <= done <= 2
     trial_files = checksums(run_dir, "members/*/trials/*.pt")
     pool = checksums(run_dir, "members/*/dense.pt")
 
@@ -136,7 +141,8 @@ def test_sigkill_at_every_stage_then_resume_equals_an_uninterrupted_run(
     run = Run(spec_file, run_dir)
     run.kill_when("[model_a-s0] chosen trial")
     log += run.lines
-    assert run.saw("was cut short: marked FAIL") and run.saw("resuming: 1 trial(s) done, 2 to run")
+    assert run.saw("was cut short: marked FAIL")
+    assert run.saw(f"resuming: {done} trial(s) done, {3 - done} to run")
     assert not run.saw("] trained ")  # no member trained again
     after_search = checksums(run_dir, "members/*/trials/*.pt")
     assert {k: after_search[k] for k in trial_files} == trial_files  # finished trials untouched
