@@ -57,6 +57,14 @@ ARCHS = (
 )
 
 
+def cached_member(path: Path) -> dict[str, np.ndarray] | None:
+    """A member's record (arrays) cached by an earlier run of the script, or None."""
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
 def train_member(data: Any, i: int, bag_size: int, epochs: int) -> tuple[Any, Any, Any]:
     """Member ``i``: architecture ``ARCHS[i % len(ARCHS)]`` trained on its own seeded random bag
     of the training split; returns (network, bag inputs, bag labels)."""
@@ -89,9 +97,9 @@ def build_menus(args: argparse.Namespace, cache: Path) -> tuple[dict, list[dict]
     for i in range(args.members):
         arch = ARCHS[i % len(ARCHS)]
         path = cache / f"member_{i}.npz"
-        if path.is_file():
-            with np.load(path, allow_pickle=False) as z:
-                records.append({k: z[k] for k in z.files})
+        cached = cached_member(path)
+        if cached is not None:
+            records.append(cached)
             continue
         t0 = time.time()
         net, xb, yb = train_member(data, i, args.bag, args.epochs)

@@ -45,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from _results import bench_cache  # noqa: E402
-from bench_joint import ARCHS, compare, train_member  # noqa: E402
+from bench_joint import ARCHS, cached_member, compare, train_member  # noqa: E402
 
 #: cost name -> (record key, menu cost_name, axis label)
 COSTS = {
@@ -79,9 +79,9 @@ def build_points(args: argparse.Namespace, cache: Path) -> tuple[dict, list[dict
     for i in range(args.members):
         arch = ARCHS[i % len(ARCHS)]
         path = cache / f"member_{i}.npz"
-        if path.is_file():
-            with np.load(path, allow_pickle=False) as z:
-                records.append({k: z[k] for k in z.files})
+        cached = cached_member(path)
+        if cached is not None:
+            records.append(cached)
             continue
         t0 = time.time()
         net, xb, yb = train_member(data, i, args.bag, args.epochs)

@@ -162,8 +162,9 @@ def _member_costs(
     hash and :data:`COSTS_DEFINITION` match.
 
     Costs of the compacted network are measured only when ``kind`` needs them (its MACs for
-    ``compacted_macs``; its MACs and latency for ``latency``). The cache is rewritten after every newly measured point, so an interrupted build
-    (latency measurement is the slow part) keeps what it measured.
+    ``compacted_macs``; its MACs and latency for ``latency``). The cache is rewritten after
+    every newly measured point, so an interrupted build (latency measurement is the slow part)
+    keeps what it measured.
     """
     cache_path = folder / "costs.json"
     cached = _read_costs(cache_path)

@@ -30,6 +30,8 @@ from ensprune.study.menus import COSTS_DEFINITION, build_menus, deployed_network
 from ensprune.study.search import TrainedMember
 from ensprune.study.spec import COST_KINDS
 
+from ._specs import one_line_error
+
 SHAPE = (1, 8, 8)
 DENSE_MACS = 64 * 300 + 300 * 100 + 100 * 10  # lenet300 on 8x8 digits
 DEAD = [3, 17, 42, 99, 150, 201, 299]  # hidden units of layer 1 that nothing reads
@@ -211,8 +213,7 @@ def test_cli_refuses_a_bad_cost_name_before_training(
     spec = tmp_path / "joint.toml"
     spec.write_text('[selection]\nmode = "joint"\ncost = "flops"\n')
     assert main(["run", str(spec), "--run-dir", str(tmp_path / "run")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1
-    assert "[selection] cost must be one of macs, compacted_macs, params, latency" in err[0]
-    assert "'flops'" in err[0]
+    err = one_line_error(capsys)
+    assert "[selection] cost must be one of macs, compacted_macs, params, latency" in err
+    assert "'flops'" in err
     assert not (tmp_path / "run").exists()  # refused before anything was made
