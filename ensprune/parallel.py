@@ -30,6 +30,7 @@ import logging
 import multiprocessing
 import os
 import platform
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ __all__ = [
     "parallel_map",
     "resolve_n_jobs",
     "restore_malloc_reuse",
+    "stop_dask_profiler",
 ]
 CONNECT_TIMEOUT_S = 10
 logger = logging.getLogger("ensprune.parallel")
@@ -190,6 +192,48 @@ def malloc_thresholds() -> tuple[int, int] | None:
     """(mmap threshold, trim threshold) that :func:`restore_malloc_reuse` set in this process,
     or ``None`` when it set nothing (glibc's own rule, or the environment's, applies)."""
     return (_malloc_set[0], _malloc_set[1]) if _malloc_set else None
+
+
+KEEP_PROFILER_VARIABLE = "ENSPRUNE_KEEP_DASK_PROFILER"
+_PROFILER_CALLBACKS = ("profile", "profile-cycle")
+
+
+def stop_dask_profiler() -> bool:
+    """Stop the statistical profiler of the dask worker this code runs in, if any.
+
+    A dask worker samples the stacks of its threads every 10 ms from its event loop (config
+    ``distributed.worker.profile``), for the dashboard's profile page. Each sample holds the GIL
+    while it walks the stacks, and on a machine whose cores are all busy training it takes CPU
+    time from the task: a CPU-bound fine-tuning task ran about 12 % longer with it than without
+    (benchmarks/RESULTS.md, "Study scale"). The stop is scheduled on the worker's event loop
+    (thread-safe) and lasts for the worker process's life. Set the environment variable
+    ``ENSPRUNE_KEEP_DASK_PROFILER=1`` in the workers to keep the profiler.
+
+    Returns whether a running profiler was asked to stop (False outside a dask worker).
+    """
+    if "distributed" not in sys.modules or os.environ.get(KEEP_PROFILER_VARIABLE):
+        return False  # not in a dask worker (never import dask here), or the user keeps it
+    from distributed import get_worker
+
+    try:
+        worker = get_worker()
+    except ValueError:
+        return False
+    running = [
+        callback
+        for name in _PROFILER_CALLBACKS
+        if (callback := worker.periodic_callbacks.get(name)) is not None and callback.is_running()
+    ]
+    if not running:
+        return False
+
+    def stop() -> None:
+        for callback in running:
+            callback.stop()
+
+    worker.loop.add_callback(stop)
+    logger.debug("stopped the dask worker's statistical profiler (%s)", worker.address)
+    return True
 
 
 def parallel_map(func: Callable[[T], R], items: Iterable[T], n_jobs: int | None = None) -> list[R]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -107,7 +108,12 @@ def test_a_dask_local_cluster_gives_the_same_trials_and_team_as_a_local_run(
 
 
 @pytest.mark.slow  # a 2-worker LocalCluster: 15-60 s on 2 shared cores
-def test_dask_worker_tasks_restore_the_malloc_reuse_the_nanny_turned_off() -> None:
+def _worker_profiling(dask_worker: Any) -> tuple[int, bool]:
+    """A dask worker's pid and whether its statistical profiler runs (on its event loop)."""
+    return os.getpid(), bool(dask_worker.periodic_callbacks["profile"].is_running())
+
+
+def test_dask_worker_tasks_restore_malloc_reuse_and_stop_the_profiler() -> None:
     """A nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which freezes glibc's mmap
     threshold (every tensor above 128 KiB a fresh mmap); ensprune's worker tasks on a real
     LocalCluster raise the thresholds again, and run one torch thread each."""
@@ -144,8 +150,15 @@ def test_dask_worker_tasks_restore_the_malloc_reuse_the_nanny_turned_off() -> No
         distributed.Client(cluster) as client,
     ):
         plain = client.submit(seen_in_the_task, 0, pure=False).result()
+        profiling_before = client.run(_worker_profiling)
         with dask_scheduler(cluster.scheduler_address):
             ours = _member_map(seen_in_the_task, [0, 1], workers=2)
+        profiling_after = client.run(_worker_profiling)
+    # dask samples every worker's stacks by default; ensprune's tasks stopped it where they ran
+    assert all(running for _, running in profiling_before.values()), profiling_before
+    ran_ours = {task["pid"] for task in ours}
+    after = dict(profiling_after.values())
+    assert ran_ours <= after.keys() and not any(after[pid] for pid in ran_ours), profiling_after
     if plain["trim"] is None:
         pytest.skip("this dask no longer sets MALLOC_TRIM_THRESHOLD_ in its workers")
     assert plain["set"] is None  # a task of its own: the nanny's setting holds
