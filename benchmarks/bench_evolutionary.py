@@ -6,6 +6,12 @@ the per-layer allocation differs. Reports test error (mean ± std over seeds), t
 allocation, and the wall time of the evolutionary search. Results are appended to
 ``benchmarks/_cache/evolutionary.jsonl`` as they come (a re-run skips measured points).
 
+``--model resnet20`` starts every seed from the one dense ResNet-20 that ``bench_resnet.py``
+caches (``--resnet-width``, 8 cosine epochs on the whole training split of split seed 0): a
+ResNet-20 trained per seed would take hours on 2 cores. The seeds then vary the pruning, the
+search and the fine-tuning; every seed uses split seed 0, so validation never holds images the
+dense network trained on, and ``--max-train`` subsamples the fine-tuning data of that split.
+
 Example:
     OMP_NUM_THREADS=1 nice python benchmarks/bench_evolutionary.py --data-dir "$ENSPRUNE_DATA_DIR"
 """
@@ -54,12 +60,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--eval-steps", type=int, default=50)
     parser.add_argument("--n-jobs", type=int, default=1)
+    parser.add_argument(
+        "--resnet-width",
+        type=int,
+        default=8,
+        help="resnet20: width of bench_resnet.py's cached dense network (trained if missing)",
+    )
     parser.add_argument("--no-write", action="store_true")
     return parser.parse_args(argv)
 
 
 def _key(args: argparse.Namespace, seed: int, sparsity: float, label: str) -> str:
     parts = [args.model, args.dataset, seed, sparsity, label, args.finetune_epochs, args.max_train]
+    if args.model == "resnet20":
+        parts.append(f"w{args.resnet_width}")
     if label == "evolutionary":
         parts += [args.population, args.generations, args.patience, args.eval_steps]
     return json.dumps(parts)
@@ -92,10 +106,14 @@ def main(argv: list[str] | None = None) -> None:
     }
     dense_acc: dict[int, float] = {}
     for seed in args.seeds:
-        data = common.load(args.dataset, args.data_dir, seed, args.max_train)
-        net, _, meta = common.dense_checkpoint(
-            args.model, data, args.dataset, seed, DENSE, args.max_train
-        )
+        if args.model == "resnet20":
+            data = common.load(args.dataset, args.data_dir, 0, args.max_train)
+            net, meta = resnet_dense(args, data)
+        else:
+            data = common.load(args.dataset, args.data_dir, seed, args.max_train)
+            net, _, meta = common.dense_checkpoint(
+                args.model, data, args.dataset, seed, DENSE, args.max_train
+            )
         dense_acc[seed] = meta["test_accuracy"]
         finetune_cfg = TrainConfig(
             epochs=args.finetune_epochs, batch_size=128, lr=1e-3, patience=3, seed=seed
@@ -133,8 +151,39 @@ def main(argv: list[str] | None = None) -> None:
         write(args, done, dense_acc)
 
 
+def resnet_dense(args: argparse.Namespace, data: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """bench_resnet.py's dense ResNet-20 (its defaults but ``--epochs 8``, as in RESULTS.md) and
+    a meta holding its test accuracy."""
+    import bench_resnet
+
+    recipe = argparse.Namespace(
+        width=args.resnet_width,
+        dataset=args.dataset,
+        epochs=8,
+        batch_size=128,
+        lr=2e-3,
+        seed=0,
+        max_train=None,
+    )
+    net, meta = bench_resnet.dense_network(recipe, data)
+    return net, {**meta, "test_accuracy": evaluate(net, data.x_test, data.y_test)[1]}
+
+
 def _spread(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def allocation_text(layer_sparsity: list[float]) -> str:
+    """Every layer's sparsity for a short network; range and head for a deep one."""
+    if not layer_sparsity:
+        return "-"
+    if len(layer_sparsity) <= 6:
+        return ", ".join(f"{v:.3f}" for v in layer_sparsity)
+    body = layer_sparsity[:-1]
+    return (
+        f"{len(layer_sparsity)} layers: {min(body):.3f}-{max(body):.3f}, "
+        f"median {statistics.median(body):.3f}, head {layer_sparsity[-1]:.3f}"
+    )
 
 
 def write(
@@ -149,7 +198,14 @@ def write(
         f"pruning of the same dense network, then {args.finetune_epochs} fine-tuning epochs "
         "(Adam lr 1e-3, early stopping, the last third at lr/10). evolutionary: population "
         f"{args.population}, at most {args.generations} generations, patience {args.patience}, "
-        f"fitness after {args.eval_steps} masked steps on 2000 validation images.",
+        f"fitness after {args.eval_steps} masked steps on 2000 validation images."
+        + (
+            f" One dense ResNet-20 of width {args.resnet_width} (bench_resnet.py's, 8 cosine "
+            "epochs on the whole training split) for every seed; the seeds vary pruning, search "
+            "and fine-tuning."
+            if args.model == "resnet20"
+            else ""
+        ),
         "",
         "| sparsity | "
         + " | ".join(f"{m} test error (%)" for m in labels)
@@ -179,7 +235,7 @@ def write(
                 verdict = f"within the seeds' spread of {best}"
             else:
                 verdict = f"worse than {best}"
-        alloc_text = ", ".join(f"{v:.3f}" for v in alloc.values()) if alloc else "-"
+        alloc_text = allocation_text(list(alloc.values()))
         search_text = f"{statistics.mean(search):.0f}" if search else "-"
         lines.append(
             f"| {sparsity:.0%} | "

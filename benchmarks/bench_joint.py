@@ -65,15 +65,24 @@ def cached_member(path: Path) -> dict[str, np.ndarray] | None:
         return {k: z[k] for k in z.files}
 
 
-def train_member(data: Any, i: int, bag_size: int, epochs: int) -> tuple[Any, Any, Any]:
-    """Member ``i``: architecture ``ARCHS[i % len(ARCHS)]`` trained on its own seeded random bag
+def same_points(record: dict[str, np.ndarray], arch: str, wanted: set[tuple[str, float]]) -> bool:
+    """Whether a cached member has this architecture and exactly these (method, sparsity) points;
+    a cache written with other methods or sparsities is trained again, not mixed in."""
+    points = zip(record["method"][1:].tolist(), record["sparsity"][1:].tolist(), strict=True)
+    return str(record["arch"]) == arch and set(points) == wanted
+
+
+def train_member(
+    data: Any, i: int, bag_size: int, epochs: int, archs: tuple[str, ...] = ARCHS
+) -> tuple[Any, Any, Any]:
+    """Member ``i``: architecture ``archs[i % len(archs)]`` trained on its own seeded random bag
     of the training split; returns (network, bag inputs, bag labels)."""
     from ensprune.models import TrainConfig, build_seeded, train_model
 
     rng = np.random.default_rng(100 + i)
     bag = rng.choice(len(data.y_train), size=min(bag_size, len(data.y_train)), replace=False)
     xb, yb = data.x_train[bag], data.y_train[bag]
-    net = build_seeded(ARCHS[i % len(ARCHS)], data.input_shape, data.num_classes, seed=i)
+    net = build_seeded(archs[i % len(archs)], data.input_shape, data.num_classes, seed=i)
     cfg = TrainConfig(epochs=epochs, batch_size=128, lr=1e-3, seed=i, patience=0)
     train_model(net, xb, yb, data.x_val, data.y_val, cfg, progress=False)
     return net, xb, yb
@@ -94,15 +103,17 @@ def build_menus(args: argparse.Namespace, cache: Path) -> tuple[dict, list[dict]
     )
     labels = {"val": data.y_val, "test": data.y_test}
     records = []
+    archs = tuple(args.archs)
+    wanted = {(m, float(s)) for m in args.methods for s in args.sparsities}
     for i in range(args.members):
-        arch = ARCHS[i % len(ARCHS)]
+        arch = archs[i % len(archs)]
         path = cache / f"member_{i}.npz"
         cached = cached_member(path)
-        if cached is not None:
+        if cached is not None and same_points(cached, arch, wanted):
             records.append(cached)
             continue
         t0 = time.time()
-        net, xb, yb = train_member(data, i, args.bag, args.epochs)
+        net, xb, yb = train_member(data, i, args.bag, args.epochs, archs)
         rows = {"method": ["dense"], "sparsity": [0.0]}
         val = [predict_proba(net, data.x_val)]
         test = [predict_proba(net, data.x_test)]
@@ -152,6 +163,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.environ.get("ENSPRUNE_DATA_DIR"))
     parser.add_argument("--members", type=int, default=10)
+    parser.add_argument(
+        "--archs",
+        nargs="+",
+        default=list(ARCHS),
+        help="member i's architecture is ARCHS[i %% len(ARCHS)] (default: 3 lenet300, "
+        "4 model_a, 3 mlp_40_20 for 10 members; the issue's sketch: lenet300 model_a)",
+    )
     parser.add_argument("--bag", type=int, default=10000)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--finetune-epochs", type=int, default=1)
@@ -164,6 +182,8 @@ def main() -> None:
     args = parser.parse_args()
 
     tag = f"m{args.members}-b{args.bag}-e{args.epochs}-ft{args.finetune_epochs}"
+    if tuple(args.archs) != ARCHS:  # the default pool keeps the tag of earlier caches
+        tag += "-" + "-".join(args.archs)
     cache = bench_cache() / "joint" / tag
     cache.mkdir(parents=True, exist_ok=True)
     labels, records = build_menus(args, cache)

@@ -38,7 +38,14 @@ from ensprune.models import TrainConfig, build_model, evaluate, measure, train_m
 from ensprune.pruning import PruningContext, make_method
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import bench_cache, command_line, machine_info, today, update_section
+from _results import (
+    bench_cache,
+    command_line,
+    machine_info,
+    today,
+    update_section,
+    update_subsection,
+)
 
 HERE = Path(__file__).resolve().parent
 CACHE = bench_cache()
@@ -68,7 +75,26 @@ def parse_args() -> argparse.Namespace:
         default="weight,filter",
         help="comma-separated: weight (LAMP, magnitude), filter (DropNet min, compacted)",
     )
+    p.add_argument(
+        "--shares",
+        type=float,
+        nargs="+",
+        default=list(CHANNEL_SHARES),
+        help="filter part: shares of channels removed",
+    )
+    p.add_argument(
+        "--fraction",
+        type=float,
+        default=None,
+        help="filter part: share of the remaining channels DropNet drops per round, each round "
+        "fine-tuned (default: the whole share in one round)",
+    )
     p.add_argument("--write", action="store_true", help="write the section of RESULTS.md")
+    p.add_argument(
+        "--subsection",
+        default=None,
+        help="with --write: write the table as this ### subsection of the section instead",
+    )
     return p.parse_args()
 
 
@@ -169,12 +195,13 @@ def main() -> None:
                     )
                 )
     if "filter" in parts:
-        for share in CHANNEL_SHARES:
+        for share in args.shares:
             method = make_method(
                 "dropnet",
                 metric="min",
                 scope="layer",
-                fraction=max(CHANNEL_SHARES),  # one round: drop the share at once, then train
+                # default: one round drops the whole share at once, then trains
+                fraction=args.fraction or max(args.shares),
                 reset="none",
                 kappa=0.0,
                 anneal=None,
@@ -184,7 +211,8 @@ def main() -> None:
             seconds = round(time.perf_counter() - start, 1)
             rows.append(
                 row(
-                    f"dropnet min {share:.0%} channels",
+                    f"dropnet min {share:.0%} channels"
+                    + (f", {result.info.get('rounds')} rounds" if args.fraction else ""),
                     result.model,
                     data,
                     dense,
@@ -199,11 +227,14 @@ def main() -> None:
                 )
             )
     rows.append(row("dense (again, last)", dense, data, dense, args))
-    out = args.out or CACHE / f"bench_resnet-w{args.width}-{'-'.join(sorted(parts))}.json"
+    rounds = f"-f{args.fraction}" if args.fraction else ""
+    out = args.out or CACHE / f"bench_resnet-w{args.width}-{'-'.join(sorted(parts))}{rounds}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1, default=str))
     print(f"rows: {out}")
-    if args.write:
+    if args.write and args.subsection:
+        update_subsection(SECTION, f"### {args.subsection}", report(rows, args, meta))
+    elif args.write:
         update_section(SECTION, report(rows, args, meta))
 
 

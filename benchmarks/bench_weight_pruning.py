@@ -39,6 +39,10 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "magnitude-layer": ("magnitude", {"scope": "layer"}),
     "lamp": ("lamp", {}),
     "random": ("random", {"scope": "global"}),
+    # second order (issue 13): diagonal empirical Fisher, and K-FAC's OBS saliency; in the
+    # gradual schedule both are re-computed from calibration data at every re-scoring step
+    "obd-empirical": ("obd", {"scope": "global", "fisher": "empirical"}),
+    "kfac-obs": ("kfac", {"scope": "global"}),
 }
 LOG = common.CACHE / "weight_pruning.jsonl"
 
