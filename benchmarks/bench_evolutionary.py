@@ -76,6 +76,7 @@ def _key(args: argparse.Namespace, seed: int, sparsity: float, label: str) -> st
         parts.append(f"w{args.resnet_width}")
     if label == "evolutionary":
         parts += [args.population, args.generations, args.patience, args.eval_steps]
+        parts.append("starts: poly, uniform, global, lamp")  # LAMP's allocation seeds the GA too
     return json.dumps(parts)
 
 

@@ -19,8 +19,8 @@ Evolving per-weight masks does not scale (a genome of 10⁵-10⁶ bits); per-lay
    per-layer cap; every layer keeps a weight), the difference spread over the layers with room
    in proportion to their size.
 3. **DEAP refinement.** Individuals are per-layer sparsities (evolved as logits); the first
-   population holds the polynomial allocation, the uniform one, the global-magnitude one and
-   mutants of the first. Blend crossover, Gaussian mutation, tournament selection and elitism
+   population holds the polynomial allocation, the uniform one, those of global magnitude and
+   of LAMP at the same budget, and mutants of the first. Blend crossover, Gaussian mutation, tournament selection and elitism
    (the project's one GA toolkit, :mod:`ensprune.ensemble.selection._evolve`: DEAP's
    algorithms drawing from a per-run seeded :class:`random.Random`); fitness is the
    validation loss after a short masked fine-tune (``eval_steps`` optimiser steps from the
@@ -69,6 +69,7 @@ from ensprune.pruning._masks import (
     masks_from_scores,
 )
 from ensprune.pruning.finetune import finetune
+from ensprune.pruning.lamp import lamp_scores
 
 if TYPE_CHECKING:
     import optuna
@@ -462,10 +463,17 @@ class EvolutionaryPruning(PruningMethod):
 
         def genomes() -> Iterator[list[float]]:
             uniform = [round(target * n) for n in sizes]
-            scores = {n: p.detach().abs() for n, p in prunable_parameters(model).items()}
-            global_masks = masks_from_scores(scores, target, "global", self.max_layer_sparsity)
-            global_counts = [int((~m).sum()) for m in global_masks.values()]
-            for counts in (poly, uniform, global_counts):
+            weights = prunable_parameters(model)
+            # the allocations of global magnitude and LAMP at the same budget start the search
+            # next to the fit's and the uniform one, so the GA begins from the known baselines
+            known = []
+            for scores in (
+                {n: p.detach().abs() for n, p in weights.items()},
+                {n: lamp_scores(p.detach()) for n, p in weights.items()},
+            ):
+                masks = masks_from_scores(scores, target, "global", self.max_layer_sparsity)
+                known.append([int((~m).sum()) for m in masks.values()])
+            for counts in (poly, uniform, *known):
                 yield [_logit(c / n) for c, n in zip(counts, sizes, strict=True)]
             while True:
                 mutant = [_logit(c / n) for c, n in zip(poly, sizes, strict=True)]

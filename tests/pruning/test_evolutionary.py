@@ -138,9 +138,39 @@ def test_the_evolved_allocation_is_no_worse_than_its_seeds_on_the_fitness(
     net, _ = trained_conv
     result = _small(generations=0).prune(net, 0.7, make_context(epochs=0, seed=1))
     evolved = _small().prune(net, 0.7, make_context(epochs=0, seed=1))
-    # generation 0 holds the polynomial, uniform and global-magnitude allocations; elitism keeps the best
+    # generation 0 holds the polynomial, uniform, global-magnitude and LAMP allocations; elitism
+    # keeps the best
     assert evolved.info["best_val_loss"][-1] <= result.info["best_val_loss"][0]
     assert result.info["generations"] == 0
+
+
+def test_the_first_population_holds_the_global_magnitude_and_lamp_allocations(
+    trained_conv, make_context, monkeypatch
+) -> None:
+    """The GA starts from the baselines it is compared with: the per-layer counts of global
+    magnitude and of LAMP at the same budget are among the allocations scored first."""
+    import ensprune.pruning.evolutionary as evolutionary
+    from ensprune.pruning._masks import masks_from_scores
+    from ensprune.pruning.lamp import lamp_scores
+
+    net, _ = trained_conv
+    scored: list[tuple[int, ...]] = []
+    real = evolutionary._score_counts
+
+    def spy(task, counts):
+        scored.append(tuple(int(c) for c in counts))
+        return real(task, counts)
+
+    monkeypatch.setattr(evolutionary, "_score_counts", spy)
+    _small(generations=0, population=4).prune(net, 0.7, make_context(epochs=0, seed=1))
+    weights = prunable_parameters(net)
+    for scores in (
+        {n: p.detach().abs() for n, p in weights.items()},
+        {n: lamp_scores(p.detach()) for n, p in weights.items()},
+    ):
+        masks = masks_from_scores(scores, 0.7, "global", None)
+        assert tuple(int((~m).sum()) for m in masks.values()) in scored
+    assert len(scored) <= 4  # the polynomial, uniform, global and LAMP allocations (deduplicated)
 
 
 @pytest.mark.parametrize(
