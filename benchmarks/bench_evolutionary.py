@@ -66,6 +66,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=8,
         help="resnet20: width of bench_resnet.py's cached dense network (trained if missing)",
     )
+    parser.add_argument(
+        "--resnet-epochs", type=int, default=8, help="resnet20: dense training epochs (cosine)"
+    )
+    parser.add_argument(
+        "--resnet-max-train",
+        type=int,
+        default=None,
+        help="resnet20: subsample the dense network's training split (quick checks)",
+    )
     parser.add_argument("--no-write", action="store_true")
     return parser.parse_args(argv)
 
@@ -74,6 +83,8 @@ def _key(args: argparse.Namespace, seed: int, sparsity: float, label: str) -> st
     parts = [args.model, args.dataset, seed, sparsity, label, args.finetune_epochs, args.max_train]
     if args.model == "resnet20":
         parts.append(f"w{args.resnet_width}")
+        if (args.resnet_epochs, args.resnet_max_train) != (8, None):  # keys of the 8-epoch rows
+            parts.append(f"dense e{args.resnet_epochs} n{args.resnet_max_train}")
     if label == "evolutionary":
         parts += [args.population, args.generations, args.patience, args.eval_steps]
         parts.append("starts: poly, uniform, global, lamp")  # LAMP's allocation seeds the GA too
@@ -153,18 +164,19 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def resnet_dense(args: argparse.Namespace, data: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """bench_resnet.py's dense ResNet-20 (its defaults but ``--epochs 8``, as in RESULTS.md) and
-    a meta holding its test accuracy."""
+    """bench_resnet.py's dense ResNet-20 (its defaults but ``--epochs 8``, as in RESULTS.md;
+    ``--resnet-epochs`` and ``--resnet-max-train`` shrink it for quick checks) and a meta holding
+    its test accuracy."""
     import bench_resnet
 
     recipe = argparse.Namespace(
         width=args.resnet_width,
         dataset=args.dataset,
-        epochs=8,
+        epochs=args.resnet_epochs,
         batch_size=128,
         lr=2e-3,
         seed=0,
-        max_train=None,
+        max_train=args.resnet_max_train,
     )
     net, meta = bench_resnet.dense_network(recipe, data)
     return net, {**meta, "test_accuracy": evaluate(net, data.x_test, data.y_test)[1]}
