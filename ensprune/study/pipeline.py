@@ -477,7 +477,7 @@ def _mirror_caller(caller: _Caller, threads: int | None) -> None:
         return
     follow_parent()  # ignore Ctrl-C (the caller handles it), exit when the caller is gone
     restore_malloc_reuse()  # a dask worker's MALLOC_TRIM_THRESHOLD_ made every tensor an mmap
-    stop_dask_profiler()  # its 10 ms stack sampling took ~12 % of a CPU-bound trial
+    stop_dask_profiler()  # its 10 ms stack sampling slows a CPU-bound trial
     optuna.logging.set_verbosity(caller.optuna_verbosity)
     ours = logging.getLogger("ensprune")
     if caller.logs is None and not ours.handlers and not logging.getLogger().handlers:
