@@ -204,8 +204,8 @@ def stop_dask_profiler() -> bool:
     A dask worker samples the stacks of its threads every 10 ms from its event loop (config
     ``distributed.worker.profile``), for the dashboard's profile page. Each sample holds the GIL
     while it walks the stacks, and on a machine whose cores are all busy training it takes CPU
-    time from the task: with two CPU-bound training tasks on two cores, a task waited 6-7 % of
-    its time with it and 3-6 % without, and ran up to 12 % longer (benchmarks/RESULTS.md,
+    time from the task: with two CPU-bound training tasks on two cores, a task waited 6-9 % of
+    its time with it and 4-5 % without, and ran up to 12 % longer (benchmarks/RESULTS.md,
     "Study scale"). The stop is scheduled on the worker's event loop
     (thread-safe) and lasts for the worker process's life. Set the environment variable
     ``ENSPRUNE_KEEP_DASK_PROFILER=1`` in the workers to keep the profiler.
