@@ -206,8 +206,8 @@ def stop_dask_profiler() -> bool:
     while it walks the stacks, and on a machine whose cores are all busy training it takes CPU
     time from the task: with two CPU-bound training tasks on two cores, a task waited 6-9 % of
     its time with it and 4-5 % without, and ran up to 12 % longer (benchmarks/RESULTS.md,
-    "Study scale"). The stop is scheduled on the worker's event loop
-    (thread-safe) and lasts for the worker process's life. Set the environment variable
+    "Study scale"). The stop is scheduled on the worker's event loop (thread-safe) and lasts
+    for the worker process's life. Set the environment variable
     ``ENSPRUNE_KEEP_DASK_PROFILER=1`` in the workers to keep the profiler.
 
     Returns whether a running profiler was asked to stop (False outside a dask worker).

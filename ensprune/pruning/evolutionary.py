@@ -20,9 +20,10 @@ Evolving per-weight masks does not scale (a genome of 10⁵-10⁶ bits); per-lay
    in proportion to their size.
 3. **DEAP refinement.** Individuals are per-layer sparsities (evolved as logits); the first
    population holds the polynomial allocation, the uniform one, those of global magnitude and
-   of LAMP at the same budget, and mutants of the first. Blend crossover, Gaussian mutation, tournament selection and elitism
-   (the project's one GA toolkit, :mod:`ensprune.ensemble.selection._evolve`: DEAP's
-   algorithms drawing from a per-run seeded :class:`random.Random`); fitness is the
+   of LAMP at the same budget, and mutants of the first. Blend crossover, Gaussian mutation,
+   tournament selection and elitism (the project's one GA toolkit,
+   :mod:`ensprune.ensemble.selection._evolve`: DEAP's algorithms drawing from a per-run seeded
+   :class:`random.Random`); fitness is the
    validation loss after a short masked fine-tune (``eval_steps`` optimiser steps from the
    dense weights, the same batches for every individual), evaluated in parallel through joblib
    on whatever backend the caller configured (:func:`ensprune.parallel.parallel_map`). The loop

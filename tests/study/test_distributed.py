@@ -107,16 +107,17 @@ def test_a_dask_local_cluster_gives_the_same_trials_and_team_as_a_local_run(
     assert (local / "selection.json").read_text() == (remote / "selection.json").read_text()
 
 
-@pytest.mark.slow  # a 2-worker LocalCluster: 15-60 s on 2 shared cores
 def _worker_profiling(dask_worker: Any) -> tuple[int, bool]:
     """A dask worker's pid and whether its statistical profiler runs (on its event loop)."""
     return os.getpid(), bool(dask_worker.periodic_callbacks["profile"].is_running())
 
 
+@pytest.mark.slow  # a 2-worker LocalCluster: 15-60 s on 2 shared cores
 def test_dask_worker_tasks_restore_malloc_reuse_and_stop_the_profiler() -> None:
     """A nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which freezes glibc's mmap
     threshold (every tensor above 128 KiB a fresh mmap); ensprune's worker tasks on a real
-    LocalCluster raise the thresholds again, and run one torch thread each."""
+    LocalCluster raise the thresholds again, run one torch thread each and stop the workers'
+    10 ms stack sampling (dask's profiler) where they ran."""
     distributed = pytest.importorskip("dask.distributed")
     import platform
 
