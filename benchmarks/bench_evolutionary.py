@@ -213,9 +213,10 @@ def write(
         f"{args.population}, at most {args.generations} generations, patience {args.patience}, "
         f"fitness after {args.eval_steps} masked steps on 2000 validation images."
         + (
-            f" One dense ResNet-20 of width {args.resnet_width} (bench_resnet.py's, 8 cosine "
-            "epochs on the whole training split) for every seed; the seeds vary pruning, search "
-            "and fine-tuning."
+            f" One dense ResNet-20 of width {args.resnet_width} (bench_resnet.py's, "
+            f"{args.resnet_epochs} cosine epochs on "
+            + (f"{args.resnet_max_train} images of" if args.resnet_max_train else "the whole")
+            + " training split) for every seed; the seeds vary pruning, search and fine-tuning."
             if args.model == "resnet20"
             else ""
         ),
