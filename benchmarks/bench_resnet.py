@@ -23,6 +23,7 @@ Example (the numbers in RESULTS.md; 2 shared cores, so one thread and a narrow n
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -36,6 +37,7 @@ import torch
 from ensprune.data import load_dataset
 from ensprune.models import TrainConfig, build_model, evaluate, measure, train_model
 from ensprune.pruning import PruningContext, make_method
+from ensprune.pruning.finetune import finetune as finetune_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import (
@@ -73,7 +75,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--parts",
         default="weight,filter",
-        help="comma-separated: weight (LAMP, magnitude), filter (DropNet min, compacted)",
+        help="comma-separated: weight (LAMP, magnitude), filter (DropNet min, compacted), "
+        "scratch (ResNet-20 at half the width trained from scratch with the dense recipe: the "
+        "shapes of a 50 %% channel cut)",
     )
     p.add_argument(
         "--shares",
@@ -88,6 +92,18 @@ def parse_args() -> argparse.Namespace:
         default=None,
         help="filter part: share of the remaining channels DropNet drops per round, each round "
         "fine-tuned (default: the whole share in one round)",
+    )
+    p.add_argument(
+        "--distill",
+        type=float,
+        default=0.0,
+        help="filter part: distillation weight alpha of every fine-tuning (teacher: the dense net)",
+    )
+    p.add_argument(
+        "--final-epochs",
+        type=int,
+        default=0,
+        help="filter part: epochs of one more fine-tuning (cosine lr) after DropNet's last round",
     )
     p.add_argument("--write", action="store_true", help="write the section of RESULTS.md")
     p.add_argument(
@@ -128,6 +144,37 @@ def dense_network(args: argparse.Namespace, data: Any) -> tuple[torch.nn.Module,
     CACHE.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": net.state_dict(), "meta": meta}, path)
     return net, meta
+
+
+def scratch_row(args: argparse.Namespace, data: Any, dense: torch.nn.Module) -> dict[str, Any]:
+    """ResNet-20 at half the width, trained from scratch with the dense network's recipe.
+
+    A 50 % per-layer channel cut of width W has exactly the shapes of width W/2, so this is
+    what those shapes reach with the dense network's own training budget: a capacity reference
+    for the pruned network, not a pruning result.
+    """
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        lr_schedule="cosine",
+        patience=0,
+        seed=args.seed,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        net = build_model("resnet20", data.input_shape, data.num_classes, width=args.width // 2)
+    start = time.perf_counter()
+    train_model(net, data.x_train, data.y_train, data.x_val, data.y_val, config, desc="scratch")
+    seconds = round(time.perf_counter() - start, 1)
+    return row(
+        f"width {args.width // 2} from scratch, {args.epochs} epochs",
+        net,
+        data,
+        dense,
+        args,
+        {"method": "scratch", "train_seconds": seconds},
+    )
 
 
 def row(
@@ -172,6 +219,7 @@ def main() -> None:
         lr_schedule="cosine",
         patience=0,
         seed=args.seed,
+        distill=args.distill,
     )
     context = PruningContext(
         data.x_train, data.y_train, data.x_val, data.y_val, finetune=finetune, seed=args.seed
@@ -208,11 +256,18 @@ def main() -> None:
             )
             start = time.perf_counter()
             result = method.prune(dense, share, context)
+            if args.final_epochs:
+                final = dataclasses.replace(finetune, epochs=args.final_epochs)
+                finetune_model(
+                    result.model, {}, context.with_teacher(dense), config=final, desc="final"
+                )
             seconds = round(time.perf_counter() - start, 1)
             rows.append(
                 row(
                     f"dropnet min {share:.0%} channels"
-                    + (f", {result.info.get('rounds')} rounds" if args.fraction else ""),
+                    + (f", {result.info.get('rounds')} rounds" if args.fraction else "")
+                    + (f" + {args.final_epochs} epochs" if args.final_epochs else "")
+                    + (f", distilled α={args.distill}" if args.distill else ""),
                     result.model,
                     data,
                     dense,
@@ -226,8 +281,12 @@ def main() -> None:
                     },
                 )
             )
+    if "scratch" in parts:
+        rows.append(scratch_row(args, data, dense))
     rows.append(row("dense (again, last)", dense, data, dense, args))
     rounds = f"-f{args.fraction}" if args.fraction else ""
+    rounds += f"-d{args.distill}" if args.distill else ""
+    rounds += f"-e{args.final_epochs}" if args.final_epochs else ""
     out = args.out or CACHE / f"bench_resnet-w{args.width}-{'-'.join(sorted(parts))}{rounds}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1, default=str))
