@@ -59,7 +59,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=common.data_dir_default())
     parser.add_argument(
-        "--parts", nargs="+", default=["oneshot"], choices=["oneshot", "obs-cost", "matrix"]
+        "--parts",
+        nargs="+",
+        default=["oneshot"],
+        choices=["oneshot", "obs-cost", "matrix", "matrix-resnet"],
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--sparsity", type=float, default=0.95)
@@ -69,6 +72,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max-train", type=int, default=None, help="subsample MNIST's train split (quick checks)"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument(
+        "--resnet-finetune-epochs",
+        type=int,
+        default=1,
+        help="matrix-resnet: epochs of fine-tuning (cosine lr) after each low-rank factorisation",
+    )
     parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
     return parser.parse_args(argv)
 
@@ -291,10 +300,100 @@ def matrix(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+RESNET_MATRIX: list[tuple[str, str, float, dict[str, Any]]] = [
+    *[("lowrank", f"lowrank, budget {s:.0%} removed", s, {}) for s in (0.3, 0.5, 0.7)],
+    *[("lowrank", f"lowrank, energy {e}", 0.0, {"energy": e}) for e in (0.9, 0.95, 0.99)],
+    # the head (in_features = 4 x width) is ResNet-20's only Linear layer
+    *[("randmm", f"randmm, c = {c}", 0.0, {"samples": c}) for c in (16, 8)],
+]
+
+
+def _latencies(model: torch.nn.Module, shape: tuple[int, ...]) -> tuple[float, float]:
+    """Least of 5 medians at batch 256 and at batch 1: other jobs only ever add time."""
+    from ensprune.models.measure import measure_latency_ms
+
+    batch = min(
+        measure_latency_ms(model, shape, batch_size=256, repeats=10, threads=1) for _ in range(5)
+    )
+    single = min(
+        measure_latency_ms(model, shape, batch_size=1, repeats=10, threads=1) for _ in range(5)
+    )
+    return batch, single
+
+
+def matrix_resnet(args: argparse.Namespace) -> str:
+    """Low rank and randomized multiplication on the cached dense ResNet-20 of bench_resnet.py."""
+    from bench_resnet import dense_network
+
+    from ensprune.data import load_dataset
+    from ensprune.models import count_macs, count_parameters
+    from ensprune.pruning.finetune import finetune
+
+    seed = args.seeds[0]
+    data = load_dataset(
+        "fashion_mnist", data_dir=args.data_dir, seed=seed, download=False, progress=False
+    )
+    recipe = argparse.Namespace(
+        width=8, epochs=8, lr=2e-3, batch_size=128, seed=seed, max_train=None,
+        dataset="fashion_mnist",
+    )  # fmt: skip
+    dense, meta = dense_network(recipe, data)
+    shape = data.input_shape
+    tune = TrainConfig(
+        epochs=args.resnet_finetune_epochs, lr=1e-3, lr_schedule="cosine", patience=0
+    )
+    context = PruningContext(
+        data.x_train, data.y_train, data.x_val, data.y_val, seed=seed, finetune=tune
+    )
+    lines = [
+        f"- Command: `{common.command_line()}`",
+        f"- Machine: {common.machine()}; run {common.today()}",
+        "- ResNet-20 width 8 on Fashion-MNIST: the cached dense network of `bench_resnet.py` "
+        f"(8 epochs, seed {seed}; trained in {meta['train_seconds']} s). Each factorised "
+        f"network is measured as factorised, then after {args.resnet_finetune_epochs} epoch(s) "
+        "of fine-tuning (Adam lr 1e-3, cosine) on the full training split. Latency as in the "
+        "LeNet-300-100 table (least of 5 medians of 10 passes, one thread); the dense network "
+        "timed first and last.",
+        "",
+        "| model | test accuracy % | after fine-tuning % | prunable weights | MACs | ms / batch "
+        "of 256 | ms / sample (batch 1) | seconds to prune (+ fine-tune) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    entries = [("dense", "dense", 0.0, {}), *RESNET_MATRIX, ("dense", "dense (again)", 0.0, {})]
+    for name, label, sparsity, knobs in entries:
+        start = time.perf_counter()
+        if name == "dense":
+            model = dense
+        else:
+            model = make_method(name, **knobs).prune(dense, sparsity, context).model
+        seconds = time.perf_counter() - start
+        accuracy = evaluate(model, data.x_test, data.y_test)[1]
+        tuned, tune_seconds = "", ""
+        if name == "lowrank" and args.resnet_finetune_epochs:
+            start = time.perf_counter()
+            finetune(model, {}, context, desc=label)
+            tune_seconds = f" (+ {time.perf_counter() - start:.0f})"
+            tuned = f"{evaluate(model, data.x_test, data.y_test)[1]:.2%}"
+        macs = count_macs(model, shape)
+        batch, single = _latencies(model, shape)
+        row = {"part": "matrix-resnet", "model": label, "accuracy": accuracy, "tuned": tuned,
+               "macs": macs, "ms256": batch, "ms1": single, "seconds": seconds}  # fmt: skip
+        print(json.dumps(row, default=str), flush=True)
+        lines.append(
+            f"| {label} | {accuracy:.2%} | {tuned or '-'} | {count_parameters(model).prunable:,} "
+            f"| {macs:,} | {batch:.2f} | {single:.3f} | {seconds:.2f}{tune_seconds} |"
+        )
+    return "\n".join(lines)
+
+
 PARTS = {
     "oneshot": ("MLP 784-40-20-10 on MNIST: one-shot 95 % without fine-tuning", oneshot),
     "obs-cost": ("Layer-wise OBS cost on a 784 -> 300 layer", obs_cost),
     "matrix": ("LeNet-300-100: low rank, PCA and randomized multiplication vs latency", matrix),
+    "matrix-resnet": (
+        "ResNet-20: low rank and randomized multiplication vs latency",
+        matrix_resnet,
+    ),
 }
 
 
