@@ -114,9 +114,9 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def dense_network(args: argparse.Namespace, data: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The trained dense ResNet-20 and its meta, from the cache when it was trained before."""
-    config = TrainConfig(
+def dense_recipe(args: argparse.Namespace) -> TrainConfig:
+    """The dense network's training recipe (also the from-scratch reference's)."""
+    return TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -124,14 +124,24 @@ def dense_network(args: argparse.Namespace, data: Any) -> tuple[torch.nn.Module,
         patience=0,
         seed=args.seed,
     )
+
+
+def seeded_resnet(args: argparse.Namespace, data: Any, width: int) -> torch.nn.Module:
+    """An untrained ResNet-20 of ``width``, initialised from ``args.seed``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        return build_model("resnet20", data.input_shape, data.num_classes, width=width)
+
+
+def dense_network(args: argparse.Namespace, data: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The trained dense ResNet-20 and its meta, from the cache when it was trained before."""
+    config = dense_recipe(args)
     key = json.dumps(
         ["resnet20", args.width, args.dataset, args.seed, args.max_train, repr(config)],
         sort_keys=True,
     )
     path = CACHE / f"resnet20-w{args.width}-{hashlib.sha1(key.encode()).hexdigest()[:10]}.pt"
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(args.seed)
-        net = build_model("resnet20", data.input_shape, data.num_classes, width=args.width)
+    net = seeded_resnet(args, data, args.width)
     if path.is_file():
         payload = torch.load(path, map_location="cpu", weights_only=True)
         net.load_state_dict(payload["state_dict"])
@@ -153,17 +163,8 @@ def scratch_row(args: argparse.Namespace, data: Any, dense: torch.nn.Module) -> 
     what those shapes reach with the dense network's own training budget: a capacity reference
     for the pruned network, not a pruning result.
     """
-    config = TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        lr_schedule="cosine",
-        patience=0,
-        seed=args.seed,
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(args.seed)
-        net = build_model("resnet20", data.input_shape, data.num_classes, width=args.width // 2)
+    config = dense_recipe(args)
+    net = seeded_resnet(args, data, args.width // 2)
     start = time.perf_counter()
     train_model(net, data.x_train, data.y_train, data.x_val, data.y_val, config, desc="scratch")
     seconds = round(time.perf_counter() - start, 1)

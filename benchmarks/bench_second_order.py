@@ -219,7 +219,6 @@ MATRIX: list[tuple[str, str, float, dict[str, Any]]] = [
 
 def matrix(args: argparse.Namespace) -> str:
     from ensprune.models import count_macs, count_parameters
-    from ensprune.models.measure import measure_latency_ms
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_weight_pruning import dense_config
@@ -273,14 +272,7 @@ def matrix(args: argparse.Namespace) -> str:
                 for n, m in model.named_modules()
                 if isinstance(m, torch.nn.Linear) and n not in info["samples"]
             )
-        # The least of 5 medians: other jobs on the shared cores only ever add time.
-        batch = min(
-            measure_latency_ms(model, shape, batch_size=256, repeats=10, threads=1)
-            for _ in range(5)
-        )
-        single = min(
-            measure_latency_ms(model, shape, batch_size=1, repeats=10, threads=1) for _ in range(5)
-        )
+        batch, single = _latencies(model, shape)
         label = label or "dense"
         row = {
             "part": "matrix",
